@@ -1,0 +1,101 @@
+"""The one canonical QA example every importer produces and every stage consumes.
+
+Stored as JSONL (one example per line) by `ragtune data prepare`; `read_jsonl` validates each
+line and reports errors as `file:line: field "x" ...`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragtune import atomic
+
+
+class DataError(ValueError):
+    """Malformed input data; the message names the file, the line (or record) and the field."""
+
+
+@dataclass
+class Example:
+    id: str
+    """Unique id within a data set (importers make one when the source has none)."""
+    question: str
+    """The user's question."""
+    contexts: list[str]
+    """Retrieved passages the answer must come from (one or more)."""
+    answers: list[str] = field(default_factory=list)
+    """Acceptable gold answers (several for SQuAD-style data); empty when unanswerable."""
+    answerable: bool = True
+    """False when the contexts do not contain the answer: the model should refuse."""
+    group: str = ""
+    """Split key (article, document or context hash): examples sharing it stay on one side."""
+    kind: str = ""
+    """Optional category used to break metrics down (e.g. "counterfactual")."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def answer(self) -> str:
+        """The training target: the first gold answer ("" when unanswerable)."""
+        return self.answers[0] if self.answers else ""
+
+
+_REQUIRED = ("id", "question", "contexts")
+
+
+def example_from_dict(obj: Any, where: str) -> Example:
+    """Validate one canonical record; `where` is "file:line" for error messages."""
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    for key in _REQUIRED:
+        if key not in obj:
+            raise DataError(f'{where}: field "{key}" is missing')
+    unknown = set(obj) - {"id", "question", "contexts", "answers", "answerable", "group", "kind"}
+    if unknown:
+        raise DataError(f'{where}: unknown field "{sorted(unknown)[0]}"')
+    if not isinstance(obj["question"], str) or not obj["question"].strip():
+        raise DataError(f'{where}: field "question" is empty')
+    contexts = obj["contexts"]
+    if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
+        raise DataError(f'{where}: field "contexts" must be a list of strings')
+    answers = obj.get("answers", [])
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise DataError(f'{where}: field "answers" must be a list of strings')
+    answerable = obj.get("answerable", bool(answers))
+    if not isinstance(answerable, bool):
+        raise DataError(f'{where}: field "answerable" must be true or false')
+    if answerable and not answers:
+        raise DataError(f'{where}: field "answers" is empty but "answerable" is true')
+    return Example(
+        id=str(obj["id"]),
+        question=obj["question"],
+        contexts=contexts,
+        answers=answers,
+        answerable=answerable,
+        group=str(obj.get("group", "")),
+        kind=str(obj.get("kind", "")),
+    )
+
+
+def read_jsonl(path: str | Path) -> list[Example]:
+    """Read canonical examples written by `write_jsonl` (or by hand)."""
+    path = Path(path)
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{i}: not valid JSON: {e.msg}") from None
+            out.append(example_from_dict(obj, f"{path}:{i}"))
+    return out
+
+
+def write_jsonl(path: str | Path, examples: list[Example]) -> int:
+    return atomic.write_jsonl(path, (e.to_dict() for e in examples))

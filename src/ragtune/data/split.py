@@ -1,0 +1,76 @@
+"""Leak-free train/eval split: by group, and never one passage on both sides.
+
+Examples are joined into split units when they share a `group` (article, document) or any
+passage text (normalized), so a context seen in training never reappears in eval, even when
+two sources label the same passage with different groups. Units are shuffled with the seed and
+taken into eval until it holds about `eval_fraction` of the examples.
+
+    train_idx, eval_idx, cut = split_indices(examples, eval_fraction=0.1, seed=0)
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from ragtune.data.example import Example
+from ragtune.data.normalize import context_key
+
+
+def split_units(exs: list[Example]) -> list[list[int]]:
+    """Example indices grouped into units that must stay together, in first-seen order."""
+    parent = list(range(len(exs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving keeps the trees shallow
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[str, str], int] = {}
+    for i, ex in enumerate(exs):
+        keys = [("group", ex.group)] if ex.group else []
+        keys += [("context", context_key(c)) for c in ex.contexts if c.strip()]
+        for key in keys:
+            j = owner.setdefault(key, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    units: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(exs)):
+        units[find(i)].append(i)
+    return sorted(units.values(), key=lambda unit: unit[0])
+
+
+def split_indices(
+    exs: list[Example], eval_fraction: float, seed: int, max_examples: int | None = None
+) -> tuple[list[int], list[int], int]:
+    """(train indices, eval indices, examples cut by `max_examples`), indices in input order.
+
+    `max_examples` keeps whole units in the shuffled order (the last one trimmed to fit), so a
+    capped set is a random sample of articles, not the first articles of the file.
+    """
+    units = split_units(exs)
+    random.Random(seed).shuffle(units)
+    cut = 0
+    if max_examples is not None:
+        kept, n = [], 0
+        for unit in units:
+            if n >= max_examples:
+                cut += len(unit)
+                continue
+            take = unit[: max_examples - n]
+            cut += len(unit) - len(take)
+            kept.append(take)
+            n += len(take)
+        units = kept
+    total = sum(len(u) for u in units)
+    target = round(eval_fraction * total)
+    train: list[int] = []
+    evals: list[int] = []
+    for unit in units:
+        # Take a unit into eval while that brings eval's size closer to the target.
+        if len(evals) < target and len(evals) + len(unit) - target <= target - len(evals):
+            evals += unit
+        else:
+            train += unit
+    return sorted(train), sorted(evals), cut

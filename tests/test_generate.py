@@ -1,0 +1,82 @@
+"""The generation path: batched local decoding and an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragtune.generate import GenerateConfig, LocalGenerator, load_generator
+from ragtune.models import load_model
+
+MSG = [
+    {"role": "system", "content": "Answer."},
+    {"role": "user", "content": "Where is the Eiffel Tower?"},
+]
+MSG2 = [{"role": "system", "content": "Answer."}, {"role": "user", "content": "Who? " * 20}]
+
+
+def test_batched_equals_one_by_one(tiny_model_dir: Path) -> None:
+    model, tok = load_model(str(tiny_model_dir))
+    batched = LocalGenerator(model, tok, max_new_tokens=6, batch_size=2, name="t").generate(
+        [MSG, MSG2]
+    )
+    single = LocalGenerator(model, tok, max_new_tokens=6, batch_size=1, name="t")
+    one = [single.generate([m])[0] for m in (MSG, MSG2)]
+    assert [g.text for g in batched] == [g.text for g in one]  # left padding changes nothing
+    assert all(g.batch_size == 2 and 0 <= g.new_tokens <= 6 for g in batched)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    seen: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Handler.seen.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+        reply = {
+            "choices": [{"message": {"content": " Paris "}}],
+            "usage": {"completion_tokens": 2},
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+@pytest.fixture
+def api_server() -> Any:
+    server = HTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+def test_openai_compatible_endpoint(api_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    gen = load_generator(
+        GenerateConfig(model="openai:big-model", api_base=api_server, max_new_tokens=7)
+    )
+    out = gen.generate([MSG])
+    assert out[0].text == "Paris" and out[0].new_tokens == 2
+    req = _Handler.seen[-1]
+    assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sk-test"
+    assert req["model"] == "big-model" and req["messages"] == MSG
+    assert req["temperature"] == 0 and req["max_tokens"] == 7
+
+
+def test_unreachable_endpoint_error_names_url() -> None:
+    gen = load_generator(
+        GenerateConfig(model="openai:x", api_base="http://127.0.0.1:9/v1", timeout_s=2)
+    )
+    with pytest.raises(RuntimeError, match="127.0.0.1:9/v1/chat/completions"):
+        gen.generate([MSG])
