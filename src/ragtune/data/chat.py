@@ -92,12 +92,12 @@ def _common(rec: Record, question: str, context: str, answer: str, id_prefix: st
     )
 
 
-def _string(obj: dict[str, Any], key: str, where: str, field: str | None = None) -> str:
+def _string(obj: dict[str, Any], key: str, where: str) -> str:
     value = obj.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise DataError(f'{where}: field "{field or key}" must be a string')
+        raise DataError(f'{where}: field "{key}" must be a string')
     return value
 
 
@@ -132,9 +132,11 @@ def _content(value: Any, where: str) -> str:
     raise DataError(f"{where} must be a string or a list of text parts")
 
 
-def _turns(
-    obj: dict[str, Any], where: str, key: str, role_key: str, text_key: str
-) -> list[tuple[str, str]]:
+# (role: system/user/assistant, text, index in the file's list for messages)
+_Turn = tuple[str, str, int]
+
+
+def _turns(obj: dict[str, Any], where: str, key: str, role_key: str, text_key: str) -> list[_Turn]:
     if key not in obj:
         raise DataError(f'{where}: field "{key}" is missing')
     turns = obj[key]
@@ -142,26 +144,26 @@ def _turns(
         raise DataError(f'{where}: field "{key}" must be a non-empty list of messages')
     out = []
     for i, turn in enumerate(turns):
-        field = f'{where}: field "{key}[{i}]'
+        loc = f'{where}: field "{key}[{i}]'
         if not isinstance(turn, dict):
-            raise DataError(f'{field}" must be an object')
+            raise DataError(f'{loc}" must be an object')
         # Some sharegpt exports use role/content, some openai-like ones from/value.
         role = turn.get(role_key, turn.get("role", turn.get("from")))
         if not isinstance(role, str):
-            raise DataError(f'{field}.{role_key}" is missing')
+            raise DataError(f'{loc}.{role_key}" is missing')
         text = _content(
-            turn.get(text_key, turn.get("content", turn.get("value"))), f'{field}.{text_key}"'
+            turn.get(text_key, turn.get("content", turn.get("value"))), f'{loc}.{text_key}"'
         )
         if role.lower() in _ROLES:  # tool / function turns carry no QA
-            out.append((_ROLES[role.lower()], text))
+            out.append((_ROLES[role.lower()], text, i))
     return out
 
 
 def _chat_example(
-    rec: Record, turns: list[tuple[str, str]], key: str, id_prefix: str, system: str
+    rec: Record, turns: list[_Turn], key: str, id_prefix: str, system: str
 ) -> Example:
     where = rec.where
-    roles = [r for r, _ in turns]
+    roles = [r for r, _, _ in turns]
     if "user" not in roles:
         raise DataError(f'{where}: field "{key}" has no user message')
     u = roles.index("user")
@@ -170,7 +172,7 @@ def _chat_example(
         raise DataError(
             f'{where}: field "{key}" has no assistant reply after the first user message'
         )
-    system = system or next((t for r, t in turns[:u] if r == "system"), "")
+    system = system or next((t for r, t, _ in turns[:u] if r == "system"), "")
     user = turns[u][1]
     block = split_context_block(user)
     if block is not None and block[0]:
@@ -178,7 +180,7 @@ def _chat_example(
     else:
         context, question = _after_marker(system), user.strip()
     if not question:
-        raise EmptyQuestion(where, f"{key}[{u}]")
+        raise EmptyQuestion(where, f"{key}[{turns[u][2]}]")
     if not context:
         raise Skip(NO_CONTEXT, rec.where)
     return _common(rec, question, context, turns[a][1], id_prefix)

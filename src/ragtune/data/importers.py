@@ -21,6 +21,12 @@ Detection: `.csv`/`.tsv` are cqa-csv; `.jsonl`/`.ndjson` are read line by line; 
 parsed as JSON, falling back to JSONL when that fails (a common mislabelling). A JSON object
 with `data[].paragraphs` is SQuAD; otherwise the fields of the first record decide. Input files
 are only read. Ids, when absent, are `<file stem>-<line>` (JSONL/CSV) or `<file stem>-<index>`.
+
+Malformed records are errors naming the file, line or record path, and field; all bad records
+of a file are listed in one error (the first ten). Records that are well-formed but not
+grounded QA (alpaca/chat records without any context) are skipped and counted in
+`Imported.skipped`; blank questions are errors unless `skip_empty_questions` is set, which
+`data check` and `data prepare` do so that a few bad rows in a large set do not stop them.
 """
 
 from __future__ import annotations
@@ -99,7 +105,7 @@ def _record_format(obj: dict[str, Any]) -> str | None:
         return "sharegpt"
     if {"id", "question", "contexts"} <= keys <= _CANONICAL_KEYS:
         return "canonical"
-    if "instruction" in keys and "output" in keys:
+    if "instruction" in keys:
         return "alpaca"
     if keys & set(QUESTION_KEYS) and keys & set(CONTEXT_KEYS):
         return "cqa"

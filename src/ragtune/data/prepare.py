@@ -80,7 +80,8 @@ def _dedupe(exs: list[Example], dropped: Counter[str], notes: Counter[str]) -> l
         if len(answers) > len(first.answers):
             notes["duplicate_answers_merged"] += 1
             first = dataclasses.replace(first, answers=answers)
-        dropped["duplicate"] += len(rest)
+        if rest:
+            dropped["duplicate"] += len(rest)
         kept.append(first)
     return kept
 
@@ -157,6 +158,8 @@ def run(cfg: PrepareConfig) -> dict[str, Any]:
         warnings.append(
             "eval is empty: too few examples, or all of them share one group or context"
         )
+    if train and all(ex.answerable for ex in train):
+        warnings.append("no unanswerable examples in train: the model will not learn to refuse")
     n_imported = len(imported.examples) + sum(imported.skipped.values())
     if dropped.get("answer_not_in_context", 0) > 0.5 * n_imported:
         warnings.append(

@@ -1,0 +1,180 @@
+"""The CLI end to end on a tiny model: check -> prepare -> train -> eval (base, tuned) -> compare."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragtune.cli import main
+
+
+def _squad(path: Path) -> Path:
+    data = {"version": "v2.0", "data": []}
+    for a in range(6):
+        city = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Quito"][a]
+        ctx = f"The tower of article {a} stands in {city}. It was built in 18{a}9."
+        qas = [
+            {
+                "id": f"{a}-1",
+                "question": f"Where is the tower of article {a}?",
+                "is_impossible": False,
+                "answers": [{"text": city, "answer_start": ctx.index(city)}],
+            },
+            {
+                "id": f"{a}-2",
+                "question": f"Who designed the tower of article {a}?",
+                "is_impossible": True,
+                "answers": [],
+                "plausible_answers": [{"text": city, "answer_start": 0}],
+            },
+        ]
+        data["data"].append({"title": f"Article {a}", "paragraphs": [{"context": ctx, "qas": qas}]})
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_cli_end_to_end(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _squad(tmp_path / "squad.json")
+    before = src.read_bytes()
+    model = str(tiny_model_dir)
+
+    assert (
+        main(
+            [
+                "data",
+                "check",
+                "--data",
+                str(src),
+                "--model",
+                model,
+                "out=" + str(tmp_path / "check.md"),
+            ]
+        )
+        == 0
+    )
+    assert "examples" in capsys.readouterr().out.lower()
+    assert (tmp_path / "check.md").is_file()
+
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                "--data",
+                str(src),
+                "--out",
+                str(tmp_path / "data"),
+                "eval_fraction=0.34",
+            ]
+        )
+        == 0
+    )
+    train_file, eval_file = tmp_path / "data" / "train.jsonl", tmp_path / "data" / "eval.jsonl"
+    assert train_file.is_file() and eval_file.is_file()
+
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(train_file),
+                "--eval-data",
+                str(eval_file),
+                "--model",
+                model,
+                "--out",
+                str(run),
+                "max_steps=4",
+                "lora.r=4",
+                "threads=1",
+                "dtype=fp32",
+            ]
+        )
+        == 0
+    )
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    assert "lora:\n  r: 4" in (run / "train_config.yaml").read_text()
+
+    for label, extra in (("base", []), ("tuned", ["--adapter", str(run)])):
+        assert (
+            main(
+                [
+                    "eval",
+                    "--data",
+                    str(eval_file),
+                    "--model",
+                    model,
+                    "--out",
+                    str(tmp_path / label),
+                    "--label",
+                    label,
+                    "gen.max_new_tokens=4",
+                    "gen.threads=1",
+                    "semantic=false",
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        preds = [
+            json.loads(line)
+            for line in (tmp_path / label / "predictions.jsonl").read_text().splitlines()
+        ]
+        assert len(preds) == len(eval_file.read_text().splitlines())
+        assert {"id", "question", "prediction", "refused", "latency_s", "new_tokens"} <= set(
+            preds[0]
+        )
+        metrics = json.loads((tmp_path / label / "metrics.json").read_text())
+        assert metrics["label"] == label and metrics["n"] == len(preds)
+        assert (tmp_path / label / "report.html").is_file()
+        assert not (tmp_path / label / "predictions.partial.jsonl").exists()
+
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "base"),
+                str(tmp_path / "tuned"),
+                "out=" + str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "base" in table and "tuned" in table
+    assert (tmp_path / "cmp" / "compare.html").is_file()
+    assert src.read_bytes() == before  # the input file is never modified
+
+
+def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", "x.jsonl", "lora.rank=3"]) == 2
+    assert "unknown config key lora.rank" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"question": "q", "context": "c", "answer": "a"}\n{"context": "c", "answer": "a"}\n'
+    )
+    assert main(["data", "check", "--data", str(bad)]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err
+
+
+def test_help_lists_documented_keys() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ragtune.cli", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "lora.r = None" in out and "LoRA rank" in out and "--resume" in out
+    top = subprocess.run(
+        [sys.executable, "-m", "ragtune.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for cmd in ("data", "train", "eval", "compare", "demo"):
+        assert cmd in top
