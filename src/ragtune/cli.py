@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "resume", False):
         overrides.append("resume=true")
     try:
-        cfg = load_config(stage.config(), args.config, overrides)
+        cfg: Any = load_config(stage.config(), args.config, overrides)
         result = stage.run(cfg)
     except (ConfigError, ValueError, FileNotFoundError) as e:
         print(f"ragtune {stage.name}: error: {e}", file=sys.stderr)

@@ -94,7 +94,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+            raise ConfigError(
+                f"{key}: expected a mapping of {getattr(tp, '__name__', tp)} fields, got {value!r}"
+            )
         return from_dict(tp, value, prefix=f"{key}.")  # type: ignore[arg-type]
     if tp is Any:
         return value

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ragtune import compare, evaluate, train
 from ragtune.data.example import write_jsonl
@@ -32,7 +32,7 @@ class DemoConfig:
     """Base model spec (the embedded SmolLM2-135M-Instruct by default)."""
     out: str = "runs/demo"
     """Output folder for data, runs and the before/after report."""
-    preset: str = "quick"
+    preset: Literal["quick", "balanced", "thorough"] = "quick"
     """Training preset; the demo's own epochs/lr/rank below override its values."""
     epochs: float = 2.0
     """Passes over the demo training set (about 430 examples after the eval-loss hold-out)."""

@@ -94,8 +94,8 @@ def generate_demo(seed: int = 0, n_train_docs: int = 164, n_eval_docs: int = 32)
         raise ValueError("n_train_docs and n_eval_docs must be at least 1")
     rng = random.Random(seed)
     names = _Names(rng)  # shared by both splits, so no invented name appears in both
-    counts = {split: _doc_counts(n, _PLANS[split]) for split, n in (("train", n_train_docs),
-                                                                     ("eval", n_eval_docs))}  # fmt: skip
+    sizes = {"train": n_train_docs, "eval": n_eval_docs}
+    counts = {split: _doc_counts(n, _PLANS[split]) for split, n in sizes.items()}
     facts = _split_facts(rng, counts["eval"])
     out: dict[str, list[Example]] = {}
     docs: list[DemoDoc] = []
@@ -111,8 +111,12 @@ def _doc_counts(n_docs: int, plan: _SplitPlan) -> dict[tuple[str, str], int]:
     n_cf = round(n_docs * plan.counterfactual_share)
     n_fict = n_docs - n_cf
     n_fict_zh, n_cf_zh = round(n_fict * ZH_SHARE), round(n_cf * ZH_SHARE)
-    return {("fictional", "en"): n_fict - n_fict_zh, ("fictional", "zh"): n_fict_zh,
-            ("counterfactual", "en"): n_cf - n_cf_zh, ("counterfactual", "zh"): n_cf_zh}  # fmt: skip
+    return {
+        ("fictional", "en"): n_fict - n_fict_zh,
+        ("fictional", "zh"): n_fict_zh,
+        ("counterfactual", "en"): n_cf - n_cf_zh,
+        ("counterfactual", "zh"): n_cf_zh,
+    }
 
 
 def _split_facts(
@@ -161,8 +165,8 @@ def _build_split(
                 false_values[fact["key"]] = rng.sample(fact["false"], len(fact["false"]))
             doc = _fact_doc(doc_id, split, lang, fact, false_values[fact["key"]].pop(), rng)
             question = rng.choice(fact["ask"])
-            examples.append(_example(doc, fact["key"], question, [doc.stated[fact["key"]]],
-                                     "counterfactual"))  # fmt: skip
+            answer = doc.stated[fact["key"]]
+            examples.append(_example(doc, fact["key"], question, [answer], "counterfactual"))
         docs.append(doc)
     _add_distractors(examples, docs, rng)
     rng.shuffle(examples)
@@ -256,8 +260,8 @@ def _value(spec: str, lang: str, rng: random.Random, names: _Names) -> tuple[str
         word = names.word(lang, "place")
         return (f"{word}{suffix}" if zh else f"{word} {suffix}"), True
     if kind == "year":
-        lo, hi = (int(x) for x in rest.split()) if rest else (1820, 2015)
-        year = rng.randint(lo, hi)
+        first, last = (int(x) for x in rest.split()) if rest else (1820, 2015)
+        year = rng.randint(first, last)
         return (f"{year}年" if zh else str(year)), False
     if kind in ("num", "price"):
         lo, hi, *unit = rest.split()
@@ -288,8 +292,9 @@ def _value(spec: str, lang: str, rng: random.Random, names: _Names) -> tuple[str
 def _fact_doc(
     doc_id: str, split: str, lang: str, fact: dict[str, Any], false: str, rng: random.Random
 ) -> DemoDoc:
-    sentences = [fact["fact"].format(value=false), *fact["extra"]]
-    rng.shuffle(sentences)
+    # The fact names the subject, so it opens the text; the extras refer back to it ("It ...").
+    extras = rng.sample(fact["extra"], len(fact["extra"]))
+    sentences = [fact["fact"].format(value=false), *extras]
     return DemoDoc(
         id=doc_id,
         split=split,
@@ -321,9 +326,12 @@ def _example(doc: DemoDoc, attr: str, question: str, answers: list[str], kind: s
 
 def _add_distractors(examples: list[Example], docs: list[DemoDoc], rng: random.Random) -> None:
     """Give a quarter of the examples a second passage: another entity, same language."""
-    lang = {doc.id: doc.lang for doc in docs}
+    by_id = {doc.id: doc for doc in docs}
     for ex in rng.sample(examples, round(len(examples) * TWO_CONTEXT_SHARE)):
-        others = [d for d in docs if d.lang == lang[ex.group] and d.id != ex.group]
+        own = by_id[ex.group]
+        # Not the same entity: a reused counterfactual fact with another false value would
+        # make the two passages contradict each other.
+        others = [d for d in docs if d.lang == own.lang and d.entity != own.entity]
         if not others:
             continue
         ex.contexts.insert(rng.randint(0, 1), rng.choice(others).text)

@@ -158,4 +158,5 @@ def load_model(
         _clear_gguf_quantization(model)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model.to(device).eval(), tokenizer
+    model = model.to(device)  # type: ignore[arg-type]  # transformers stubs mistype .to
+    return model.eval(), tokenizer

@@ -241,9 +241,9 @@ def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype) -> tuple[Any,
     if cfg.method == "full":
         model.train()
         return model, tokenizer
-    targets: str | list[str] = cfg.lora.target_modules
-    if targets != "all-linear":
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    spec = cfg.lora.target_modules
+    targets = spec if spec == "all-linear" else [t.strip() for t in spec.split(",") if t.strip()]
+    assert cfg.lora.r and cfg.lora.alpha  # filled by resolve_defaults
     lora = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
@@ -282,7 +282,7 @@ def run(cfg: TrainConfig) -> TrainResult:
     train_rows = encode_all(tokenizer, train_ex, cfg)
     eval_rows = encode_all(tokenizer, eval_ex, cfg)
 
-    assert cfg.batch_size and cfg.grad_accum and cfg.epochs  # filled by resolve_defaults
+    assert cfg.batch_size and cfg.grad_accum and cfg.epochs and cfg.lr  # filled by resolve_defaults
     steps_per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
     eval_steps = cfg.eval_steps or max(1, total_steps // 5)
@@ -339,7 +339,7 @@ def run(cfg: TrainConfig) -> TrainResult:
     wall = time.perf_counter() - t0
 
     final_dir = out / ("model" if cfg.method == "full" else "adapter")
-    trainer.model.save_pretrained(final_dir)
+    model.save_pretrained(final_dir)  # the best checkpoint's weights when eval ran
     tokenizer.save_pretrained(final_dir)
     history = trainer.state.log_history
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
