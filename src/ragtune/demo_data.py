@@ -90,6 +90,7 @@ def build_demo_set(
 
 
 def generate_demo(seed: int = 0, n_train_docs: int = 164, n_eval_docs: int = 32) -> DemoSet:
+    """Both splits plus every document's metadata; example ids are "<doc id>/<attribute>"."""
     if n_train_docs < 1 or n_eval_docs < 1:
         raise ValueError("n_train_docs and n_eval_docs must be at least 1")
     rng = random.Random(seed)
@@ -183,9 +184,8 @@ def _templates(lang: str) -> Any:
 def _fictional_doc(
     doc_id: str, split: str, lang: str, domain: dict[str, Any], rng: random.Random, names: _Names
 ) -> DemoDoc:
-    invented: list[str] = []
     entity = _entity_name(domain["name"], lang, rng, names)
-    invented.append(entity)
+    invented = [entity]  # every invented name in the text, for the split-disjointness check
     attributes = list(domain["attributes"])
     rng.shuffle(attributes)
     # Leave at least two attributes out, so every document has something to refuse.
