@@ -1,6 +1,6 @@
 """English templates for the demo data set: name syllables, value pools and document domains.
 
-Pure data, read by `ragtune.demo_data`. Each domain describes one kind of fictional entity:
+Pure data, read by `ragtune.demo.dataset`. Each domain describes one kind of fictional entity:
 
     name        pattern for the entity's name; {brand}/{place} are invented words, {person} an
                 invented full name, any other {key} a random pick from POOLS[key]

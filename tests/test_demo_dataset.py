@@ -9,9 +9,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from ragtune import demo_facts
 from ragtune.data.example import Example
-from ragtune.demo_data import DemoDoc, DemoSet, build_demo_set, generate_demo
+from ragtune.demo import facts as demo_facts
+from ragtune.demo.dataset import DemoDoc, DemoSet, build_demo_set, generate_demo
 from ragtune.prompt import language
 
 

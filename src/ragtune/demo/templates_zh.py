@@ -1,6 +1,6 @@
 """Chinese templates for the demo data set: name characters, value pools and document domains.
 
-Pure data, read by `ragtune.demo_data`; same layout and value specs as `ragtune.demo_templates`
+Pure data, read by `ragtune.demo.dataset`; same layout and value specs as `ragtune.demo.templates_en`
 (see there). Values render the Chinese way: "year" -> "1874年", "num 20 3600 米" -> "312米",
 "date" -> "3月14日", "place" -> an invented two-character word plus "市".
 """

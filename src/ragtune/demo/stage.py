@@ -2,7 +2,7 @@
 
 Builds the shipped demo set (fictional documents with answerable and unanswerable questions,
 plus counterfactual documents whose context contradicts common knowledge, in English and
-Chinese; `ragtune.demo_data`), evaluates the base model on held-out documents, fine-tunes
+Chinese; `ragtune.demo.dataset`), evaluates the base model on held-out documents, fine-tunes
 it with LoRA on the training documents, evaluates the tuned model on the same held-out set,
 and prints the before/after table. Everything lands in `out`:
 
@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ragtune import compare, evaluate, train
 from ragtune.data.example import write_jsonl
-from ragtune.demo_data import build_demo_set
+from ragtune.demo.dataset import build_demo_set
 from ragtune.evaluate import EvalConfig
 from ragtune.generate import GenerateConfig
 from ragtune.train import LoraSection, TrainConfig

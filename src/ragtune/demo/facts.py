@@ -1,6 +1,6 @@
 """Counterfactual facts for the demo data set: real things, one fact swapped for a false value.
 
-Pure data, read by `ragtune.demo_data`. A document states `fact` with a false value and adds
+Pure data, read by `ragtune.demo.dataset`. A document states `fact` with a false value and adds
 the `extra` sentences, which are true, never name the real value, and never name another fact's
 subject (so train and eval stay disjoint). The question asks for the swapped value; only a model
 that reads the context rather than its memory gets it right.

@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragtune import demo_facts
-from ragtune import demo_templates as en_templates
-from ragtune import demo_templates_zh as zh_templates
 from ragtune.data.example import Example
+from ragtune.demo import facts as demo_facts
+from ragtune.demo import templates_en as en_templates
+from ragtune.demo import templates_zh as zh_templates
 
 ANSWERABLE_PER_DOC = 3  # questions about stated attributes, per fictional document
 ZH_SHARE = 0.15  # fraction of each split's fictional and counterfactual documents in Chinese
@@ -248,7 +248,7 @@ def _entity_name(pattern: str, lang: str, rng: random.Random, names: _Names) -> 
 
 
 def _value(spec: str, lang: str, rng: random.Random, names: _Names) -> tuple[str, bool]:
-    """Render a value spec (see `ragtune.demo_templates`); True when the value is an invented name."""
+    """Render a value spec (see `ragtune.demo.templates_en`); True when the value is an invented name."""
     kind, _, rest = spec.partition(" ")
     zh = lang == "zh"
     if kind == "person":
