@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ragtune.data.example import DataError, Example, read_jsonl
+from ragtune.data.example import DataError, Example
+from ragtune.data.importers import load_examples
 from ragtune.data.prepare import PrepareConfig, run
 from ragtune.data.split import split_indices, split_units
 
@@ -72,7 +73,10 @@ def test_prepare_drops_splits_and_writes(tmp_path: Path) -> None:
         "answer_not_in_context": 1,
         "duplicate": 1,
     }
-    train, evals = read_jsonl(out / "train.jsonl"), read_jsonl(out / "eval.jsonl")
+    train, evals = (
+        load_examples(out / "train.jsonl", "canonical"),
+        load_examples(out / "eval.jsonl", "canonical"),
+    )
     assert len(train) + len(evals) == 62
     assert (summary["train"]["examples"], summary["eval"]["examples"]) == (len(train), len(evals))
     assert len((out / "eval.jsonl").read_text().splitlines()) == len(evals)
@@ -136,9 +140,9 @@ def test_max_examples_and_conflicts(tmp_path: Path) -> None:
     summary = run(PrepareConfig(data=str(path), out=str(tmp_path / "small"), eval_fraction=0.0))
     assert summary["dropped"] == {"conflicting_answerability": 2, "duplicate": 1}
     assert summary["changed"] == {"duplicate_answers_merged": 1}
-    (kept,) = read_jsonl(tmp_path / "small" / "train.jsonl")
+    (kept,) = load_examples(tmp_path / "small" / "train.jsonl", "canonical")
     assert kept.answers == ["red", "crimson"]
-    assert read_jsonl(tmp_path / "small" / "eval.jsonl") == []
+    assert load_examples(tmp_path / "small" / "eval.jsonl", "canonical") == []
 
 
 def test_never_overwrites_input(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import torch
 from ragtune import atomic, runtime
 from ragtune.config import save_config
 from ragtune.data.example import Example
+from ragtune.loss import answer_loss, answer_mask, supports_logits_to_keep
 from ragtune.prompt import IGNORE_INDEX, PromptConfig, encode_example
 from ragtune.train_callbacks import ProgressBar, peak_rss_mb, plot_loss_curve
 
@@ -155,8 +156,9 @@ class EncodedDataset(torch.utils.data.Dataset):
         return self.rows[i]
 
 
-def collate(pad_id: int):
-    """Right-pad a batch; padding gets label -100 and attention 0."""
+def collate(pad_id: int, answer_logits_only: bool = False):
+    """Right-pad a batch; padding gets label -100 and attention 0. With `answer_logits_only`,
+    also mark the answer positions so the model projects only those (`ragtune.loss`)."""
 
     def fn(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
@@ -168,7 +170,10 @@ def collate(pad_id: int):
             ids[i, :n] = torch.tensor(r["input_ids"])
             labels[i, :n] = torch.tensor(r["labels"])
             mask[i, :n] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        if answer_logits_only:
+            batch["logits_to_keep"] = answer_mask(labels)
+        return batch
 
     return fn
 
@@ -317,14 +322,17 @@ def run(cfg: TrainConfig) -> TrainResult:
         report_to="none",
         disable_tqdm=True,  # ProgressBar below shows loss, tokens/s and ETA instead
         dataloader_num_workers=0,
+        prediction_loss_only=True,  # eval needs the loss only; never gather logits
     )
+    answer_only = supports_logits_to_keep(model)
     callbacks: list[Any] = [ProgressBar()]
     if do_eval and cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = Trainer(
         model=model,
         args=args,
-        data_collator=collate(tokenizer.pad_token_id),
+        data_collator=collate(tokenizer.pad_token_id, answer_only),
+        compute_loss_func=answer_loss if answer_only else None,
         train_dataset=EncodedDataset(train_rows),
         eval_dataset=EncodedDataset(eval_rows) if do_eval else None,
         processing_class=tokenizer,

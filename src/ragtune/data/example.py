@@ -1,12 +1,11 @@
 """The one canonical QA example every importer produces and every stage consumes.
 
-Stored as JSONL (one example per line) by `ragtune data prepare`; `read_jsonl` validates each
-line and reports errors as `file:line: field "x" ...`.
+Stored as JSONL (one example per line) by `ragtune data prepare`; the importers read it back
+(format `canonical`) through `example_from_dict`, which reports errors as `file:line: field "x" ...`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,22 +78,6 @@ def example_from_dict(obj: Any, where: str) -> Example:
         group=str(obj.get("group", "")),
         kind=str(obj.get("kind", "")),
     )
-
-
-def read_jsonl(path: str | Path) -> list[Example]:
-    """Read canonical examples written by `write_jsonl` (or by hand)."""
-    path = Path(path)
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: not valid JSON: {e.msg}") from None
-            out.append(example_from_dict(obj, f"{path}:{i}"))
-    return out
 
 
 def write_jsonl(path: str | Path, examples: list[Example]) -> int:
