@@ -147,3 +147,12 @@ def test_qlora_refuses_without_cuda(tmp_path: Path, tiny_model_dir: Path) -> Non
         pytest.skip("CUDA present")
     with pytest.raises(ValueError, match="qlora needs a CUDA GPU"):
         train.run(_cfg(tmp_path, tiny_model_dir, method="qlora", device="cpu"))
+
+
+def test_full_finetuning_saves_a_whole_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    before = load_file(str(tiny_model_dir / "model.safetensors"))
+    result = train.run(_cfg(tmp_path, tiny_model_dir, method="full", max_steps=5, lr=1e-3))
+    assert result.adapter.name == "model"
+    after = load_file(str(result.adapter / "model.safetensors"))
+    assert set(after) == set(before)
+    assert any(not torch.equal(after[k], before[k]) for k in before)  # weights were updated in place
