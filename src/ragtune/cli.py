@@ -187,7 +187,7 @@ def _stages() -> list[Stage]:
             demo_cfg,
             demo_run,
             {"--model": "model", "--out": "out", "--preset": "preset"},
-            show_json,
+            lambda _: None,  # demo.run prints the before/after table itself
         ),
     ]
 
