@@ -155,4 +155,18 @@ def test_full_finetuning_saves_a_whole_model(tmp_path: Path, tiny_model_dir: Pat
     assert result.adapter.name == "model"
     after = load_file(str(result.adapter / "model.safetensors"))
     assert set(after) == set(before)
-    assert any(not torch.equal(after[k], before[k]) for k in before)  # weights were updated in place
+    assert any(
+        not torch.equal(after[k], before[k]) for k in before
+    )  # weights were updated in place
+
+
+@pytest.mark.gpu
+def test_qlora_trains_on_cuda(tmp_path: Path, tiny_model_dir: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("bitsandbytes")
+    result = train.run(
+        _cfg(tmp_path, tiny_model_dir, method="qlora", device="cuda", dtype="bf16", max_steps=10)
+    )
+    assert result.metrics["steps"] == 10 and result.metrics["device"] == "cuda"
+    assert (result.adapter / "adapter_model.safetensors").is_file()
