@@ -11,6 +11,7 @@ resume=true), `train_config.yaml` (resolved), `train_metrics.json`, `loss_curve.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -179,7 +180,8 @@ def collate(pad_id: int, answer_logits_only: bool = False):
 
 
 def resolve_defaults(cfg: TrainConfig, n_train: int) -> TrainConfig:
-    """Fill preset-dependent fields left unset; the result is what gets saved."""
+    """A copy of `cfg` with preset-dependent fields filled in; the copy is what gets saved."""
+    cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora))
     p = PRESETS[cfg.preset]
     cfg.lora.r = cfg.lora.r or p["r"]
     cfg.lora.alpha = cfg.lora.alpha or 2 * cfg.lora.r
@@ -368,6 +370,7 @@ def run(cfg: TrainConfig) -> TrainResult:
         "wall_s": round(wall, 1),
         "tokens_seen": tokens,
         "tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,
+        "answer_logits_only": answer_only,
         "device": device,
         "dtype": str(dtype).replace("torch.", ""),
         "threads": threads,
