@@ -47,6 +47,7 @@ EXAMPLES = [
 
 
 def _cfg(tmp_path: Path, model: Path, **kw: object) -> TrainConfig:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "train.jsonl"
     write_jsonl(data, EXAMPLES)
     base = dict(
@@ -170,3 +171,13 @@ def test_qlora_trains_on_cuda(tmp_path: Path, tiny_model_dir: Path) -> None:
     )
     assert result.metrics["steps"] == 10 and result.metrics["device"] == "cuda"
     assert (result.adapter / "adapter_model.safetensors").is_file()
+
+
+def test_gradient_checkpointing_trains_the_same(tmp_path: Path, tiny_model_dir: Path) -> None:
+    plain = train.run(_cfg(tmp_path / "a", tiny_model_dir, max_steps=5)).metrics
+    ckpt = train.run(
+        _cfg(tmp_path / "b", tiny_model_dir, max_steps=5, gradient_checkpointing=True)
+    ).metrics
+    assert ckpt["train_loss"] == pytest.approx(
+        plain["train_loss"], rel=1e-4
+    )  # same math, less memory
