@@ -49,13 +49,13 @@ def split(
     return [exs[i] for i in tr], [exs[i] for i in ev]
 
 
-def balanced(exs: list[Example], n: int, rng: random.Random) -> list[Example]:
-    """Up to n examples, half answerable and half not where both exist."""
+def sample(
+    exs: list[Example], n: int, unanswerable_share: float, rng: random.Random
+) -> list[Example]:
+    """Up to n examples of which about `unanswerable_share` are unanswerable (where there are any)."""
     pos = [e for e in exs if e.answerable]
     neg = [e for e in exs if not e.answerable]
-    if not neg:
-        return rng.sample(pos, min(n, len(pos)))
-    k = min(n // 2, len(neg))
+    k = min(round(n * unanswerable_share), len(neg))
     return rng.sample(pos, min(n - k, len(pos))) + rng.sample(neg, k)
 
 
@@ -76,6 +76,12 @@ def main() -> None:
     ap.add_argument(
         "--eval-en", type=int, default=160, help="held-out SQuAD questions (half unanswerable)"
     )
+    ap.add_argument(
+        "--train-unanswerable",
+        type=float,
+        default=1 / 3,
+        help="share of unanswerable SQuAD training questions (more makes the model over-refuse)",
+    )
     ap.add_argument("--eval-zh", type=int, default=100, help="held-out CMRC questions")
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=2e-4)
@@ -87,7 +93,6 @@ def main() -> None:
     ap.add_argument("--threads", default="auto")
     args = ap.parse_args()
 
-    rng = random.Random(args.seed)
     out = Path(args.out)
     data = {}
     for name, path in (("squad", args.squad), ("cmrc", args.cmrc)):
@@ -97,14 +102,16 @@ def main() -> None:
         data[name] = imported.examples
     en_train, en_eval = split(data["squad"], 0.2, args.seed)  # 10 articles -> 2 held out
     zh_train, zh_eval = split(data["cmrc"], 0.1, args.seed)
-    train_set = balanced(en_train, args.train_en, rng) + rng.sample(
-        zh_train, min(args.train_zh, len(zh_train))
-    )
-    rng.shuffle(train_set)
+    # Separate generators: the held-out sets do not change when the training sizes do,
+    # so base-model scores stay comparable (and reusable) across training settings.
+    eval_rng, train_rng = random.Random(args.seed), random.Random(args.seed + 1)
     evals = {
-        "en": balanced(en_eval, args.eval_en, rng),
-        "zh": rng.sample(zh_eval, min(args.eval_zh, len(zh_eval))),
+        "en": sample(en_eval, args.eval_en, 0.5, eval_rng),
+        "zh": eval_rng.sample(zh_eval, min(args.eval_zh, len(zh_eval))),
     }
+    train_set = sample(en_train, args.train_en, args.train_unanswerable, train_rng)
+    train_set += train_rng.sample(zh_train, min(args.train_zh, len(zh_train)))
+    train_rng.shuffle(train_set)
     write_jsonl(out / "data" / "train.jsonl", train_set)
     for lang, exs in evals.items():
         write_jsonl(out / "data" / f"eval_{lang}.jsonl", exs)
