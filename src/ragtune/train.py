@@ -328,8 +328,8 @@ def run(cfg: TrainConfig) -> TrainResult:
         disable_tqdm=True,  # ProgressBar below shows loss, tokens/s and ETA instead
         dataloader_num_workers=0,
         prediction_loss_only=True,  # eval needs the loss only; never gather logits
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False}
+        activation_checkpointing=cfg.gradient_checkpointing or None,
+        activation_checkpointing_kwargs={"use_reentrant": False}
         if cfg.gradient_checkpointing
         else None,
     )
