@@ -45,20 +45,27 @@ def pick_dtype(dtype: str, device: str) -> torch.dtype:
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
-def _cpu_times() -> list[tuple[int, int]]:
-    """(busy, total) jiffies per CPU from /proc/stat."""
+def parse_cpu_times(stat: str) -> list[tuple[int, int]]:
+    """(busy, total) jiffies per CPU from /proc/stat text; busy excludes niced (low-priority) time."""
     out = []
-    with open("/proc/stat", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("cpu") and line[3].isdigit():
-                vals = [int(v) for v in line.split()[1:]]
-                idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-                out.append((sum(vals) - idle, sum(vals)))
+    for line in stat.splitlines():
+        if line.startswith("cpu") and line[3].isdigit():
+            # user nice system idle iowait ...: niced work yields to us, so it counts as free
+            vals = [int(v) for v in line.split()[1:]]
+            free = vals[1] + vals[3] + (vals[4] if len(vals) > 4 else 0)
+            out.append((sum(vals) - free, sum(vals)))
     return out
 
 
+def _cpu_times() -> list[tuple[int, int]]:
+    with open("/proc/stat", encoding="ascii") as f:
+        return parse_cpu_times(f.read())
+
+
 def free_cores(sample_s: float = 0.3) -> int:
-    """Cores of this process's CPU set that were idle over a short sample (at least 1)."""
+    """Cores of this process's CPU set that were idle (or running only niced work) over a
+    short sample, at least 1. A core busy at normal priority would halve our speed and worse:
+    torch's threads wait on each other, so one slow thread stalls them all."""
     allowed = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )
