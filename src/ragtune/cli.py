@@ -186,7 +186,7 @@ def _stages() -> list[Stage]:
             "The main job, offline: build a demo set, evaluate the base model, fine-tune, evaluate again, report.",
             demo_cfg,
             demo_run,
-            {"--model": "model", "--out": "out", "--preset": "preset"},
+            {"--model": "model", "--out": "out"},
             lambda _: None,  # demo.run prints the before/after table itself
         ),
     ]

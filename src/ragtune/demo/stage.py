@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ragtune import compare, evaluate, train
 from ragtune.data.example import write_jsonl
@@ -32,8 +32,6 @@ class DemoConfig:
     """Base model spec (the embedded SmolLM2-135M-Instruct by default)."""
     out: str = "runs/demo"
     """Output folder for data, runs and the before/after report."""
-    preset: Literal["quick", "balanced", "thorough"] = "quick"
-    """Training preset; the demo's own epochs/lr/rank below override its values."""
     epochs: float = 1.5
     """Passes over the demo training set (about 440 examples after the eval-loss hold-out)."""
     lr: float = 3e-4
@@ -88,7 +86,6 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
                 data=str(out / "data" / "train.jsonl"),
                 model=cfg.model,
                 out=str(train_dir),
-                preset=cfg.preset,
                 lora=LoraSection(r=cfg.rank, alpha=2 * cfg.rank),  # type: ignore[arg-type]
                 lr=cfg.lr,
                 epochs=cfg.epochs,
