@@ -20,7 +20,7 @@ import random
 import time
 from pathlib import Path
 
-from ragtune import atomic, compare, evaluate, runtime, train
+from ragtune import atomic, evaluate, runtime, train
 from ragtune.data.example import Example, write_jsonl
 from ragtune.data.importers import import_data
 from ragtune.data.split import split_indices
@@ -131,22 +131,22 @@ def main() -> None:
             batch_size=8,
             threads=args.threads,
         )
+        generator = None  # loaded once per model, on the first eval that is not done yet
         for lang in evals:
             run_dir = out / f"{label}_{lang}"
-            if (run_dir / "metrics.json").is_file():
-                results[lang] = compare.load_metrics(run_dir)
+            done = evaluate.finished(run_dir)
+            if done is not None:
+                results[lang] = done
                 continue
             t0 = time.perf_counter()
-            generator = load_generator(gen_cfg)
-            results[lang] = evaluate.run(
-                EvalConfig(
-                    data=str(out / "data" / f"eval_{lang}.jsonl"),
-                    out=str(run_dir),
-                    label=f"{label} {lang}",
-                    gen=gen_cfg,
-                ),
-                generator,
+            generator = generator or load_generator(gen_cfg)
+            cfg = EvalConfig(
+                data=str(out / "data" / f"eval_{lang}.jsonl"),
+                out=str(run_dir),
+                label=f"{label} {lang}",
+                gen=gen_cfg,
             )
+            results[lang] = evaluate.run(cfg, generator)
             timings[f"eval_{label}_{lang}_s"] = round(time.perf_counter() - t0, 1)
         return results
 

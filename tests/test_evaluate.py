@@ -59,8 +59,10 @@ def _cfg(tmp_path: Path) -> EvalConfig:
 
 
 def test_scores_and_outputs(tmp_path: Path) -> None:
+    assert evaluate.finished(tmp_path / "out") is None
     m = evaluate.run(_cfg(tmp_path), Scripted())
     assert m["n"] == 7 and m["answerable_f1"] == 100.0
+    assert evaluate.finished(tmp_path / "out") == m  # what a pipeline reuses instead of re-running
     assert m["refusal_accuracy"] == 0.0 and m["hallucination_rate"] == pytest.approx(100 / 7)
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} == {

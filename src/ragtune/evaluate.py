@@ -91,6 +91,12 @@ def generate_all(
     ]
 
 
+def finished(out: str | Path) -> dict[str, Any] | None:
+    """The metrics of a completed eval in `out`, or None: lets pipelines skip finished steps."""
+    path = Path(out) / "metrics.json"
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+
+
 def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     """Evaluate; pass `generator` to reuse an already loaded model (the demo does)."""
     from ragtune.data.importers import load_examples

@@ -53,10 +53,10 @@ class DemoConfig:
 def _eval(
     cfg: DemoConfig, data: Path, out: Path, label: str, adapter: str | None
 ) -> dict[str, Any]:
-    metrics_file = out / "metrics.json"
-    if metrics_file.is_file():
-        print(f"demo: {label}: reusing {metrics_file}")
-        return compare.load_metrics(out)
+    done = evaluate.finished(out)
+    if done is not None:
+        print(f"demo: {label}: reusing {out / 'metrics.json'}")
+        return done
     gen = GenerateConfig(
         model=cfg.model,
         adapter=adapter,
