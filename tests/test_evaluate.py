@@ -88,3 +88,20 @@ def test_killed_eval_resumes_without_redoing_answers(tmp_path: Path) -> None:
         for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
     ]
     assert [r["id"] for r in rows] == [e.id for e in EXAMPLES]
+
+
+def test_partial_answers_from_another_config_are_not_reused(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.run(_cfg(tmp_path), Scripted(crash_after=1))
+    cfg = _cfg(tmp_path)
+    cfg.gen.adapter = "runs/other-adapter"  # a different model: the 4 saved answers are stale
+    second = Scripted()
+    evaluate.run(cfg, second)
+    assert sum(second.calls) == 7
+
+
+def test_duplicate_id_is_named(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "eval.jsonl", [EXAMPLES[0], EXAMPLES[0]])
+    cfg = EvalConfig(data=str(tmp_path / "eval.jsonl"), out=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match='id "q0" occurs more than once'):
+        evaluate.run(cfg, Scripted())

@@ -106,14 +106,24 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     examples = load_examples(cfg.data, cfg.format)
     if cfg.max_examples is not None:
         examples = examples[: cfg.max_examples]
-    if len({e.id for e in examples}) != len(examples):
-        raise ValueError(f"{cfg.data}: example ids are not unique; eval needs unique ids")
+    seen: set[str] = set()
+    for e in examples:
+        if e.id in seen:
+            raise ValueError(
+                f'{cfg.data}: id "{e.id}" occurs more than once; eval needs unique ids'
+            )
+        seen.add(e.id)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "eval_config.yaml")
+    partial = out / "predictions.partial.jsonl"
+    config_file = out / "eval_config.yaml"
+    previous = config_file.read_text(encoding="utf-8") if config_file.is_file() else None
+    save_config(cfg, config_file)
+    if previous != config_file.read_text(encoding="utf-8"):
+        # Answers saved under another model, adapter or prompt must not be mixed into this run.
+        partial.unlink(missing_ok=True)
     t0 = time.perf_counter()
     generator = generator or load_generator(cfg.gen)
-    partial = out / "predictions.partial.jsonl"
     chunk = cfg.gen.batch_size * 4
     gens = generate_all(generator, examples, cfg.prompt, partial, chunk)
     timings = [metrics.Timing(g.latency_s, g.batch_size, g.new_tokens) for g in gens]
