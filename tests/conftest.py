@@ -3,11 +3,13 @@
 `tiny_model_dir` is a real Hugging Face folder (a byte-level BPE tokenizer trained on a few
 sentences, a ChatML chat template, and a 2-layer Llama with random weights): small enough that
 training and generation tests take seconds, real enough that every code path is exercised.
+`tiny_adapter_dir` is a run folder with a LoRA adapter for it, as `ragtune train` writes one.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,39 @@ def build_tiny_model(path: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def build_tiny_adapter(base: Path, path: Path, seed: int = 1) -> Path:
+    """A LoRA adapter (r=4, alpha=8, all linear layers) on the tiny model, saved as `ragtune
+    train` saves one. B gets random weights: peft starts it at zero, which would make the
+    adapter a no-op that no merge or conversion test could tell apart from the base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.2)
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(base).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_tiny_adapter() -> Callable[..., Path]:
+    """`build_tiny_adapter`, for tests that adapt a model of their own."""
+    return build_tiny_adapter
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder holding adapter/ for `tiny_model_dir`."""
+    run = tmp_path_factory.mktemp("tiny-run")
+    build_tiny_adapter(tiny_model_dir, run / "adapter")
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -102,6 +102,29 @@ def _stages() -> list[Stage]:
 
         return demo.run(cfg)
 
+    def export_cfg() -> type:
+        from ragtune.export.stage import ExportConfig
+
+        return ExportConfig
+
+    def export_run(cfg: Any) -> Any:
+        from ragtune.export import stage
+
+        return stage.run(cfg)
+
+    def export_show(result: Any) -> None:
+        for path, size in result.files.items():
+            print(f"{size / 1e6:>10.1f} MB  {result.out / path}")
+        for r in result.verification:
+            agree = r.get("agreement")
+            print(
+                f"verified {r['file']} ({r['engine']}): logit cosine {r['logit_cosine']:.4f}"
+                + (f", answers agree {agree:.0f}% of {r['n']}" if agree is not None else "")
+                + (f", F1 {r['f1']:.1f} vs {r['f1_transformers']:.1f}" if "f1" in r else "")
+            )
+        if result.pushed:
+            print(f"pushed to {result.pushed}")
+
     def show_json(result: Any) -> None:
         if result is None:
             return
@@ -182,6 +205,21 @@ def _stages() -> list[Stage]:
             compare_show,
         ),
         Stage(
+            "export",
+            "Write a tuned model for other runtimes: merged safetensors, GGUF (quantized, LoRA), Ollama Modelfile; verified.",
+            export_cfg,
+            export_run,
+            {
+                "--model": "model",
+                "--adapter": "adapter",
+                "--to": "to",
+                "--out": "out",
+                "--data": "data",
+                "--push-to-hub": "push_to_hub",
+            },
+            export_show,
+        ),
+        Stage(
             "demo",
             "The main job, offline: build a demo set, evaluate the base model, fine-tune, evaluate again, report.",
             demo_cfg,
@@ -222,8 +260,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Stage]]:
             "Fine-tune a small open LLM into a grounded RAG answer generator: it answers from the "
             "retrieved context, says so when the context lacks the answer, and stays short.\n\n"
             "Typical flow: ragtune data check -> ragtune data prepare -> ragtune eval (base) -> "
-            "ragtune train -> ragtune eval (tuned) -> ragtune compare.  `ragtune demo` runs it all "
-            "offline on a shipped demo set."
+            "ragtune train -> ragtune eval (tuned) -> ragtune compare -> ragtune export.  "
+            "`ragtune demo` runs it all offline on a shipped demo set."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

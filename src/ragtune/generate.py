@@ -68,6 +68,10 @@ class GenerateConfig:
     """Environment variable holding the API key for openai:MODEL (may be unset for local servers)."""
     timeout_s: float = 120.0
     """Per-request timeout for API models."""
+    backend: str = "auto"
+    """auto | transformers | llamacpp. auto runs local models with transformers (a .gguf is
+    dequantized first); llamacpp runs a .gguf model directly in llama.cpp, as llama-cli and
+    Ollama do (adapter must then be a LoRA .gguf from `ragtune export --to lora`)."""
 
 
 def stop_token_ids(tokenizer: Any, model_config: Any) -> list[int]:
@@ -199,6 +203,22 @@ def load_generator(cfg: GenerateConfig) -> Generator:
             os.environ.get(cfg.api_key_env),
             cfg.max_new_tokens,
             cfg.timeout_s,
+        )
+    if cfg.backend not in ("auto", "transformers", "llamacpp"):
+        raise ValueError(f"gen.backend must be auto, transformers or llamacpp, got {cfg.backend!r}")
+    if cfg.backend == "llamacpp":
+        from ragtune.generate_llamacpp import LlamaCppGenerator
+
+        if not cfg.model.endswith(".gguf"):
+            raise ValueError(f"gen.backend=llamacpp needs a .gguf model file, got {cfg.model!r}")
+        if cfg.adapter and not cfg.adapter.endswith(".gguf"):
+            raise ValueError(
+                "gen.backend=llamacpp needs a LoRA .gguf adapter (ragtune export --to lora), "
+                f"got {cfg.adapter!r}"
+            )
+        threads = runtime.free_cores() if cfg.threads == "auto" else int(cfg.threads)
+        return LlamaCppGenerator(
+            cfg.model, cfg.max_new_tokens, lora_path=cfg.adapter, threads=threads
         )
     from ragtune.models import load_model
 
