@@ -141,15 +141,17 @@ def load_tokenizer(spec: str) -> Any:
 
 
 def load_model(
-    spec: str, dtype: torch.dtype = torch.float32, device: str = "cpu"
+    spec: str, dtype: torch.dtype = torch.float32, device: str = "cpu", attention: str | None = None
 ) -> tuple[Any, Any]:
-    """Load (model, tokenizer) for `spec` onto `device` in `dtype`, in eval mode."""
+    """Load (model, tokenizer) for `spec` onto `device` in `dtype`, in eval mode.
+    `attention` picks transformers' attention implementation (eager, sdpa, ...); None: its default."""
     from transformers import AutoModelForCausalLM
 
     src = resolve(spec)
     tokenizer = load_tokenizer(spec)
+    kw = {"attn_implementation": attention} if attention else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw)
     except OSError as e:
         raise _from_hub_error(spec, e) from e
     if getattr(model.config, "quantization_config", None) is not None and str(

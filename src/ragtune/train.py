@@ -115,6 +115,9 @@ class TrainConfig:
     """Checkpoints kept on disk (the best one is always kept)."""
     resume: bool = False
     """Continue from the newest checkpoint in out after an interruption."""
+    attention: str = "auto"
+    """Attention kernel: auto (on CPU, matmul-softmax up to 512 tokens and sdpa beyond, see
+    ragtune.attention; sdpa on GPU), or any transformers attn_implementation (eager, sdpa...)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: ~30% slower, a fraction of the memory
     (a 0.5B model with 4 x 640-token batches peaks near 17 GB without it)."""
@@ -218,6 +221,16 @@ def _load_split(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
     return train, evals
 
 
+def attention_kernel(cfg: TrainConfig, device: str) -> str:
+    if cfg.attention != "auto":
+        return cfg.attention
+    if device == "cpu":
+        from ragtune import attention
+
+        return attention.register()
+    return "sdpa"
+
+
 def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
     """Base model + tokenizer with LoRA adapters attached (or all weights trainable for full)."""
     from peft import LoraConfig, get_peft_model
@@ -246,8 +259,12 @@ def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype) -> tuple[Any,
         )
         model = prepare_model_for_kbit_training(model)
     else:
-        # fp32 master weights; bf16 comes from autocast, so small LoRA updates are not rounded away.
-        model, tokenizer = load_model(cfg.model, torch.float32, device)
+        # Full fine-tuning keeps fp32 master weights (autocast supplies bf16 compute), so small
+        # updates are not rounded away. A LoRA base is frozen and needs no master copy: loading
+        # it in the compute dtype halves its memory and spares autocast from casting every
+        # weight on every forward. peft keeps the adapter weights themselves in fp32.
+        base_dtype = torch.float32 if cfg.method == "full" else dtype
+        model, tokenizer = load_model(cfg.model, base_dtype, device, attention_kernel(cfg, device))
     if cfg.method == "full":
         model.train()
         return model, tokenizer
@@ -261,7 +278,15 @@ def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype) -> tuple[Any,
         target_modules=targets,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora), tokenizer
+    model = get_peft_model(model, lora)
+    if dtype != torch.float32:
+        # peft casts each LoRA input up to the adapter's fp32, and autocast casts it straight
+        # back to bf16 for the matmul: two full-activation copies per layer, forward and
+        # backward (10% of a CPU step). Under autocast the input can go in as it is.
+        for module in model.modules():
+            if hasattr(module, "cast_input_dtype_enabled"):
+                module.cast_input_dtype_enabled = False
+    return model, tokenizer
 
 
 def encode_all(tokenizer: Any, examples: list[Example], cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -328,6 +353,9 @@ def run(cfg: TrainConfig) -> TrainResult:
         disable_tqdm=True,  # ProgressBar below shows loss, tokens/s and ETA instead
         dataloader_num_workers=0,
         prediction_loss_only=True,  # eval needs the loss only; never gather logits
+        # The fused AdamW kernel took 0.55 s a step on CPU for 5M LoRA weights (15% of the
+        # step); the foreach one takes 0.03 s. On CUDA fused is the faster one.
+        optim="adamw_torch" if device == "cpu" else "adamw_torch_fused",
         activation_checkpointing=cfg.gradient_checkpointing or None,
         activation_checkpointing_kwargs={"use_reentrant": False}
         if cfg.gradient_checkpointing

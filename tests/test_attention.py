@@ -1,0 +1,97 @@
+"""The fast training path computes the same thing as the plain one.
+
+ragtune trains with a bf16 frozen base under autocast, its CPU attention (matmul-softmax for
+short batches, sdpa for long ones) and logits at answer positions only. Each must leave the
+loss and the LoRA gradients unchanged, up to bf16 rounding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from test_loss import EXAMPLES  # tests/ is on sys.path (rootdir-relative imports)
+from transformers import AutoModelForCausalLM
+
+from ragtune import attention
+from ragtune.loss import answer_loss
+from ragtune.prompt import PromptConfig, encode_example
+from ragtune.train import LoraSection, TrainConfig, build_model, collate
+
+
+def _padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(3, 500, (3, 24), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 17:] = 0
+    mask[2, 6:] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("eager_max_len", [400, 4])  # 4: every batch takes the sdpa path
+def test_hybrid_attention_matches_eager(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, eager_max_len: int
+) -> None:
+    monkeypatch.setattr(attention, "EAGER_MAX_LEN", eager_max_len)
+    ids, mask = _padded_batch()
+    logits = {}
+    for impl in ("eager", attention.register()):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=impl)
+        with torch.no_grad():
+            logits[impl] = model(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()  # padded positions hold garbage in every implementation
+    diff = (logits["eager"] - logits[attention.NAME])[real].abs().max().item()
+    assert diff < 1e-5
+
+
+def _lora_grads(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat(
+        [p.grad.float().flatten() for n, p in model.named_parameters() if p.grad is not None]
+    )
+
+
+def test_fast_training_step_equals_plain_step(tiny_model_dir: Path) -> None:
+    cfg = TrainConfig(model=str(tiny_model_dir), lora=LoraSection(r=4, alpha=8, dropout=0.0))
+    fast, tok = build_model(cfg, "cpu", torch.bfloat16)
+    assert fast.get_base_model().config._attn_implementation == attention.NAME
+    assert next(fast.get_base_model().model.parameters()).dtype == torch.bfloat16
+    torch.manual_seed(1)
+    for n, p in fast.named_parameters():
+        if "lora_B" in n:  # B starts at zero; make the adapter matter
+            torch.nn.init.normal_(p, std=0.5)
+    plain, _ = build_model(
+        TrainConfig(
+            model=str(tiny_model_dir),
+            attention="sdpa",
+            method="lora",
+            lora=LoraSection(r=4, alpha=8, dropout=0.0),
+        ),
+        "cpu",
+        torch.float32,
+    )
+    plain.load_state_dict(
+        {k: v.float() for k, v in fast.state_dict().items() if "lora_" in k}, strict=False
+    )
+    rows = [encode_example(tok, e, PromptConfig(), 512) for e in EXAMPLES]
+    batch = collate(tok.pad_token_id, answer_logits_only=True)(rows)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = fast(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            logits_to_keep=batch["logits_to_keep"],
+        )
+        fast_loss = answer_loss(out, batch["labels"])
+    fast_loss.backward()
+    plain_loss = plain(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        labels=batch["labels"],
+    ).loss
+    plain_loss.backward()
+
+    assert fast_loss.item() == pytest.approx(plain_loss.item(), rel=2e-2)
+    g_fast, g_plain = _lora_grads(fast), _lora_grads(plain)
+    assert g_fast.shape == g_plain.shape
+    cosine = torch.nn.functional.cosine_similarity(g_fast, g_plain, dim=0).item()
+    assert cosine > 0.99
