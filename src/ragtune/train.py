@@ -278,15 +278,15 @@ def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype) -> tuple[Any,
         target_modules=targets,
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora)
+    peft_model = get_peft_model(model, lora)
     if dtype != torch.float32:
         # peft casts each LoRA input up to the adapter's fp32, and autocast casts it straight
         # back to bf16 for the matmul: two full-activation copies per layer, forward and
         # backward (10% of a CPU step). Under autocast the input can go in as it is.
-        for module in model.modules():
+        for module in peft_model.modules():
             if hasattr(module, "cast_input_dtype_enabled"):
                 module.cast_input_dtype_enabled = False
-    return model, tokenizer
+    return peft_model, tokenizer
 
 
 def encode_all(tokenizer: Any, examples: list[Example], cfg: TrainConfig) -> list[dict[str, Any]]:
