@@ -285,7 +285,7 @@ def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype) -> tuple[Any,
         # backward (10% of a CPU step). Under autocast the input can go in as it is.
         for module in peft_model.modules():
             if hasattr(module, "cast_input_dtype_enabled"):
-                module.cast_input_dtype_enabled = False
+                setattr(module, "cast_input_dtype_enabled", False)  # noqa: B010  (typed as Module attr)
     return peft_model, tokenizer
 
 
