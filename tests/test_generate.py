@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from ragtune.generate import GenerateConfig, LocalGenerator, load_generator
+from ragtune.generate import GenerateConfig, LocalGenerator, load_generator, stop_token_ids
 from ragtune.models import load_model
+from ragtune.prompt import render_prompt
 
 MSG = [
     {"role": "system", "content": "Answer."},
@@ -28,6 +29,14 @@ def test_batched_equals_one_by_one(tiny_model_dir: Path) -> None:
     single = LocalGenerator(model, tok, max_new_tokens=6, batch_size=1, name="t")
     one = [single.generate([m])[0] for m in (MSG, MSG2)]
     assert [g.text for g in batched] == [g.text for g in one]  # left padding changes nothing
+    # and both equal transformers' own generate, one prompt at a time (no prefilled cache)
+    for g, m in zip(batched, (MSG, MSG2)):
+        enc = tok(render_prompt(tok, m), return_tensors="pt", add_special_tokens=False)
+        ref = model.generate(
+            **enc, max_new_tokens=6, do_sample=False, eos_token_id=stop_token_ids(tok, model.config)
+        )
+        text = tok.decode(ref[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        assert g.text == text
     assert all(g.batch_size == 2 and 0 <= g.new_tokens <= 6 for g in batched)
 
 

@@ -1,8 +1,8 @@
 """The one generation path: chat messages in, short answers out, in batches.
 
 `LocalGenerator` runs a transformers model (optionally with a LoRA adapter merged in) with
-greedy decoding, KV cache, left-padded batches sorted by length, stopping at the chat
-template's end-of-turn token. `OpenAIGenerator` sends the same messages to any
+greedy decoding, KV cache, batches sorted by length and prefilled row by row (no compute on
+padding), stopping at the chat template's end-of-turn token. `OpenAIGenerator` sends the same messages to any
 OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp's server, Ollama) so an API model is
 scored on the same prompt. Eval uses this now; RAG and serving will use it later.
 
@@ -54,8 +54,9 @@ class GenerateConfig:
     """LoRA adapter folder written by `ragtune train` (its `adapter/` subfolder or the run folder)."""
     max_new_tokens: int = 48
     """Most tokens per answer; grounded answers are short, rambling is cut here."""
-    batch_size: int = 8
-    """Prompts decoded together; larger batches give more tokens/s, each answer waits longer."""
+    batch_size: int = 16
+    """Prompts decoded together; larger batches give more tokens/s, each answer waits longer
+    (SmolLM2 on 2 CPU cores, RAG prompts: 31 tokens/s at 8, 42 at 16, 30 at 32)."""
     dtype: str = "auto"
     """auto (bf16 where the hardware has it, else fp32), bf16, fp16 or fp32."""
     device: str = "auto"
@@ -106,18 +107,15 @@ class LocalGenerator:
         order = sorted(range(len(prompts)), key=lambda i: lengths[i])
         out: list[Generation | None] = [None] * len(prompts)
         pad_id = self.tokenizer.pad_token_id
-        self.tokenizer.padding_side = "left"  # left padding: every row's next token is at the end
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self.tokenizer(
-                [prompts[i] for i in idx],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(self.device)
+            rows = [self.tokenizer(prompts[i], add_special_tokens=False)["input_ids"] for i in idx]
             t0 = time.perf_counter()
+            ids, mask, cache = self._prefill(rows, pad_id)
             seqs = self.model.generate(
-                **enc,
+                input_ids=ids,
+                attention_mask=mask,
+                past_key_values=cache,
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 num_beams=1,
@@ -126,12 +124,53 @@ class LocalGenerator:
                 use_cache=True,
             )
             latency = time.perf_counter() - t0
-            new = seqs[:, enc["input_ids"].shape[1] :].tolist()  # (B, new_tokens)
+            new = seqs[:, ids.shape[1] :].tolist()  # (B, new_tokens)
             for row, i in zip(new, idx):
                 n = next((k for k, t in enumerate(row) if t in self.stop_ids), len(row))
                 text = self.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
                 out[i] = Generation(text, n, latency, len(idx))
         return [g for g in out if g is not None]
+
+    def _prefill(self, rows: list[list[int]], pad_id: int) -> tuple[Any, Any, Any]:
+        """Left-padded ids and attention mask for a batch, and a KV cache that already holds
+        every row's prompt but its last token (generate runs that one and decodes on).
+
+        Each row is prefilled on its own, unpadded: in a batch of RAG prompts sorted by length,
+        padding was still ~25% of the prompt tokens, and prompt processing is most of the work
+        when answers are short. The rows' keys and values are then left-padded into one cache;
+        the mask hides the padding. Models whose cache is not a plain per-layer list (sliding
+        window, hybrid) take the usual padded prefill (cache None)."""
+        from transformers import DynamicCache
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :] = torch.tensor(r)
+            mask[i, width - len(r) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        if min(len(r) for r in rows) < 2:
+            return ids, mask, None
+        per_row = []
+        for r in rows:
+            cache = self.model(
+                input_ids=torch.tensor([r[:-1]], device=self.device),
+                use_cache=True,
+                logits_to_keep=1,
+            ).past_key_values
+            layers = getattr(cache, "layers", None)
+            if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+                return ids, mask, None
+            per_row.append([(layer.keys, layer.values) for layer in layers])
+        merged = DynamicCache()
+        for layer_idx in range(len(per_row[0])):
+            keys, values = [], []
+            for r, kv in zip(rows, per_row):
+                pad = width - len(r)  # left padding in the sequence dim (B, heads, T, D)
+                keys.append(torch.nn.functional.pad(kv[layer_idx][0], (0, 0, pad, 0)))
+                values.append(torch.nn.functional.pad(kv[layer_idx][1], (0, 0, pad, 0)))
+            merged.update(torch.cat(keys), torch.cat(values), layer_idx)
+        return ids, mask, merged
 
 
 class OpenAIGenerator:

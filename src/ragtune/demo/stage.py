@@ -39,7 +39,7 @@ class DemoConfig:
     rank: int = 16
     """LoRA rank."""
     batch_size: int = 4
-    """Examples per forward pass; memory grows with it (8 x ~350 tokens peaked at 13 GB RSS)."""
+    """Examples per forward pass; memory grows with it."""
     grad_accum: int = 2
     """Forward passes per optimizer step (batch_size x grad_accum examples per step)."""
     max_new_tokens: int = 32
@@ -61,7 +61,6 @@ def _eval(
         model=cfg.model,
         adapter=adapter,
         max_new_tokens=cfg.max_new_tokens,
-        batch_size=8,
         threads=cfg.threads,
     )
     return evaluate.run(EvalConfig(data=str(data), out=str(out), label=label, gen=gen))
