@@ -15,7 +15,7 @@ def test_yaml_then_overrides(tmp_path: Path) -> None:
     f.write_text("data: a.jsonl\nlora:\n  r: 4\nepochs: 1\n")
     cfg = load_config(TrainConfig, f, ["lora.r=8", "lr=0.001", "prompt.refusal_en=Nope."])
     assert cfg.data == "a.jsonl"
-    assert cfg.lora.r == 8 and cfg.lora.dropout == 0.05
+    assert cfg.lora.r == 8 and cfg.lora.dropout == 0.0  # untouched nested default kept
     assert cfg.epochs == 1.0 and isinstance(cfg.epochs, float)
     assert cfg.lr == 0.001
     assert cfg.prompt.refusal_en == "Nope."

@@ -63,8 +63,10 @@ class LoraSection:
     """LoRA rank (default from the preset: quick 8, balanced 16, thorough 32)."""
     alpha: int | None = None
     """LoRA scaling numerator; the update is scaled by alpha/r (default 2*r)."""
-    dropout: float = 0.05
-    """Dropout on the LoRA input."""
+    dropout: float = 0.0
+    """Dropout on the LoRA input. Off by default: on CPU it cost 30% of training speed (demo
+    set, 10 steps: 311 tokens/s at 0.05 vs 438 at 0), and short runs on small data rarely
+    overfit enough to need it."""
     target_modules: str = "all-linear"
     """Which layers get adapters: all-linear, or a comma list such as q_proj,v_proj."""
 
