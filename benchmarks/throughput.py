@@ -81,7 +81,11 @@ def prepare_data(args: argparse.Namespace, out: Path) -> None:
     # Answerable training questions only: a few dozen steps on SQuAD 2.0's mix teach a small
     # model to refuse everything, and the held-out F1 check would then compare two zeros.
     train = [e for e in train if e.answerable]
-    write_jsonl(out / "data" / "train.jsonl", rng.sample(train, min(len(train), 2000)))
+    # Exactly one epoch of steps x batch examples: every training part sees the same
+    # examples. With a larger pool, ragtune's length-grouped sampler would start on its
+    # longest batches while the baselines draw at random, and the token mix would differ.
+    n = min(len(train), args.steps * args.batch_size)
+    write_jsonl(out / "data" / "train.jsonl", rng.sample(train, n))
     write_jsonl(
         out / "data" / "eval.jsonl", rng.sample(answerable, min(args.eval_n, len(answerable)))
     )
