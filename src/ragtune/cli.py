@@ -133,15 +133,10 @@ def _stages() -> list[Stage]:
         print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
 
     def show_eval(result: Any) -> None:
+        from ragtune.metrics import HEADLINE
+
         keys = [
-            "n",
-            "exact_match",
-            "f1",
-            "answerable_f1",
-            "refusal_accuracy",
-            "false_refusal_rate",
-            "hallucination_rate",
-            "answer_in_context_rate",
+            *HEADLINE,
             "semantic_similarity",
             "tokens_per_s",
         ]

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ragtune.metrics import METRIC_INFO
+from ragtune.metrics import HEADLINE, METRIC_INFO
 from ragtune.prompt import PromptConfig
 
 # Hub ids of ragtune's aliases, for the card's `base_model` (the Hub links the two).
@@ -146,7 +146,7 @@ def _evals(info: CardInfo) -> list[str]:
         return ["No eval metrics.json was given or found (run `ragtune eval` with this adapter)."]
     labels = [m.get("label") or Path(src).parent.name for src, m in info.evals]
     out = ["| metric | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    for key in EVAL_ROWS:
+    for key in HEADLINE:
         label, unit = METRIC_INFO[key]
         name = f"{label} ({unit})" if unit else label
         out.append(f"| {name} | " + " | ".join(_fmt(m.get(key)) for _, m in info.evals) + " |")
