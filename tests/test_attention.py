@@ -33,6 +33,14 @@ def test_hybrid_attention_matches_eager(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, eager_max_len: int
 ) -> None:
     monkeypatch.setattr(attention, "EAGER_MAX_LEN", eager_max_len)
+    calls = []
+    plain = attention.matmul_attention
+
+    def spy(*a: object, **kw: object) -> object:
+        calls.append(1)
+        return plain(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(attention, "matmul_attention", spy)
     ids, mask = _padded_batch()
     logits = {}
     for impl in ("eager", attention.register()):
@@ -42,6 +50,8 @@ def test_hybrid_attention_matches_eager(
     real = mask.bool()  # padded positions hold garbage in every implementation
     diff = (logits["eager"] - logits[attention.NAME])[real].abs().max().item()
     assert diff < 1e-5
+    # 24 tokens: the matmul-softmax path below the limit (once per layer), sdpa above it
+    assert len(calls) == (2 if eager_max_len >= ids.shape[1] else 0)
 
 
 def _lora_grads(model: torch.nn.Module) -> torch.Tensor:
@@ -55,6 +65,8 @@ def test_fast_training_step_equals_plain_step(tiny_model_dir: Path) -> None:
     fast, tok = build_model(cfg, "cpu", torch.bfloat16)
     assert fast.get_base_model().config._attn_implementation == attention.NAME
     assert next(fast.get_base_model().model.parameters()).dtype == torch.bfloat16
+    lora_layers = [m for m in fast.modules() if hasattr(m, "cast_input_dtype_enabled")]
+    assert lora_layers and not any(m.cast_input_dtype_enabled for m in lora_layers)
     torch.manual_seed(1)
     for n, p in fast.named_parameters():
         if "lora_B" in n:  # B starts at zero; make the adapter matter

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from ragtune.generate import GenerateConfig, LocalGenerator, load_generator, stop_token_ids
 from ragtune.models import load_model
@@ -38,6 +39,25 @@ def test_batched_equals_one_by_one(tiny_model_dir: Path) -> None:
         text = tok.decode(ref[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         assert g.text == text
     assert all(g.batch_size == 2 and 0 <= g.new_tokens <= 6 for g in batched)
+    assert any(g.new_tokens > 0 for g in batched)  # the comparison is over real text
+
+
+def test_prefill_fills_the_cache_without_padding_work(tiny_model_dir: Path) -> None:
+    model, tok = load_model(str(tiny_model_dir))
+    gen = LocalGenerator(model, tok, max_new_tokens=4, batch_size=2, name="t")
+    rows = [tok(render_prompt(tok, m), add_special_tokens=False)["input_ids"] for m in (MSG, MSG2)]
+    ids, mask, cache = gen._prefill(rows, tok.pad_token_id)
+    width = max(len(r) for r in rows)
+    assert ids.shape == mask.shape == (2, width)
+    assert mask.sum(-1).tolist() == [len(r) for r in rows]  # left padded
+    assert cache is not None and cache.get_seq_length() == width - 1  # all but the last token
+    # each row's cached keys equal those of that row run alone, after its padding
+    short = 0 if len(rows[0]) < len(rows[1]) else 1
+    alone = model(input_ids=torch.tensor([rows[short][:-1]]), use_cache=True).past_key_values
+    pad = width - len(rows[short])
+    got = cache.layers[0].keys[short, :, pad:]
+    assert torch.allclose(got, alone.layers[0].keys[0], atol=1e-6)
+    assert got.shape[-2] == len(rows[short]) - 1
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -136,8 +136,8 @@ def _stages() -> list[Stage]:
         from ragtune.metrics import HEADLINE
 
         keys = [
+            "n",
             *HEADLINE,
-            "semantic_similarity",
             "tokens_per_s",
         ]
         for k in keys:

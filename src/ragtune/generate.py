@@ -2,9 +2,9 @@
 
 `LocalGenerator` runs a transformers model (optionally with a LoRA adapter merged in) with
 greedy decoding, KV cache, batches sorted by length and prefilled row by row (no compute on
-padding), stopping at the chat template's end-of-turn token. `OpenAIGenerator` sends the same messages to any
-OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp's server, Ollama) so an API model is
-scored on the same prompt. Eval uses this now; RAG and serving will use it later.
+padding), stopping at the chat template's end-of-turn token. `OpenAIGenerator` sends the same
+messages to any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp's server, Ollama) so an
+API model is scored on the same prompt. Eval uses this now; RAG and serving will use it later.
 
     gen = load_generator(GenerateConfig(model="smollm2-135m", adapter="runs/x/adapter"))
     outputs = gen.generate([build_messages(ex, prompt_cfg) for ex in examples])
@@ -102,14 +102,14 @@ class LocalGenerator:
     @torch.inference_mode()
     def generate(self, batch: list[Messages]) -> list[Generation]:
         prompts = [render_prompt(self.tokenizer, m) for m in batch]
-        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         # Sorting by length keeps each batch's padding (wasted compute) small.
-        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         out: list[Generation | None] = [None] * len(prompts)
         pad_id = self.tokenizer.pad_token_id
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            rows = [self.tokenizer(prompts[i], add_special_tokens=False)["input_ids"] for i in idx]
+            rows = [encoded[i] for i in idx]
             t0 = time.perf_counter()
             ids, mask, cache = self._prefill(rows, pad_id)
             seqs = self.model.generate(

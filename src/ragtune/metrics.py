@@ -75,15 +75,17 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "n_unanswerable": ("Unanswerable", ""),
 }
 HEADLINE = [
-    # The metrics a summary shows first (CLI output, model cards), in this order.
-    "n",
+    # The metrics a summary shows first (report, CLI output, model cards), in this order.
     "exact_match",
     "f1",
+    "rouge_l",
+    "answerable_em",
     "answerable_f1",
+    "semantic_similarity",
+    "answer_in_context_rate",
     "refusal_accuracy",
     "false_refusal_rate",
     "hallucination_rate",
-    "answer_in_context_rate",
 ]
 LOWER_IS_BETTER = frozenset(
     {"false_refusal_rate", "hallucination_rate", "latency_s_mean", "latency_s_p50", "latency_s_p95"}

@@ -21,20 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ragtune import atomic
-from ragtune.metrics import LOWER_IS_BETTER, METRIC_INFO
+from ragtune.metrics import HEADLINE, LOWER_IS_BETTER, METRIC_INFO
 
-HEADLINE = [
-    "exact_match",
-    "f1",
-    "rouge_l",
-    "answerable_em",
-    "answerable_f1",
-    "semantic_similarity",
-    "answer_in_context_rate",
-    "refusal_accuracy",
-    "false_refusal_rate",
-    "hallucination_rate",
-]
 CHART_KEYS = [
     "exact_match",
     "f1",

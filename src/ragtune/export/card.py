@@ -23,16 +23,6 @@ from ragtune.prompt import PromptConfig
 
 # Hub ids of ragtune's aliases, for the card's `base_model` (the Hub links the two).
 HUB_IDS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-EVAL_ROWS = [
-    "n",
-    "exact_match",
-    "f1",
-    "answerable_f1",
-    "refusal_accuracy",
-    "false_refusal_rate",
-    "hallucination_rate",
-    "answer_in_context_rate",
-]
 
 
 @dataclass
@@ -146,7 +136,7 @@ def _evals(info: CardInfo) -> list[str]:
         return ["No eval metrics.json was given or found (run `ragtune eval` with this adapter)."]
     labels = [m.get("label") or Path(src).parent.name for src, m in info.evals]
     out = ["| metric | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    for key in HEADLINE:
+    for key in ["n", *HEADLINE]:
         label, unit = METRIC_INFO[key]
         name = f"{label} ({unit})" if unit else label
         out.append(f"| {name} | " + " | ".join(_fmt(m.get(key)) for _, m in info.evals) + " |")

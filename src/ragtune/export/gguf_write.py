@@ -48,9 +48,16 @@ KNOWN_PRE = {
 }
 
 
+def _config_file(config: Any) -> str:
+    """The config.json an error is about, with its model folder when known."""
+    folder = getattr(config, "_name_or_path", "") or ""
+    return str(Path(folder) / "config.json") if folder else "config.json"
+
+
 def tokenizer_json(tokenizer: Any) -> dict[str, Any]:
     if not getattr(tokenizer, "is_fast", False):
-        raise ExportError("GGUF export needs a fast (tokenizer.json) tokenizer")
+        where = getattr(tokenizer, "name_or_path", "") or "tokenizer"
+        raise ExportError(f"{where}: GGUF export needs a fast tokenizer (tokenizer.json)")
     return dict(json.loads(tokenizer.backend_tokenizer.to_str()))
 
 
@@ -97,6 +104,7 @@ def detect_pre_tokenizer(tokenizer: Any) -> str:
     name = _pre_by_structure(pre) if norm.get("type", "NFC") == "NFC" else None
     if name is None:
         raise ExportError(
+            f"{getattr(tokenizer, 'name_or_path', '') or 'tokenizer'}: "
             f"unknown BPE pre-tokenizer (llama.cpp hash {chkhsh}, {json.dumps(pre)[:200]}); "
             "set pre_tokenizer=NAME to the llama.cpp name (e.g. gpt-2, llama-bpe, qwen2, smollm)"
         )
@@ -111,7 +119,8 @@ def vocab(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int], list[s
     reverse = {i: t for t, i in tokenizer.get_vocab().items()}
     if max(reverse) >= vocab_size:
         raise ExportError(
-            f"tokenizer has id {max(reverse)} but the model's vocab_size is {vocab_size}"
+            f"{getattr(tokenizer, 'name_or_path', '') or 'tokenizer'}: tokenizer has id "
+            f"{max(reverse)} but the model's vocab_size (config.json) is {vocab_size}"
         )
     added = tokenizer.added_tokens_decoder  # id -> AddedToken
     tokens, types = [], []
@@ -156,10 +165,12 @@ def rope_theta(config: Any) -> float:
     params = getattr(config, "rope_parameters", None) or {}
     rope_type = params.get("rope_type", "default")
     if rope_type != "default":
-        raise ExportError(f"config.json: rope_parameters.rope_type={rope_type!r} is not supported")
+        raise ExportError(
+            f"{_config_file(config)}: rope_parameters.rope_type={rope_type!r} is not supported"
+        )
     theta = params.get("rope_theta", getattr(config, "rope_theta", None))
     if theta is None:
-        raise ExportError("config.json: no rope_theta")
+        raise ExportError(f"{_config_file(config)}: no rope_theta")
     return float(theta)
 
 
@@ -167,7 +178,7 @@ def arch_of(config: Any) -> str:
     archs = getattr(config, "architectures", None) or []
     if not archs or archs[0] not in ARCHITECTURES:
         raise ExportError(
-            f"config.json: architecture {archs[0] if archs else None!r} has no GGUF writer; "
+            f"{_config_file(config)}: architecture {archs[0] if archs else None!r} has no GGUF writer; "
             f"supported: {', '.join(ARCHITECTURES)}"
         )
     return str(archs[0])
