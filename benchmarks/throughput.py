@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 SHARED_SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad2_sample.json"
+TRAINING_PARTS = ("baseline_fp32", "baseline_bf16", "ragtune", "ragtune_ckpt")
 PARTS = [
     "peak",
     "baseline_fp32",
@@ -155,6 +157,7 @@ def part_baseline(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     rows = encoded_rows(args, tokenizer)
     name = "baseline_bf16" if bf16 else "baseline_fp32"
     out = Path(args.out) / name
+    shutil.rmtree(out, ignore_errors=True)  # a repeat starts clean, as the first run did
     targs = TrainingArguments(
         output_dir=str(out),
         per_device_train_batch_size=args.batch_size,
@@ -209,11 +212,13 @@ def part_ragtune(args: argparse.Namespace, checkpointing: bool = False) -> dict[
     from ragtune import train
     from ragtune.train import LoraSection, TrainConfig
 
+    out = Path(args.out) / ("ragtune_ckpt" if checkpointing else "ragtune")
+    shutil.rmtree(out, ignore_errors=True)  # no checkpoints left from an earlier run
     result = train.run(
         TrainConfig(
             data=str(Path(args.out) / "data" / "train.jsonl"),
             model=args.model,
-            out=str(Path(args.out) / ("ragtune_ckpt" if checkpointing else "ragtune")),
+            out=str(out),
             gradient_checkpointing=checkpointing,
             lora=LoraSection(r=args.rank, alpha=2 * args.rank, dropout=args.dropout),
             lr=args.lr,
@@ -379,6 +384,27 @@ def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
     return result
 
 
+def schedule(parts: list[str], repeats: int) -> list[str]:
+    """The parts in order, with the training block run `repeats` times round-robin where it
+    first appears: slow drifts in machine speed then hit every part alike."""
+    training = [p for p in parts if p in TRAINING_PARTS]
+    if not training:
+        return parts
+    first = parts.index(training[0])
+    rest = [p for p in parts if p not in TRAINING_PARTS]
+    return rest[:first] + training * repeats + rest[first:]
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median tokens/s (the lower middle one for an even count), plus every
+    run's tokens/s and the highest peak RSS."""
+    ranked = sorted(runs, key=lambda r: r["tokens_per_s"])
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
+    chosen["runs_tokens_per_s"] = [r["tokens_per_s"] for r in runs]
+    chosen["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    return chosen
+
+
 def table(r: dict[str, Any], args: argparse.Namespace) -> str:
     peak = r["peak"]["bf16_gflops"]
     n, vocab = matmul_params(args.model)
@@ -388,6 +414,7 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"{args.batch_size}, LoRA r={args.rank} all-linear, dropout {args.dropout}; "
         f"{args.threads} threads",
         f"measured peak: bf16 matmul {peak:.0f} GFLOP/s, fp32 {r['peak']['fp32_gflops']:.0f}",
+        f"training tok/s: the median of {args.repeats} run(s) per part, run round-robin",
         "",
         "% peak: tokens/s x 4N FLOPs / measured bf16 peak. ragtune projects onto the "
         "vocabulary at answer positions only, so it runs fewer FLOPs than 4N; the "
@@ -404,12 +431,14 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
     ]
     for key, label in [row for row in rows if row[0] in r]:
         tps = r[key]["tokens_per_s"]
+        runs = r[key].get("runs_tokens_per_s", [tps])
         frac = 100 * tps * 4 * n / 1e9 / peak
         frac_run = 100 * tps * 4 * (n - vocab) / 1e9 / peak
         f1s = f"{f1[key]:.1f}" if key in f1 else "-"
         lines.append(
             f"{label:<34}{tps:>8.0f}{tps / base32:>12.2f}{tps / base16:>12.2f}"
             f"{frac:>7.0f}%{frac_run:>9.0f}%{r[key]['peak_rss_mb']:>12}{f1s:>12}"
+            + (f"   runs: {', '.join(f'{x:.0f}' for x in runs)}" if len(runs) > 1 else "")
         )
     lines += [
         "",
@@ -456,6 +485,12 @@ def main() -> None:
         help="comma list of more GGUF files of the same weights for llama.cpp (e.g. the f16 and "
         "q8_0 files `ragtune export --to gguf quant=f16,q8_0` writes from the base model)",
     )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run each training part this many times, round-robin, and report the median",
+    )
     ap.add_argument("--threads", type=int, default=0, help="0: the cores free at start")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--part", help="run one part (used by the orchestrator)")
@@ -475,8 +510,13 @@ def main() -> None:
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
     parts = [p for p in args.parts.split(",") if p]  # --parts "" re-renders the table
     parts += [f"gen_llamacpp:{f}" for f in args.also_gguf.split(",") if f]
-    for part in parts:
-        results[part] = spawn(args, part)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for part in schedule(parts, args.repeats):
+        result = spawn(args, part)
+        if part in TRAINING_PARTS:
+            runs.setdefault(part, []).append(result)
+            result = median_run(runs[part])
+        results[part] = result
         atomic.write_json(results_path, results)  # a killed run keeps the parts it finished
     if all(p in results for p in PARTS):
         text = table(results, args)

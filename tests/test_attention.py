@@ -1,8 +1,9 @@
 """The fast training path computes the same thing as the plain one.
 
 ragtune trains with a bf16 frozen base under autocast, its CPU attention (matmul-softmax for
-short batches, sdpa for long ones) and logits at answer positions only. Each must leave the
-loss and the LoRA gradients unchanged, up to bf16 rounding.
+short sequences, sdpa for long ones), packed batches (examples back to back, no padding) and
+logits at answer positions only. Each must leave the loss and the LoRA gradients unchanged,
+up to bf16 rounding.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from transformers import AutoModelForCausalLM
 from ragtune import attention
 from ragtune.loss import answer_loss
 from ragtune.prompt import PromptConfig, encode_example
-from ragtune.train import LoraSection, TrainConfig, build_model, collate
+from ragtune.train import LoraSection, TrainConfig, build_model, collate, collate_packed
 
 
 def _padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,3 +108,48 @@ def test_fast_training_step_equals_plain_step(tiny_model_dir: Path) -> None:
     assert g_fast.shape == g_plain.shape
     cosine = torch.nn.functional.cosine_similarity(g_fast, g_plain, dim=0).item()
     assert cosine > 0.99
+
+
+def test_packed_batch_layout() -> None:
+    rows = [
+        {"input_ids": [5, 6, 7], "labels": [-100, -100, 7]},
+        {"input_ids": [8, 9], "labels": [8, 9]},  # a label on the first token: dropped
+    ]
+    b = collate_packed(answer_logits_only=True)(rows)
+    assert b["input_ids"].tolist() == [[5, 6, 7, 8, 9]]
+    assert b["position_ids"].tolist() == [[0, 1, 2, 0, 1]]
+    assert b["cu_seq_lens_q"].tolist() == [0, 3, 5]
+    assert b["labels"].tolist() == [[-100, -100, 7, -100, 9]]
+    # position t is kept when token t+1 is a label: never across the seam at 2 -> 3
+    assert b["logits_to_keep"].tolist() == [[False, True, False, True, False]]
+    assert "attention_mask" not in b and b["use_cache"] is False
+
+
+@pytest.mark.parametrize("eager_max_len", [400, 8])  # 8: the longer examples take sdpa
+def test_packed_batch_equals_padded_batch(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, eager_max_len: int
+) -> None:
+    """Same examples, one packed row vs right-padded rows: the same loss and LoRA gradients
+    (fp32, so any leak between packed examples would show far above rounding)."""
+    monkeypatch.setattr(attention, "EAGER_MAX_LEN", eager_max_len)
+    cfg = TrainConfig(model=str(tiny_model_dir), lora=LoraSection(r=4, alpha=8, dropout=0.0))
+    model, tok = build_model(cfg, "cpu", torch.float32)
+    torch.manual_seed(2)
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)
+    rows = [encode_example(tok, e, PromptConfig(), 512) for e in EXAMPLES]
+    assert max(len(r["input_ids"]) for r in rows) > eager_max_len or eager_max_len == 400
+    results = []
+    for batch in (
+        collate(tok.pad_token_id, answer_logits_only=True)(rows),
+        collate_packed(answer_logits_only=True)(rows),
+    ):
+        model.zero_grad()
+        out = model(**{k: v for k, v in batch.items() if k != "labels"})
+        loss = answer_loss(out, batch["labels"])
+        loss.backward()
+        results.append((loss.item(), _lora_grads(model)))
+    (padded_loss, padded_grads), (packed_loss, packed_grads) = results
+    assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
+    assert torch.allclose(packed_grads, padded_grads, rtol=1e-4, atol=1e-6)

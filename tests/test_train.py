@@ -75,6 +75,7 @@ def test_lora_lowers_loss_base_frozen_adapter_changed(tmp_path: Path, tiny_model
     result = train.run(_cfg(tmp_path, tiny_model_dir))
     m = result.metrics
     assert m["steps"] == 30
+    assert m["batches"] == "packed"  # CPU: examples back to back, no padding
     history = json.loads((tmp_path / "run" / "checkpoint-30" / "trainer_state.json").read_text())[
         "log_history"
     ]

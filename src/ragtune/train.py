@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from ragtune import atomic, runtime
+from ragtune import atomic, attention, runtime
 from ragtune.config import save_config
 from ragtune.data.example import Example
 from ragtune.loss import answer_loss, answer_mask, supports_logits_to_keep
@@ -170,7 +170,7 @@ def collate(pad_id: int, answer_logits_only: bool = False):
     """Right-pad a batch; padding gets label -100 and attention 0. With `answer_logits_only`,
     also mark the answer positions so the model projects only those (`ragtune.loss`)."""
 
-    def fn(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def fn(rows: list[dict[str, Any]]) -> dict[str, Any]:
         width = max(len(r["input_ids"]) for r in rows)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
@@ -180,7 +180,37 @@ def collate(pad_id: int, answer_logits_only: bool = False):
             ids[i, :n] = torch.tensor(r["input_ids"])
             labels[i, :n] = torch.tensor(r["labels"])
             mask[i, :n] = 1
-        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        batch: dict[str, Any] = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        batch["use_cache"] = False  # training never reads a KV cache; building one costs
+        if answer_logits_only:
+            batch["logits_to_keep"] = answer_mask(labels)
+        return batch
+
+    return fn
+
+
+def collate_packed(answer_logits_only: bool = False):
+    """One row of all the batch's examples back to back, no padding: `position_ids` restart at
+    each example and `cu_seq_lens_q/k` mark the boundaries, which `ragtune.attention` uses to
+    keep every example's attention to itself. Each example's first label is dropped: inside a
+    packed row it would be "predicted" from the previous example's last token."""
+
+    def fn(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        lengths = [len(r["input_ids"]) for r in rows]
+        ids = torch.tensor([t for r in rows for t in r["input_ids"]])[None]
+        labels = torch.tensor([t for r in rows for t in r["labels"]])[None]
+        bounds = torch.tensor([0, *lengths]).cumsum(0)
+        labels[0, bounds[:-1]] = IGNORE_INDEX
+        position_ids = torch.cat([torch.arange(n) for n in lengths])[None]
+        cu = bounds.to(torch.int32)
+        batch = {
+            "input_ids": ids,
+            "labels": labels,
+            "position_ids": position_ids,
+            "cu_seq_lens_q": cu,
+            "cu_seq_lens_k": cu,
+            "use_cache": False,
+        }
         if answer_logits_only:
             batch["logits_to_keep"] = answer_mask(labels)
         return batch
@@ -228,8 +258,6 @@ def attention_kernel(cfg: TrainConfig, device: str) -> str:
     if cfg.attention != "auto":
         return cfg.attention
     if device == "cpu":
-        from ragtune import attention
-
         return attention.register()
     return "sdpa"
 
@@ -317,6 +345,9 @@ def run(cfg: TrainConfig) -> TrainResult:
     cfg = resolve_defaults(cfg, len(train_ex))
     save_config(cfg, out / "train_config.yaml")
     model, tokenizer = build_model(cfg, device, dtype)
+    # Packed rows need ragtune's CPU attention to keep examples apart; other kernels (sdpa or
+    # flash on GPU, or one the user named) get right-padded, length-grouped batches.
+    packed = attention_kernel(cfg, device) == attention.NAME
     train_rows = encode_all(tokenizer, train_ex, cfg)
     eval_rows = encode_all(tokenizer, eval_ex, cfg)
 
@@ -349,8 +380,9 @@ def run(cfg: TrainConfig) -> TrainResult:
         fp16=dtype == torch.float16,
         use_cpu=device == "cpu",
         seed=cfg.seed,
-        train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding
-        include_num_input_tokens_seen="non_padding",
+        # padded batches: similar lengths together; packed ones have no padding to save
+        train_sampling_strategy="random" if packed else "group_by_length",
+        include_num_input_tokens_seen="all" if packed else "non_padding",
         remove_unused_columns=False,
         report_to="none",
         disable_tqdm=True,  # ProgressBar below shows loss, tokens/s and ETA instead
@@ -371,7 +403,9 @@ def run(cfg: TrainConfig) -> TrainResult:
     trainer = Trainer(
         model=model,
         args=args,
-        data_collator=collate(tokenizer.pad_token_id, answer_only),
+        data_collator=collate_packed(answer_only)
+        if packed
+        else collate(tokenizer.pad_token_id, answer_only),
         compute_loss_func=answer_loss if answer_only else None,
         train_dataset=EncodedDataset(train_rows),
         eval_dataset=EncodedDataset(eval_rows) if do_eval else None,
@@ -409,6 +443,7 @@ def run(cfg: TrainConfig) -> TrainResult:
         "tokens_seen": tokens,
         "tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,
         "answer_logits_only": answer_only,
+        "batches": "packed" if packed else "padded",
         "device": device,
         "dtype": str(dtype).replace("torch.", ""),
         "threads": threads,
