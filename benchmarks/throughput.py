@@ -6,7 +6,8 @@ Parts, each in its own subprocess so peak RSS is per part and no part warms anot
 - baseline_fp32: transformers Trainer + peft LoRA as a tutorial writes it (fp32, random
   batches padded by DataCollatorForSeq2Seq, loss over full-vocabulary logits).
 - baseline_bf16: the same with bf16=True (autocast), the strongest "plain" setting.
-- ragtune: `ragtune.train.run` with the same examples, rank, alpha, dropout, lr, batch, steps.
+- ragtune: `ragtune.train.run` with the same examples, rank, alpha, dropout, lr, schedule
+  (linear, no warmup: the Trainer's defaults), batch, steps, seed and LoRA init.
 - ragtune_ckpt (optional, not in the default list): the same with gradient_checkpointing=true.
 - eval_baseline / eval_ragtune: held-out F1 of the two bf16 adapters (speed must not cost F1).
 - gen_ragtune: ragtune's batched generation path on held-out prompts.
@@ -144,6 +145,7 @@ def part_baseline(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
 
     tokenizer = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(resolve(args.model))  # fp32, as loaded by default
+    torch.manual_seed(args.seed)  # the same LoRA init as ragtune's (which seeds the same way)
     model = get_peft_model(
         model,
         LoraConfig(
@@ -222,6 +224,9 @@ def part_ragtune(args: argparse.Namespace, checkpointing: bool = False) -> dict[
             gradient_checkpointing=checkpointing,
             lora=LoraSection(r=args.rank, alpha=2 * args.rank, dropout=args.dropout),
             lr=args.lr,
+            # the baseline's Trainer defaults, so held-out F1 compares the speed paths alone
+            scheduler="linear",
+            warmup=0,
             max_steps=args.steps,
             batch_size=args.batch_size,
             grad_accum=1,

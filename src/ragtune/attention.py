@@ -5,8 +5,8 @@ On CPU, torch's fused sdpa kernel is slower than two matmuls and a softmax for s
 sequences: a SmolLM2 LoRA forward + backward (batch 4, bf16) ran ~10% faster with the plain
 form at 128-384 tokens, and ~30% slower at 512-768, where the plain form's (batch, heads, T, T)
 probability matrices, kept per layer for the backward pass, also grow with T squared. So long
-batches go to sdpa. The switch is
-per forward call, and the two paths compute the same function (tests/test_attention.py).
+sequences go to sdpa. The switch is per sequence, and the two paths compute the same function
+(tests/test_attention.py).
 
 Packed rows come from `ragtune.train.collate_packed`: a batch is one row of all its examples
 with `position_ids` restarting at each and `cu_seq_lens_q` marking the boundaries (the

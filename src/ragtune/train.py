@@ -2,7 +2,7 @@
 
 Built on the transformers Trainer, so `accelerate launch -m ragtune.cli train ...` gives
 multi-GPU, DeepSpeed and FSDP with no extra code. On CPU it picks bf16 autocast where the
-processor supports it, length-grouped batches and the free-core thread count. Writes into
+processor supports it, packed batches (no padding) and the free-core thread count. Writes into
 `out`: `adapter/` (or `model/` for full fine-tuning), checkpoints (resumable with
 resume=true), `train_config.yaml` (resolved), `train_metrics.json`, `loss_curve.png`.
 
@@ -118,8 +118,9 @@ class TrainConfig:
     resume: bool = False
     """Continue from the newest checkpoint in out after an interruption."""
     attention: str = "auto"
-    """Attention kernel: auto (on CPU, matmul-softmax up to 400 tokens and sdpa beyond, see
-    ragtune.attention; sdpa on GPU), or any transformers attn_implementation (eager, sdpa...)."""
+    """Attention kernel: auto (on CPU, ragtune.attention: packed batches, matmul-softmax up to
+    400 tokens and sdpa beyond; sdpa on GPU), or any transformers attn_implementation (eager,
+    sdpa...), which trains on padded, length-grouped batches."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: ~30% slower, a fraction of the memory.
     Activations dominate memory: a 0.5B LoRA run (batch 4, up to 1,024 tokens) peaked at
@@ -309,6 +310,7 @@ def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype) -> tuple[Any,
         target_modules=targets,
         task_type="CAUSAL_LM",
     )
+    torch.manual_seed(cfg.seed)  # the adapter's init depends on the seed alone, not on loading
     peft_model = get_peft_model(model, lora)
     if dtype != torch.float32:
         # peft casts each LoRA input up to the adapter's fp32, and autocast casts it straight
