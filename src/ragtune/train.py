@@ -182,7 +182,7 @@ def collate(pad_id: int, answer_logits_only: bool = False):
             labels[i, :n] = torch.tensor(r["labels"])
             mask[i, :n] = 1
         batch: dict[str, Any] = {"input_ids": ids, "labels": labels, "attention_mask": mask}
-        batch["use_cache"] = False  # training never reads a KV cache; building one costs
+        batch["use_cache"] = False  # training never reads a KV cache, so do not build one
         if answer_logits_only:
             batch["logits_to_keep"] = answer_mask(labels)
         return batch
