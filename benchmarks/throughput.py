@@ -389,6 +389,11 @@ def spawn(args: argparse.Namespace, part: str) -> dict[str, Any]:
     return result
 
 
+def also_gguf_parts(args: argparse.Namespace) -> list[str]:
+    """One gen_llamacpp part per extra GGUF file given with --also-gguf."""
+    return [f"gen_llamacpp:{f}" for f in args.also_gguf.split(",") if f]
+
+
 def schedule(parts: list[str], repeats: int) -> list[str]:
     """The parts in order, with the training block run `repeats` times round-robin where it
     first appears: slow drifts in machine speed then hit every part alike."""
@@ -449,7 +454,7 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         f"{'generation':<34}{'new tok/s':>10}{'s/answer':>10}{'batch':>7}{'peak RSS MB':>12}",
     ]
-    llama_keys = ["gen_llamacpp"] + [f"gen_llamacpp:{f}" for f in args.also_gguf.split(",") if f]
+    llama_keys = ["gen_llamacpp", *also_gguf_parts(args)]
     for key in ["gen_ragtune", *llama_keys]:
         g = r[key]
         label = "ragtune (transformers, bf16)" if key == "gen_ragtune" else f"llama.cpp {g['file']}"
@@ -501,6 +506,8 @@ def main() -> None:
     ap.add_argument("--part", help="run one part (used by the orchestrator)")
     ap.add_argument("--parts", default=",".join(PARTS), help="comma list of parts to run")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats: must be at least 1, got {args.repeats}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.part:
         print("RESULT " + json.dumps(run_part(args)), flush=True)
@@ -514,7 +521,7 @@ def main() -> None:
     results_path = out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
     parts = [p for p in args.parts.split(",") if p]  # --parts "" re-renders the table
-    parts += [f"gen_llamacpp:{f}" for f in args.also_gguf.split(",") if f]
+    parts += also_gguf_parts(args)
     runs: dict[str, list[dict[str, Any]]] = {}
     for part in schedule(parts, args.repeats):
         result = spawn(args, part)

@@ -9,6 +9,7 @@ up to bf16 rounding.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -125,13 +126,29 @@ def test_packed_batch_layout() -> None:
     assert "attention_mask" not in b and b["use_cache"] is False
 
 
-@pytest.mark.parametrize("eager_max_len", [400, 8])  # 8: the longer examples take sdpa
+@pytest.mark.parametrize("eager_max_len", [400, 8])  # 8: every example takes sdpa
 def test_packed_batch_equals_padded_batch(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, eager_max_len: int
 ) -> None:
     """Same examples, one packed row vs right-padded rows: the same loss and LoRA gradients
     (fp32, so any leak between packed examples would show far above rounding)."""
     monkeypatch.setattr(attention, "EAGER_MAX_LEN", eager_max_len)
+    calls = {"matmul": 0, "sdpa": 0}
+    plain_matmul, plain_sdpa = (
+        attention.matmul_attention,
+        torch.nn.functional.scaled_dot_product_attention,
+    )
+
+    def matmul_spy(*a: Any, **kw: Any) -> Any:
+        calls["matmul"] += 1
+        return plain_matmul(*a, **kw)
+
+    def sdpa_spy(*a: Any, **kw: Any) -> Any:
+        calls["sdpa"] += 1
+        return plain_sdpa(*a, **kw)
+
+    monkeypatch.setattr(attention, "matmul_attention", matmul_spy)
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", sdpa_spy)
     cfg = TrainConfig(model=str(tiny_model_dir), lora=LoraSection(r=4, alpha=8, dropout=0.0))
     model, tok = build_model(cfg, "cpu", torch.float32)
     torch.manual_seed(2)
@@ -139,17 +156,41 @@ def test_packed_batch_equals_padded_batch(
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.5)
     rows = [encode_example(tok, e, PromptConfig(), 512) for e in EXAMPLES]
-    assert max(len(r["input_ids"]) for r in rows) > eager_max_len or eager_max_len == 400
+    assert (
+        min(len(r["input_ids"]) for r in rows) > 8 and max(len(r["input_ids"]) for r in rows) < 400
+    )
     results = []
     for batch in (
         collate(tok.pad_token_id, answer_logits_only=True)(rows),
         collate_packed(answer_logits_only=True)(rows),
     ):
         model.zero_grad()
+        calls.update(matmul=0, sdpa=0)
         out = model(**{k: v for k, v in batch.items() if k != "labels"})
         loss = answer_loss(out, batch["labels"])
         loss.backward()
         results.append((loss.item(), _lora_grads(model)))
+    # the packed forward attended each example on its own (2 layers x 3 examples), on the
+    # path its length picks
+    path = "matmul" if eager_max_len == 400 else "sdpa"
+    assert calls[path] == 2 * len(rows) and sum(calls.values()) == 2 * len(rows)
     (padded_loss, padded_grads), (packed_loss, packed_grads) = results
     assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
     assert torch.allclose(packed_grads, padded_grads, rtol=1e-4, atol=1e-6)
+
+
+def test_lora_init_depends_on_the_seed_alone(tiny_model_dir: Path) -> None:
+    cfg = TrainConfig(model=str(tiny_model_dir), lora=LoraSection(r=4, alpha=8), seed=3)
+    inits = []
+    for stray in (0, 5):  # RNG draws before the build must not change the adapter's init
+        torch.manual_seed(99)
+        torch.rand(stray)
+        model, _ = build_model(cfg, "cpu", torch.float32)
+        inits.append(_lora_a_weights(model))
+    assert torch.equal(inits[0], inits[1])
+    other, _ = build_model(TrainConfig(**{**cfg.__dict__, "seed": 4}), "cpu", torch.float32)
+    assert not torch.equal(inits[0], _lora_a_weights(other))
+
+
+def _lora_a_weights(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for n, p in model.named_parameters() if "lora_A" in n])

@@ -46,10 +46,11 @@ def test_prefill_fills_the_cache_without_padding_work(tiny_model_dir: Path) -> N
     model, tok = load_model(str(tiny_model_dir))
     gen = LocalGenerator(model, tok, max_new_tokens=4, batch_size=2, name="t")
     rows = [tok(render_prompt(tok, m), add_special_tokens=False)["input_ids"] for m in (MSG, MSG2)]
-    ids, mask, cache = gen._prefill(rows, tok.pad_token_id)
+    ids, mask, cache = gen._prefill(rows)
     width = max(len(r) for r in rows)
     assert ids.shape == mask.shape == (2, width)
-    assert mask.sum(-1).tolist() == [len(r) for r in rows]  # left padded
+    assert mask.sum(-1).tolist() == [len(r) for r in rows]
+    assert mask[:, -1].all() and ids[:, -1].tolist() == [r[-1] for r in rows]  # left padded
     assert cache is not None and cache.get_seq_length() == width - 1  # all but the last token
     # each row's cached keys equal those of that row run alone, after its padding
     short = 0 if len(rows[0]) < len(rows[1]) else 1

@@ -19,6 +19,7 @@ its own causal triangle, so neither grows with the longest example in the batch.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -66,10 +67,12 @@ def matmul_attention(
     return out, probs
 
 
-def _causal_mask(n: int, dtype: torch.dtype) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)  # a step's few lengths, reused by every layer
+def _causal_mask(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(1, 1, n, n) additive mask: 0 on and below the diagonal, the dtype's minimum above."""
-    above = torch.ones(n, n, dtype=torch.bool).triu(1)
-    return torch.zeros(n, n, dtype=dtype).masked_fill(above, torch.finfo(dtype).min)[None, None]
+    above = torch.ones(n, n, dtype=torch.bool, device=device).triu(1)
+    mask = torch.zeros(n, n, dtype=dtype, device=device)
+    return mask.masked_fill(above, torch.finfo(dtype).min)[None, None]
 
 
 def varlen_attention(
@@ -92,7 +95,9 @@ def varlen_attention(
     ):
         n = q.shape[-2]
         if n <= EAGER_MAX_LEN:
-            out, _ = matmul_attention(module, q, k, v, _causal_mask(n, q.dtype), scaling, dropout)
+            out, _ = matmul_attention(
+                module, q, k, v, _causal_mask(n, q.dtype, q.device), scaling, dropout
+            )
         else:
             groups = q.shape[1] // k.shape[1]
             out = torch.nn.functional.scaled_dot_product_attention(

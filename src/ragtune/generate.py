@@ -111,7 +111,7 @@ class LocalGenerator:
             idx = order[start : start + self.batch_size]
             rows = [encoded[i] for i in idx]
             t0 = time.perf_counter()
-            ids, mask, cache = self._prefill(rows, pad_id)
+            ids, mask, cache = self._prefill(rows)
             seqs = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
@@ -131,7 +131,7 @@ class LocalGenerator:
                 out[i] = Generation(text, n, latency, len(idx))
         return [g for g in out if g is not None]
 
-    def _prefill(self, rows: list[list[int]], pad_id: int) -> tuple[Any, Any, Any]:
+    def _prefill(self, rows: list[list[int]]) -> tuple[Any, Any, Any]:
         """Left-padded ids and attention mask for a batch, and a KV cache that already holds
         every row's prompt but its last token (generate runs that one and decodes on).
 
@@ -143,12 +143,9 @@ class LocalGenerator:
         from transformers import DynamicCache
 
         width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r) :] = torch.tensor(r)
-            mask[i, width - len(r) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        padded = self.tokenizer.pad({"input_ids": rows}, padding_side="left", return_tensors="pt")
+        ids = padded["input_ids"].to(self.device)
+        mask = padded["attention_mask"].to(self.device)
         if min(len(r) for r in rows) < 2:
             return ids, mask, None
         per_row = []

@@ -349,7 +349,7 @@ def run(cfg: TrainConfig) -> TrainResult:
     model, tokenizer = build_model(cfg, device, dtype)
     # Packed rows need ragtune's CPU attention to keep examples apart; other kernels (sdpa or
     # flash on GPU, or one the user named) get right-padded, length-grouped batches.
-    packed = attention_kernel(cfg, device) == attention.NAME
+    packed = model.config._attn_implementation == attention.NAME
     train_rows = encode_all(tokenizer, train_ex, cfg)
     eval_rows = encode_all(tokenizer, eval_ex, cfg)
 

@@ -54,10 +54,16 @@ def _config_file(config: Any) -> str:
     return str(Path(folder) / "config.json") if folder else "config.json"
 
 
+def _tokenizer_name(tokenizer: Any) -> str:
+    """The tokenizer an error is about: its folder or hub id when known."""
+    return str(getattr(tokenizer, "name_or_path", "") or "tokenizer")
+
+
 def tokenizer_json(tokenizer: Any) -> dict[str, Any]:
     if not getattr(tokenizer, "is_fast", False):
-        where = getattr(tokenizer, "name_or_path", "") or "tokenizer"
-        raise ExportError(f"{where}: GGUF export needs a fast tokenizer (tokenizer.json)")
+        raise ExportError(
+            f"{_tokenizer_name(tokenizer)}: GGUF export needs a fast tokenizer (tokenizer.json)"
+        )
     return dict(json.loads(tokenizer.backend_tokenizer.to_str()))
 
 
@@ -104,8 +110,7 @@ def detect_pre_tokenizer(tokenizer: Any) -> str:
     name = _pre_by_structure(pre) if norm.get("type", "NFC") == "NFC" else None
     if name is None:
         raise ExportError(
-            f"{getattr(tokenizer, 'name_or_path', '') or 'tokenizer'}: "
-            f"unknown BPE pre-tokenizer (llama.cpp hash {chkhsh}, {json.dumps(pre)[:200]}); "
+            f"{_tokenizer_name(tokenizer)}: unknown BPE pre-tokenizer (llama.cpp hash {chkhsh}, {json.dumps(pre)[:200]}); "
             "set pre_tokenizer=NAME to the llama.cpp name (e.g. gpt-2, llama-bpe, qwen2, smollm)"
         )
     return name
@@ -119,7 +124,7 @@ def vocab(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int], list[s
     reverse = {i: t for t, i in tokenizer.get_vocab().items()}
     if max(reverse) >= vocab_size:
         raise ExportError(
-            f"{getattr(tokenizer, 'name_or_path', '') or 'tokenizer'}: tokenizer has id "
+            f"{_tokenizer_name(tokenizer)}: tokenizer has id "
             f"{max(reverse)} but the model's vocab_size (config.json) is {vocab_size}"
         )
     added = tokenizer.added_tokens_decoder  # id -> AddedToken
