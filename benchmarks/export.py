@@ -26,12 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ragtune import atomic, metrics, runtime
+from ragtune import atomic, runtime
 from ragtune.data.importers import load_examples
-from ragtune.export import ExportConfig, run
-from ragtune.generate import GenerateConfig, load_generator
+from ragtune.eval import metrics
+from ragtune.export.stage import ExportConfig, run
+from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.models import ALIASES, alias_path
-from ragtune.prompt import PromptConfig, build_messages
+from ragtune.prompt.grounded import PromptConfig, build_messages
 
 
 def score(examples: list[Any], answers: list[str], reference: list[str]) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def main() -> None:
     # The LoRA GGUF on the user's original (quantized) base GGUF, if there is one.
     base_gguf = original_gguf(args.model)
     if base_gguf is not None:
-        from ragtune.generate_llamacpp import LlamaCppGenerator
+        from ragtune.generation.llamacpp import LlamaCppGenerator
 
         threads = runtime.free_cores() if args.threads == "auto" else int(args.threads)
         lora = result.out / "gguf" / "adapter-lora.gguf"

@@ -20,13 +20,15 @@ import random
 import time
 from pathlib import Path
 
-from ragtune import atomic, evaluate, runtime, train
-from ragtune.data.example import Example, write_jsonl
+from ragtune import atomic, runtime
 from ragtune.data.importers import import_data
 from ragtune.data.split import split_indices
-from ragtune.evaluate import EvalConfig
-from ragtune.generate import GenerateConfig, load_generator
-from ragtune.train import LoraSection, TrainConfig
+from ragtune.eval import stage as evaluate
+from ragtune.eval.stage import EvalConfig
+from ragtune.example import Example, write_jsonl
+from ragtune.generation.load import GenerateConfig, load_generator
+from ragtune.train import stage as train
+from ragtune.train.config import LoraSection, TrainConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADLINE = [

@@ -54,7 +54,7 @@ PARTS = [
 
 
 def peak_rss_mb() -> int:
-    from ragtune.train_callbacks import peak_rss_mb as rss
+    from ragtune.train.callbacks import peak_rss_mb as rss
 
     return int(rss())
 
@@ -64,9 +64,9 @@ def peak_rss_mb() -> int:
 
 def prepare_data(args: argparse.Namespace, out: Path) -> None:
     """train.jsonl and eval.jsonl under out/data: held-out articles for eval, as ragtune splits."""
-    from ragtune.data.example import write_jsonl
     from ragtune.data.importers import import_data
     from ragtune.data.split import split_indices
+    from ragtune.example import write_jsonl
 
     if (out / "data" / "eval.jsonl").is_file():
         return
@@ -96,7 +96,8 @@ def prepare_data(args: argparse.Namespace, out: Path) -> None:
 
 def encoded_rows(args: argparse.Namespace, tokenizer: Any) -> list[dict[str, Any]]:
     from ragtune.data.importers import load_examples
-    from ragtune.prompt import PromptConfig, encode_example
+    from ragtune.prompt.encode import encode_example
+    from ragtune.prompt.grounded import PromptConfig
 
     exs = load_examples(str(Path(args.out) / "data" / "train.jsonl"))
     rows = []
@@ -211,8 +212,8 @@ def matmul_params(spec: str) -> tuple[int, int]:
 
 
 def part_ragtune(args: argparse.Namespace, checkpointing: bool = False) -> dict[str, Any]:
-    from ragtune import train
-    from ragtune.train import LoraSection, TrainConfig
+    from ragtune.train import stage as train
+    from ragtune.train.config import LoraSection, TrainConfig
 
     out = Path(args.out) / ("ragtune_ckpt" if checkpointing else "ragtune")
     shutil.rmtree(out, ignore_errors=True)  # no checkpoints left from an earlier run
@@ -246,9 +247,9 @@ def part_ragtune(args: argparse.Namespace, checkpointing: bool = False) -> dict[
 
 
 def part_eval(args: argparse.Namespace, adapter: str) -> dict[str, Any]:
-    from ragtune import evaluate
-    from ragtune.evaluate import EvalConfig
-    from ragtune.generate import GenerateConfig
+    from ragtune.eval import stage as evaluate
+    from ragtune.eval.stage import EvalConfig
+    from ragtune.generation.load import GenerateConfig
 
     name = Path(adapter).parent.name
     m = evaluate.run(
@@ -270,14 +271,14 @@ def part_eval(args: argparse.Namespace, adapter: str) -> dict[str, Any]:
 
 def gen_prompts(args: argparse.Namespace) -> list[Any]:
     from ragtune.data.importers import load_examples
-    from ragtune.prompt import PromptConfig, build_messages
+    from ragtune.prompt.grounded import PromptConfig, build_messages
 
     exs = load_examples(str(Path(args.out) / "data" / "eval.jsonl"))[: args.gen_n]
     return [build_messages(ex, PromptConfig()) for ex in exs]
 
 
 def part_gen_ragtune(args: argparse.Namespace) -> dict[str, Any]:
-    from ragtune.generate import GenerateConfig, load_generator
+    from ragtune.generation.load import GenerateConfig, load_generator
 
     gen = load_generator(
         GenerateConfig(
@@ -318,7 +319,7 @@ def part_gen_llamacpp(args: argparse.Namespace, path: str) -> dict[str, Any]:
     from llama_cpp import Llama
 
     from ragtune.models import load_tokenizer
-    from ragtune.prompt import render_prompt
+    from ragtune.prompt.grounded import render_prompt
 
     tokenizer = load_tokenizer(args.model)
     llm = Llama(

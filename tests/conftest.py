@@ -127,3 +127,37 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def qa_examples() -> list:
+    """Three QA examples: a short answerable one, a longer one, and an unanswerable one."""
+    from ragtune.example import Example
+
+    return [
+        Example(
+            id="a",
+            question="Where is the Eiffel Tower?",
+            contexts=["The Eiffel Tower is in Paris."],
+            answers=["Paris"],
+        ),
+        Example(
+            id="b",
+            question="Who founded it?",
+            contexts=["Marlowe Station was founded in 1962 by Ada Quill. " * 3],
+            answers=["Ada Quill"],
+        ),
+        Example(
+            id="c", question="Who is the mayor?", contexts=["A town."], answers=[], answerable=False
+        ),
+    ]
+
+
+@pytest.fixture
+def cpu_fp32():
+    """A resolved runtime for tests: CPU, fp32, one thread (what `runtime.resolve` returns)."""
+    import torch
+
+    from ragtune.runtime import Runtime
+
+    return Runtime("cpu", torch.float32, 1)

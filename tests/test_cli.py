@@ -93,8 +93,8 @@ def test_cli_end_to_end(
                 str(run),
                 "max_steps=4",
                 "lora.r=4",
-                "threads=1",
-                "dtype=fp32",
+                "runtime.threads=1",
+                "runtime.dtype=fp32",
             ]
         )
         == 0
@@ -116,7 +116,7 @@ def test_cli_end_to_end(
                     "--label",
                     label,
                     "gen.max_new_tokens=4",
-                    "gen.threads=1",
+                    "runtime.threads=1",
                     "semantic=false",
                     *extra,
                 ]

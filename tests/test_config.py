@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ragtune.config import ConfigError, describe, field_docs, load_config, save_config
-from ragtune.train import TrainConfig
+from ragtune.train.config import TrainConfig
 
 
 def test_yaml_then_overrides(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import re
 import textwrap
 import types
 import typing
@@ -22,11 +23,12 @@ from typing import Any, TypeVar
 import yaml
 
 from ragtune import atomic
+from ragtune.errors import RagtuneError
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(RagtuneError):
     """A config key is unknown or its value has the wrong type; the message names the key."""
 
 
@@ -56,6 +58,23 @@ def field_docs(cls: type) -> dict[str, str]:
 
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+# A number as people write it. YAML 1.1 (PyYAML) reads "3e-4" and "1e5" as strings, since
+# its float needs a dot, so the loader accepts them here, in overrides and files alike.
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _number(value: Any) -> int | float | None:
+    """`value` as an int or float when it is one or spells one ("3e-4", "1e5"), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        text = value.strip()
+        return int(text) if text.lstrip("+-").isdigit() else float(text)
+    return None
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -105,12 +124,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        number = _number(value)
+        if number is not None and float(number).is_integer():
+            return int(number)
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        number = _number(value)
+        if number is not None:
+            return float(number)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from ragtune.prompt import FALLBACK_CHAT_TEMPLATE
+from ragtune.errors import RagtuneError
+from ragtune.prompt.grounded import FALLBACK_CHAT_TEMPLATE
 
 ALIASES = {
     # alias -> (distribution, file inside it)
@@ -30,7 +31,7 @@ ALIASES = {
 }
 
 
-class ModelError(ValueError):
+class ModelError(RagtuneError):
     """A model spec that cannot be resolved or loaded; the message says which and why."""
 
 
@@ -162,3 +163,10 @@ def load_model(
         model.config.pad_token_id = tokenizer.pad_token_id
     model = model.to(device)  # type: ignore[arg-type]  # transformers stubs mistype .to
     return model.eval(), tokenizer
+
+
+def load_adapter(model: Any, adapter: str | Path) -> Any:
+    """`model` wrapped with the LoRA adapter in folder `adapter` (a PeftModel)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter))

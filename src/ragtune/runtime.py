@@ -1,25 +1,76 @@
 """Where and how tensors run: device, dtype and CPU thread count, chosen from the machine.
 
+Every stage config has one `runtime` section (`RuntimeSection`: device, dtype, threads), and
+`resolve` turns it into plain values once, in the stage's `run`; components take those values,
+never the section. Nothing here changes process state except `set_torch_threads`, which a stage
+calls itself.
+
 On CPU, bf16 is 1.5-3x faster than fp32 where the processor has bf16 instructions, and the
 thread count must match the cores that are actually free: two threads on a machine whose
 other core is busy run about 10x slower than one thread.
 
-    device = pick_device("auto"); threads = set_threads("auto"); dtype = pick_dtype("auto", device)
+    rt = resolve(RuntimeSection())        # Runtime(device="cpu", dtype=torch.bfloat16, threads=2)
+    set_torch_threads(rt.threads)
+
+torch is imported inside the functions, so configs (and `ragtune --help`) load without it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
+from typing import Any, Literal
 
-import torch
+from ragtune.errors import RagtuneError
+
+DTYPE_NAMES = ("bf16", "fp16", "fp32")
+
+
+@dataclass
+class RuntimeSection:
+    device: str = "auto"
+    """auto (CUDA when present, else CPU), cpu, or cuda[:N]."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Compute dtype: auto (bf16 on CUDA with bf16 support and on CPUs with bf16
+    instructions, else fp32/fp16), bf16, fp16 or fp32."""
+    threads: int | Literal["auto"] = "auto"
+    """CPU threads: a number, or auto for the cores free right now (a busy core would stall
+    every thread)."""
+
+    def __post_init__(self) -> None:
+        if self.threads != "auto" and (isinstance(self.threads, bool) or self.threads < 1):
+            raise RagtuneError(f"runtime.threads: must be at least 1 or auto, got {self.threads!r}")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A resolved `RuntimeSection`: what the stage's components are given."""
+
+    device: str
+    dtype: Any  # torch.dtype
+    threads: int
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype for "bf16", "fp16" or "fp32"."""
+    import torch
+
+    table = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    if name not in table:
+        raise RagtuneError(f"dtype must be auto, bf16, fp16 or fp32, got {name!r}")
+    return table[name]
 
 
 def pick_device(device: str = "auto") -> str:
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available on this machine")
+        raise RagtuneError(f"device={device!r} but CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith(("cuda", "mps", "xpu")):
+        raise RagtuneError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return device
 
 
@@ -33,13 +84,12 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def pick_dtype(dtype: str, device: str) -> torch.dtype:
+def pick_dtype(dtype: str, device: str) -> Any:
     """ "auto": bf16 on CUDA with bf16 support and on CPUs with bf16 instructions, else fp32."""
-    names = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    import torch
+
     if dtype != "auto":
-        if dtype not in names:
-            raise ValueError(f"dtype must be auto, bf16, fp16 or fp32, got {dtype!r}")
-        return names[dtype]
+        return torch_dtype(dtype)
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
@@ -62,13 +112,18 @@ def _cpu_times() -> list[tuple[int, int]]:
         return parse_cpu_times(f.read())
 
 
+def allowed_cores() -> int:
+    """Cores this process may run on (its affinity set, which containers and taskset narrow)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def free_cores(sample_s: float = 0.3) -> int:
     """Cores of this process's CPU set that were idle (or running only niced work) over a
     short sample, at least 1. A core busy at normal priority would halve our speed and worse:
     torch's threads wait on each other, so one slow thread stalls them all."""
-    allowed = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
+    allowed = allowed_cores()
     try:
         a = _cpu_times()
         time.sleep(sample_s)
@@ -81,10 +136,24 @@ def free_cores(sample_s: float = 0.3) -> int:
     return max(1, min(allowed, round(allowed - busy)))
 
 
-def set_threads(threads: int | str = "auto") -> int:
-    """Set torch's intra-op threads: a number, or "auto" for the cores free right now."""
-    n = free_cores() if threads == "auto" else int(threads)
+def thread_count(threads: int | str = "auto") -> int:
+    """A number of threads: `threads` itself, or the cores free right now for "auto"."""
+    if threads == "auto":
+        return free_cores()
+    n = int(threads)
     if n < 1:
-        raise ValueError(f"threads must be >= 1 or 'auto', got {threads!r}")
-    torch.set_num_threads(n)
+        raise RagtuneError(f"threads must be >= 1 or 'auto', got {threads!r}")
     return n
+
+
+def set_torch_threads(n: int) -> None:
+    """Set torch's intra-op thread count (process-wide: only a stage's `run` calls this)."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def resolve(section: RuntimeSection) -> Runtime:
+    """Device, dtype and thread count for a stage, measured once; no process state changes."""
+    device = pick_device(section.device)
+    return Runtime(device, pick_dtype(section.dtype, device), thread_count(section.threads))

@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ragtune.data.example import DataError, Example
 from ragtune.data.records import first_key, question_text
 from ragtune.data.source import EmptyQuestion, Record, Skip, context_group
-from ragtune.prompt import is_refusal
+from ragtune.example import DataError, Example
+from ragtune.prompt.refusal import is_refusal
 
 NO_CONTEXT = "no context (not grounded QA)"
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from ragtune import atomic
 from ragtune.data.check_report import format_report
-from ragtune.data.example import Example
 from ragtune.data.importers import import_data
 from ragtune.data.normalize import (
     answer_key,
@@ -30,7 +29,10 @@ from ragtune.data.normalize import (
     question_key,
 )
 from ragtune.data.source import EMPTY_QUESTION
-from ragtune.prompt import IGNORE_INDEX, PromptConfig, encode_example, language
+from ragtune.example import Example
+from ragtune.prompt.encode import IGNORE_INDEX, encode_example
+from ragtune.prompt.grounded import PromptConfig
+from ragtune.text import language
 
 SAMPLE_IDS = 5  # ids listed per finding, so a user can look the examples up
 
@@ -40,7 +42,7 @@ class CheckConfig:
     data: str
     """Data file to check (any supported format), or "hf:<name>" for a Hugging Face data set."""
     format: str = "auto"
-    """Format of `data`: auto, squad, cqa-json, cqa-jsonl, cqa-csv, alpaca, sharegpt, openai, canonical."""
+    """Format of `data`; auto detects it (`ragtune data --help` lists the formats)."""
     hf_split: str = "train"
     """Split to read when `data` is a Hugging Face data set."""
     eval_data: str | None = None
@@ -340,3 +342,10 @@ def run(cfg: CheckConfig) -> dict[str, Any]:
 
 
 __all__ = ["CheckConfig", "format_report", "run", "stats"]
+
+
+Config = CheckConfig
+
+
+def show(report: dict[str, Any]) -> None:
+    print(format_report(report))

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ragtune.data.example import DataError, Example
 from ragtune.data.records import example_from_record
 from ragtune.data.source import Record, Skipped, convert_all
+from ragtune.example import DataError, Example
 
 
 def parse_name(spec: str) -> tuple[str, str | None]:

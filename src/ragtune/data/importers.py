@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.data import chat, hub, squad
-from ragtune.data.example import DataError, Example, example_from_dict
 from ragtune.data.records import CONTEXT_KEYS, QUESTION_KEYS, example_from_record
 from ragtune.data.source import (
     EmptyQuestion,
@@ -51,20 +50,23 @@ from ragtune.data.source import (
     parse_json,
     read_text,
 )
+from ragtune.example import FIELDS, REQUIRED_FIELDS, DataError, Example, example_from_dict
 
-FORMATS = (
-    "auto",
-    "squad",
-    "cqa-json",
-    "cqa-jsonl",
-    "cqa-csv",
-    "alpaca",
-    "sharegpt",
-    "openai",
-    "canonical",
-    "hf:<name>",
-)
-_CANONICAL_KEYS = {"id", "question", "contexts", "answers", "answerable", "group", "kind"}
+# The one list of format names: errors, `--help` texts and the docs of every stage's
+# `format` key read it from here.
+FORMATS = {
+    "auto": "detected from the file",
+    "squad": "SQuAD v1/v2, CMRC 2018",
+    "cqa-json": "context/question/answer records",
+    "cqa-jsonl": "the same, one per line",
+    "cqa-csv": "the same, as CSV",
+    "alpaca": "instruction/input/output",
+    "sharegpt": "conversations",
+    "openai": "messages JSONL",
+    "canonical": "ragtune JSONL",
+    "hf:<name>": "a Hugging Face data set, online",
+}
+FORMAT_HELP = "Formats: " + ", ".join(f"{k} ({v})" for k, v in FORMATS.items()) + "."
 
 
 def _canonical(rec: Record) -> Example:
@@ -103,7 +105,7 @@ def _record_format(obj: dict[str, Any]) -> str | None:
         return "openai"
     if "conversations" in keys:
         return "sharegpt"
-    if {"id", "question", "contexts"} <= keys <= _CANONICAL_KEYS:
+    if set(REQUIRED_FIELDS) <= keys <= FIELDS:
         return "canonical"
     if "instruction" in keys:
         return "alpaca"
@@ -185,7 +187,7 @@ def _from_file(
         fields = ", ".join(sorted(records[0].obj)) or "none"
         raise DataError(
             f"{records[0].where}: cannot tell the data format from this record's fields "
-            f"({fields}); pass one of: {', '.join(FORMATS[1:])}"
+            f"({fields}); pass format= one of: {', '.join(list(FORMATS)[1:])}"
         )
     convert = _CONVERTERS[family]
     examples = convert_all(
@@ -224,8 +226,3 @@ def import_data(
 def load_examples(path: str | Path, format: str = "auto", hf_split: str = "train") -> list[Example]:
     """Canonical examples from `path` in `format` ("auto" detects it; see the module docstring)."""
     return import_data(path, format, hf_split).examples
-
-
-def detect_format(path: str | Path) -> str:
-    """The format "auto" would pick for `path` (it reads the whole file)."""
-    return import_data(path).format

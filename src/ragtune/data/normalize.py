@@ -1,50 +1,15 @@
-"""Text normalization for data checks and cleaning: answer-in-context tests and duplicate keys.
+"""Example-level keys and answer checks shared by `data check` and `data prepare`.
 
-Both `check` and `prepare` compare texts through these functions so they agree on what is a
-duplicate and what is a missing answer. Normalizing is Unicode NFKC, case folding, punctuation
-and symbols to spaces, and collapsed whitespace. English answers must match on word boundaries
-("one" is not in "someone"); Chinese has no spaces, so where the answer or the context is
-Chinese it is a plain substring test with spaces removed.
+Both compare examples through these functions so they agree on what is a duplicate and what
+is a missing answer; the text rules themselves (NFKC, case folding, CJK) live in `ragtune.text`.
 
-    answer_in_context("the Normans", ["... The Normans (Norman: ...) were ..."])  # True
+    example_key(ex) == example_key(other)   # same question on the same contexts
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from functools import lru_cache
-
-from ragtune.data.example import Example
-from ragtune.prompt import language
-
-_PUNCT = re.compile(r"[^\w\s]|_")
-
-
-@lru_cache(maxsize=65536)  # contexts repeat across their questions (about 5 per SQuAD paragraph)
-def normalize(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_PUNCT.sub(" ", text).split())
-
-
-@lru_cache(maxsize=65536)
-def _spaced(text: str) -> bool:
-    """Whether words in `text` are separated by spaces (not Chinese)."""
-    return language(text) != "zh"
-
-
-def answer_in_context(answer: str, contexts: list[str]) -> bool:
-    a = normalize(answer)
-    if not a:
-        return False
-    for c in contexts:
-        if _spaced(answer) and _spaced(c):
-            if f" {a} " in f" {normalize(c)} ":
-                return True
-        # "1998" must be found in "1998年": no word boundaries in Chinese text.
-        elif a.replace(" ", "") in normalize(c).replace(" ", ""):
-            return True
-    return False
+from ragtune.example import Example
+from ragtune.text import answer_in_context, normalize
 
 
 def found_answers(ex: Example) -> list[str]:

@@ -17,17 +17,18 @@ The input file is only read.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragtune import atomic
-from ragtune.data.example import DataError, Example, write_jsonl
 from ragtune.data.importers import import_data
 from ragtune.data.normalize import example_key, found_answers
 from ragtune.data.source import EMPTY_QUESTION
 from ragtune.data.split import split_indices
+from ragtune.example import DataError, Example, write_jsonl
 
 OUTPUT_FILES = ("train.jsonl", "eval.jsonl", "prepare_report.json")
 
@@ -39,7 +40,7 @@ class PrepareConfig:
     out: str
     """Output folder for train.jsonl, eval.jsonl and prepare_report.json."""
     format: str = "auto"
-    """Format of `data`: auto, squad, cqa-json, cqa-jsonl, cqa-csv, alpaca, sharegpt, openai, canonical."""
+    """Format of `data`; auto detects it (`ragtune data --help` lists the formats)."""
     hf_split: str = "train"
     """Split to read when `data` is a Hugging Face data set."""
     eval_fraction: float = 0.1
@@ -186,3 +187,10 @@ def run(cfg: PrepareConfig) -> dict[str, Any]:
     }
     atomic.write_json(out / "prepare_report.json", summary)
     return summary
+
+
+Config = PrepareConfig
+
+
+def show(result: dict[str, Any]) -> None:
+    print(json.dumps(result, ensure_ascii=False, indent=2, default=str))

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ragtune.data.example import DataError, Example
 from ragtune.data.source import EmptyQuestion, Record, context_group
+from ragtune.example import DataError, Example
 
 CONTEXT_KEYS = (
     "contexts",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragtune.data.example import DataError, Example
+from ragtune.example import DataError, Example
 
 MAX_ERRORS_SHOWN = 10
 

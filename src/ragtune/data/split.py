@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from ragtune.data.example import Example
 from ragtune.data.normalize import context_key
+from ragtune.example import Example
 
 
 def split_units(exs: list[Example]) -> list[list[int]]:
@@ -41,6 +41,30 @@ def split_units(exs: list[Example]) -> list[list[int]]:
     return sorted(units.values(), key=lambda unit: unit[0])
 
 
+def _take(units: list[list[int]], max_examples: int) -> list[list[int]]:
+    """Units in the given order until `max_examples` are taken, the last one trimmed to fit."""
+    kept, n = [], 0
+    for unit in units:
+        if n >= max_examples:
+            break
+        take = unit[: max_examples - n]
+        kept.append(take)
+        n += len(take)
+    return kept
+
+
+def sample(exs: list[Example], max_examples: int | None, seed: int) -> list[Example]:
+    """At most `max_examples` of `exs`: whole groups (articles, shared passages) drawn at random
+    with `seed`, the last one trimmed to fit, in input order. This is what `max_examples`
+    means in every stage: a capped set is a sample of articles, not the file's first articles,
+    and a question is never kept without the rest of its article."""
+    if max_examples is None or len(exs) <= max_examples:
+        return list(exs)
+    units = split_units(exs)
+    random.Random(seed).shuffle(units)
+    return [exs[i] for i in sorted(i for u in _take(units, max_examples) for i in u)]
+
+
 def split_indices(
     exs: list[Example], eval_fraction: float, seed: int, max_examples: int | None = None
 ) -> tuple[list[int], list[int], int]:
@@ -53,16 +77,8 @@ def split_indices(
     random.Random(seed).shuffle(units)
     cut = 0
     if max_examples is not None:
-        kept, n = [], 0
-        for unit in units:
-            if n >= max_examples:
-                cut += len(unit)
-                continue
-            take = unit[: max_examples - n]
-            cut += len(unit) - len(take)
-            kept.append(take)
-            n += len(take)
-        units = kept
+        units = _take(units, max_examples)
+        cut = len(exs) - sum(len(u) for u in units)
     total = sum(len(u) for u in units)
     target = round(eval_fraction * total)
     train: list[int] = []

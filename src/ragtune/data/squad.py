@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ragtune.data.example import DataError, Example
 from ragtune.data.records import answer_texts, flag, question_text
 from ragtune.data.source import Skipped, context_group, convert_all
+from ragtune.example import DataError, Example
 
 
 def looks_like_squad(obj: Any) -> bool:

@@ -6,7 +6,3 @@ templates_en.py  English fictional-entity templates (pure data)
 templates_zh.py  Chinese fictional-entity templates (pure data)
 facts.py         real-world facts with false values, for counterfactual documents (pure data)
 """
-
-from ragtune.demo.stage import DemoConfig, run
-
-__all__ = ["DemoConfig", "run"]

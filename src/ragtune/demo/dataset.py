@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragtune.data.example import Example
 from ragtune.demo import facts as demo_facts
 from ragtune.demo import templates_en as en_templates
 from ragtune.demo import templates_zh as zh_templates
+from ragtune.example import Example
 
 ANSWERABLE_PER_DOC = 3  # questions about stated attributes, per fictional document
 ZH_SHARE = 0.15  # fraction of each split's fictional and counterfactual documents in Chinese

@@ -14,16 +14,19 @@ Each finished step is skipped when the demo is run again, so a killed demo resum
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragtune import compare, evaluate, train
-from ragtune.data.example import write_jsonl
+from ragtune import runs
 from ragtune.demo.dataset import build_demo_set
-from ragtune.evaluate import EvalConfig
-from ragtune.generate import GenerateConfig
-from ragtune.train import LoraSection, TrainConfig
+from ragtune.eval import compare
+from ragtune.eval import stage as evaluate
+from ragtune.example import write_jsonl
+from ragtune.generation.load import GenerateConfig
+from ragtune.runtime import RuntimeSection
+from ragtune.train import stage as train
+from ragtune.train.config import LoraSection, TrainConfig
 
 
 @dataclass
@@ -46,24 +49,21 @@ class DemoConfig:
     """Answer length cap during evaluation."""
     seed: int = 0
     """Seed for the demo set, the split and training."""
-    threads: str = "auto"
-    """CPU threads: a number, or auto for the cores free right now."""
+    runtime: RuntimeSection = field(default_factory=RuntimeSection)
+    """Device, dtype and CPU threads for every step."""
 
 
 def _eval(
     cfg: DemoConfig, data: Path, out: Path, label: str, adapter: str | None
 ) -> dict[str, Any]:
-    done = evaluate.finished(out)
+    done = runs.finished(out)
     if done is not None:
         print(f"demo: {label}: reusing {out / 'metrics.json'}")
         return done
-    gen = GenerateConfig(
-        model=cfg.model,
-        adapter=adapter,
-        max_new_tokens=cfg.max_new_tokens,
-        threads=cfg.threads,
+    gen = GenerateConfig(model=cfg.model, adapter=adapter, max_new_tokens=cfg.max_new_tokens)
+    return evaluate.run(
+        evaluate.EvalConfig(data=str(data), out=str(out), label=label, gen=gen, runtime=cfg.runtime)
     )
-    return evaluate.run(EvalConfig(data=str(data), out=str(out), label=label, gen=gen))
 
 
 def run(cfg: DemoConfig) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
     _eval(cfg, out / "data" / "eval.jsonl", out / "base", "base", None)
 
     train_dir = out / "train"
-    if (train_dir / "train_metrics.json").is_file():
+    if runs.train_finished(train_dir):
         print(f"demo: reusing the adapter in {train_dir}")
     else:
         train.run(
@@ -92,7 +92,7 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
                 grad_accum=cfg.grad_accum,
                 max_length=512,
                 seed=cfg.seed,
-                threads=cfg.threads,
+                runtime=cfg.runtime,
                 resume=any(train_dir.glob("checkpoint-*")),  # a killed demo continues
             )
         )
@@ -101,6 +101,14 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
     result = compare.run(
         compare.CompareConfig(runs=[str(out / "base"), str(out / "tuned")], out=str(out))
     )
-    print(compare.format_table(result))
-    print(f"demo: done in {time.perf_counter() - t0:.0f} s; report: {out / 'compare.html'}")
+    result["wall_s"] = round(time.perf_counter() - t0, 1)
+    result["report"] = str(out / "compare.html")
     return result
+
+
+Config = DemoConfig
+
+
+def show(result: dict[str, Any]) -> None:
+    print(compare.format_table(result))
+    print(f"demo: done in {result['wall_s']:.0f} s; report: {result['report']}")

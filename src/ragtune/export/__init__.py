@@ -10,15 +10,12 @@ card.py        the README.md model card: base, data, training config, eval table
 verify.py      each GGUF in llama.cpp vs transformers: template, tokens, logits, answers
 hub.py         push to the Hugging Face Hub
 
-    result = run(ExportConfig(model="smollm2-135m", adapter="runs/lora", to=["gguf"], out="x"))
+    from ragtune.export.stage import Config, run
+    result = run(Config(model="smollm2-135m", adapter="runs/lora", to=["gguf"], out="x"))
 """
 
+from ragtune.errors import RagtuneError
 
-class ExportError(ValueError):
+
+class ExportError(RagtuneError):
     """An export that cannot be written or fails verification; the message names the file."""
-
-
-# Imported after ExportError, which the stage's modules import from here.
-from ragtune.export.stage import ExportConfig, ExportResult, run  # noqa: E402
-
-__all__ = ["ExportConfig", "ExportError", "ExportResult", "run"]

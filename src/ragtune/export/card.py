@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from ragtune.metrics import HEADLINE, METRIC_INFO
-from ragtune.prompt import PromptConfig
+from ragtune.eval.metrics import HEADLINE, METRIC_INFO
+from ragtune.export import ExportError
+from ragtune.prompt.grounded import PromptConfig
 
 # Hub ids of ragtune's aliases, for the card's `base_model` (the Hub links the two).
 HUB_IDS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
@@ -62,7 +63,7 @@ def find_evals(adapter: Path | None, given: list[str]) -> list[tuple[str, dict[s
     paths = [Path(g) / "metrics.json" if Path(g).is_dir() else Path(g) for g in given]
     for p in paths:
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: eval metrics file not found (eval_metrics)")
+            raise ExportError(f"{p}: eval metrics file not found (eval_metrics)")
     if not paths and adapter is not None:
         run = run_folder(adapter).resolve()
         mine = {run, adapter.resolve()}

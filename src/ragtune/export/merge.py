@@ -15,23 +15,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+from ragtune.generation.local import stop_token_ids
+from ragtune.models import load_adapter
+from ragtune.runtime import torch_dtype
 
 
 def merge_adapter(model: Any, adapter: str) -> Any:
     """`model` with the LoRA delta of `adapter` (an adapter folder) added to its weights."""
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    return load_adapter(model, adapter).merge_and_unload()
 
 
 def save_merged(model: Any, tokenizer: Any, out: Path, dtype: str) -> Path:
     """Cast `model` to `dtype` in place (it is not used in fp32 afterwards) and save it."""
-    from ragtune.generate import stop_token_ids
-
-    model.to(DTYPES[dtype])
+    model.to(torch_dtype(dtype))
     gen = model.generation_config
     gen.eos_token_id = stop_token_ids(tokenizer, model.config)
     gen.pad_token_id = tokenizer.pad_token_id

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragtune.export import ExportError
-from ragtune.prompt import PromptConfig, render_prompt
+from ragtune.prompt.grounded import PromptConfig, render_prompt
 
 Messages = list[dict[str, str]]
 

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
 from ragtune import atomic, runtime
 from ragtune.config import save_config
 from ragtune.export import ExportError
 from ragtune.export.quantize import GGUF_TYPES
-from ragtune.prompt import PromptConfig
+from ragtune.prompt.grounded import PromptConfig
+from ragtune.runs import adapter_dir
+from ragtune.runtime import RuntimeSection
 
 EXPORT_TYPES = ("merged", "gguf", "lora", "ollama", "adapter")
 
@@ -84,8 +84,9 @@ class ExportConfig:
     (added to `to`). Needs network and a token."""
     hub_private: bool = True
     """Create the hub repository as private."""
-    threads: str = "auto"
-    """CPU threads: a number, or auto for the cores free right now."""
+    runtime: RuntimeSection = field(default_factory=RuntimeSection)
+    """CPU threads for merging, quantizing and verifying (runtime.threads). The export always
+    runs on the CPU in fp32, so runtime.device and runtime.dtype stay auto."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     """Grounded prompt (must match training): the Modelfile's SYSTEM and verification use it."""
 
@@ -104,6 +105,11 @@ class ExportConfig:
             raise ValueError("quant: give at least one GGUF type")
         if self.verify_n < 1:
             raise ValueError("verify_n must be >= 1")
+        if self.runtime.device not in ("auto", "cpu") or self.runtime.dtype not in ("auto", "fp32"):
+            raise ValueError(
+                "runtime.device and runtime.dtype: the export runs on the CPU in fp32; "
+                "leave them auto (runtime.threads applies)"
+            )
         if "ollama" in self.to and "gguf" not in self.to:
             self.to = [*self.to, "gguf"]
         if self.push_to_hub and "merged" not in self.to and "adapter" not in self.to:
@@ -169,7 +175,7 @@ def _write(cfg: ExportConfig, tmp: Path, adapter: Path | None, threads: int) -> 
     from ragtune.models import load_model
 
     name = cfg.name or Path(cfg.out).resolve().name
-    model, tokenizer = load_model(cfg.model, torch.float32, "cpu")
+    model, tokenizer = load_model(cfg.model, runtime.torch_dtype("fp32"), "cpu")
     config = model.config
     n_ctx = min(cfg.num_ctx, int(config.max_position_embeddings))
     gdir = tmp / "gguf"
@@ -265,18 +271,17 @@ def _files(folder: Path) -> dict[str, int]:
 
 def run(cfg: ExportConfig) -> ExportResult:
     from ragtune.export import card, hub
-    from ragtune.generate import adapter_dir
 
     out = Path(cfg.out)
     _check_out(out)
     adapter = Path(adapter_dir(cfg.adapter)) if cfg.adapter else None
     evals = card.find_evals(adapter, cfg.eval_metrics)  # a missing file fails before the work
-    threads = runtime.set_threads(cfg.threads)
+    threads = runtime.thread_count(cfg.runtime.threads)
+    runtime.set_torch_threads(threads)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the export private to its maker
+    # mkdtemp's 0700 would make the export private to its maker
+    os.chmod(tmp, 0o777 & ~atomic.current_umask())
     try:
         info = _write(cfg, tmp, adapter, threads)
         files = _files(tmp)
@@ -318,3 +323,20 @@ def run(cfg: ExportConfig) -> ExportResult:
         pushed = hub.push(folder, cfg.push_to_hub, private=cfg.hub_private)
         atomic.write_json(out / "export.json", {**summary, "pushed": pushed})
     return ExportResult(out, files, info["verification"], pushed)
+
+
+Config = ExportConfig
+
+
+def show(result: ExportResult) -> None:
+    for path, size in result.files.items():
+        print(f"{size / 1e6:>10.1f} MB  {result.out / path}")
+    for r in result.verification:
+        agree = r.get("agreement")
+        print(
+            f"verified {r['file']} ({r['engine']}): logit cosine {r['logit_cosine']:.4f}"
+            + (f", answers agree {agree:.0f}% of {r['n']}" if agree is not None else "")
+            + (f", F1 {r['f1']:.1f} vs {r['f1_transformers']:.1f}" if "f1" in r else "")
+        )
+    if result.pushed:
+        print(f"pushed to {result.pushed}")

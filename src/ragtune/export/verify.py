@@ -7,7 +7,7 @@ fails loudly (ExportError) when the file does not load, its embedded chat templa
 a different prompt, llama.cpp tokenizes the prompt differently (token for token), or its
 logits point elsewhere (cosine below `min_logit_cosine`; tuned SmolLM2 scores 1.0000 in
 f16 and 0.9988 in q4_k_m, the test model with a wrong q/k layout 0.36). It then reports how often llama.cpp's answers agree with
-transformers' and the F1 of both against the gold answers (`ragtune.metrics`), plus
+transformers' and the F1 of both against the gold answers (`ragtune.eval.metrics`), plus
 llama.cpp's prompt and decode tokens/s. `check_merged` does the same for the safetensors
 folder, loaded with plain transformers.
 
@@ -25,11 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ragtune import metrics
-from ragtune.data.example import Example
+from ragtune.eval import metrics
+from ragtune.example import Example
 from ragtune.export import ExportError
-from ragtune.generate import LocalGenerator, Messages
-from ragtune.prompt import PromptConfig, build_messages, render_prompt
+from ragtune.generation.base import Messages
+from ragtune.generation.local import LocalGenerator
+from ragtune.prompt.grounded import PromptConfig, build_messages, render_prompt
+from ragtune.prompt.refusal import is_refusal
+from ragtune.text import metric_tokens
 
 # Used when no --data is given: English, unanswerable and Chinese, so the template, special
 # tokens and multi-byte text all pass through both tokenizers.
@@ -69,6 +72,8 @@ class Reference:
     """(vocab,) fp32 next-token logits after prompt_ids[0]."""
     chat_template: str
     answers: list[str]
+    prompt: PromptConfig
+    """The prompt settings: their refusal sentences decide what counts as a refusal."""
 
 
 @torch.inference_mode()
@@ -81,7 +86,7 @@ def reference(
     answer: bool = True,
 ) -> Reference:
     """Run the fp32 transformers model on `examples`; `answer=False` skips generation."""
-    messages = [build_messages(e, prompt) for e in examples]
+    messages = [build_messages(e.question, e.contexts, prompt) for e in examples]
     prompts = [render_prompt(tokenizer, m) for m in messages]
     ids = [list(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     logits = model(torch.tensor([ids[0]])).logits[0, -1].float().numpy()
@@ -89,7 +94,9 @@ def reference(
     if answer:
         gen = LocalGenerator(model, tokenizer, max_new_tokens, batch_size=8, name="transformers")
         answers = [g.text for g in gen.generate(messages)]
-    return Reference(examples, messages, prompts, ids, logits, tokenizer.chat_template, answers)
+    return Reference(
+        examples, messages, prompts, ids, logits, tokenizer.chat_template, answers, prompt
+    )
 
 
 def _first_diff(a: list[Any] | str, b: list[Any] | str) -> int:
@@ -101,17 +108,21 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def agreement(ref: Reference, answers: list[str]) -> dict[str, Any]:
-    """How often two answer lists agree (SQuAD-normalised), and each one's score vs gold."""
-    same = sum(
-        metrics.tokens(a, metrics.example_language(e))
-        == metrics.tokens(b, metrics.example_language(e))
-        for e, a, b in zip(ref.examples, ref.answers, answers)
-    )
-    mine, _ = metrics.evaluate(ref.examples, answers, semantic=False)
-    theirs, _ = metrics.evaluate(ref.examples, ref.answers, semantic=False)
+    """How often two answer lists agree (SQuAD-normalised, or both refusing), and each one's
+    score vs gold, with the refusal sentences of the prompt the model was trained on."""
+
+    def same(e: Example, a: str, b: str) -> bool:
+        if is_refusal(a, ref.prompt) and is_refusal(b, ref.prompt):
+            return True
+        lang = metrics.example_language(e)
+        return metric_tokens(a, lang) == metric_tokens(b, lang)
+
+    n_same = sum(same(e, a, b) for e, a, b in zip(ref.examples, ref.answers, answers))
+    mine, _ = metrics.evaluate(ref.examples, answers, refusal_cfg=ref.prompt, semantic=False)
+    theirs, _ = metrics.evaluate(ref.examples, ref.answers, refusal_cfg=ref.prompt, semantic=False)
     return {
         "n": len(answers),
-        "agreement": 100.0 * same / len(answers) if answers else None,
+        "agreement": 100.0 * n_same / len(answers) if answers else None,
         "f1": mine["f1"],
         "exact_match": mine["exact_match"],
         "f1_transformers": theirs["f1"],
@@ -172,7 +183,7 @@ def check_gguf(
     min_logit_cosine: float = 0.9,
 ) -> dict[str, Any]:
     """Load `path` (+ `lora`) in llama.cpp, check it against `ref`; one row for export.json."""
-    from ragtune.generate_llamacpp import LlamaCppGenerator
+    from ragtune.generation.llamacpp import LlamaCppGenerator
 
     name = path.name + (f" + {lora.name}" if lora else "")
     try:

@@ -1,0 +1,82 @@
+"""Answering a set of questions: each question with the passages to answer from, through one
+`Generator`, resumable.
+
+The passages are the caller's choice: the eval stage gives each example's gold contexts, and
+an end-to-end RAG eval gives what a retriever returned. Finished chunks are appended to a
+partial file as they come, so a killed run resumes where it stopped.
+
+    gens = answer_all(generator, [Question(e.id, e.question, e.contexts) for e in examples],
+                      PromptConfig(), partial=Path("out/predictions.partial.jsonl"), chunk=64)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ragtune.generation.base import Generation, Generator
+from ragtune.prompt.grounded import PromptConfig, build_messages
+
+
+@dataclass
+class Question:
+    id: str
+    """Unique within the set: the key answers are saved and resumed under."""
+    question: str
+    """The user's question."""
+    passages: Sequence[str]
+    """The passages to answer from, in prompt order."""
+
+
+def _read_partial(path: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Answers saved by an earlier, interrupted run (a torn last line is dropped)."""
+    done: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and row.get("id") in ids:
+            done[row["id"]] = row
+    return done
+
+
+def answer_all(
+    generator: Generator,
+    questions: Sequence[Question],
+    prompt: PromptConfig,
+    partial: Path | None = None,
+    chunk: int = 64,
+) -> list[Generation]:
+    """One Generation per question, in order. With `partial`, answers already saved there
+    are reused and each finished chunk is appended to it."""
+    done = _read_partial(partial, {q.id for q in questions}) if partial else {}
+    todo = [q for q in questions if q.id not in done]
+    bar = tqdm(total=len(questions), initial=len(done), desc=f"eval {generator.name}", unit="q")
+    f = partial.open("a", encoding="utf-8") if partial else None
+    try:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            gens = generator.generate(
+                [build_messages(q.question, q.passages, prompt) for q in part]
+            )
+            for q, g in zip(part, gens, strict=True):
+                done[q.id] = {"id": q.id, **asdict(g)}
+                if f:
+                    f.write(json.dumps(done[q.id], ensure_ascii=False) + "\n")
+            if f:
+                f.flush()
+            bar.update(len(part))
+    finally:
+        bar.close()
+        if f:
+            f.close()
+    fields = ("text", "new_tokens", "latency_s", "batch_size")
+    return [Generation(*(done[q.id][k] for k in fields)) for q in questions]

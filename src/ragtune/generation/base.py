@@ -1,0 +1,42 @@
+"""The generation seam: what every engine takes and returns. No torch import, so RAG, serving
+and tests can type against it without loading a model.
+
+    class MyEngine:                      # satisfies Generator structurally
+        name = "my-engine"
+        def generate(self, batch: list[Messages]) -> list[Generation]: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ragtune.errors import RagtuneError
+from ragtune.prompt.grounded import Messages
+
+__all__ = ["Generation", "GenerationError", "Generator", "Messages"]
+
+
+@dataclass
+class Generation:
+    text: str
+    """The answer, special tokens removed and whitespace stripped."""
+    new_tokens: int
+    """Tokens generated, not counting the end-of-turn token."""
+    latency_s: float
+    """Wall time of the call that produced this answer (its whole batch)."""
+    batch_size: int
+    """How many answers that call produced together."""
+
+
+class Generator(Protocol):
+    """Answers a batch of chat conversations, one `Generation` per conversation, in order."""
+
+    name: str
+
+    def generate(self, batch: list[Messages]) -> list[Generation]: ...
+
+
+class GenerationError(RagtuneError):
+    """An engine could not answer (an API refused, timed out, or answered nonsense); the
+    message names the endpoint or model and says what to try."""

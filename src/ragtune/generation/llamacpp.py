@@ -1,0 +1,152 @@
+"""Generation with llama.cpp (llama-cpp-python) on a GGUF file, the `Generator` seam's second
+local engine: what llama-cli, llama-server and Ollama run, scored on ragtune's prompt.
+
+The prompt is rendered with the chat template embedded in the GGUF (the one llama.cpp
+serves), tokenized by llama.cpp with special tokens parsed, and decoded greedily (temperature
+0, no repetition penalty) until an end-of-generation token or `max_new_tokens`. One prompt at
+a time: llama-cpp-python has no batched decoding. Timings are split into prompt processing
+and decoding (`stats`), since decode tokens/s is the number a deployment cares about.
+
+    gen = LlamaCppGenerator("out/gguf/model-q8_0.gguf", max_new_tokens=48, threads=2)
+    outputs = gen.generate([build_messages(ex, prompt_cfg)])
+    gen.stats["decode_tokens"] / gen.stats["decode_s"]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragtune.generation.base import Generation, GenerationError, Messages
+
+
+class LlamaCppGenerator:
+    """Greedy decoding of a GGUF model (optionally with a LoRA GGUF) through llama.cpp."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        max_new_tokens: int = 48,
+        *,
+        lora_path: str | Path | None = None,
+        threads: int | None = None,
+        n_ctx: int = 4096,
+        name: str | None = None,
+    ):
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError:
+            raise ImportError(
+                "backend=llamacpp needs llama-cpp-python: pip install llama-cpp-python"
+            ) from None
+        self._llama_cpp = llama_cpp
+        path = Path(model_path)
+        if not path.is_file():
+            raise GenerationError(f"{path}: GGUF file not found")
+        if lora_path is not None and not Path(lora_path).is_file():
+            raise GenerationError(f"{lora_path}: LoRA GGUF file not found")
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        try:
+            self.llm = llama_cpp.Llama(
+                str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                lora_path=str(lora_path) if lora_path else None,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise GenerationError(f"{path}: llama.cpp could not load it: {e}") from None
+        self.name = name or path.name + (f"+{Path(lora_path).name}" if lora_path else "")
+        self.max_new_tokens, self.n_ctx = max_new_tokens, n_ctx
+        meta = self.llm.metadata
+        self.chat_template: str | None = meta.get("tokenizer.chat_template")
+        self.add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self._formatter = (
+            Jinja2ChatFormatter(
+                self.chat_template, self.token_text(self.llm.token_eos()), self.bos_text()
+            )
+            if self.chat_template
+            else None
+        )
+        self.stats = {"prompt_tokens": 0, "prompt_s": 0.0, "decode_tokens": 0, "decode_s": 0.0}
+
+    def token_text(self, tid: int) -> str:
+        return self.llm.detokenize([tid], special=True).decode("utf-8", errors="replace")
+
+    def bos_text(self) -> str:
+        bos = self.llm.token_bos()
+        return self.token_text(bos) if bos >= 0 else ""
+
+    def render(self, messages: Messages) -> str:
+        """The prompt as llama.cpp's server renders it: the GGUF's own chat template."""
+        if self._formatter is None:
+            raise GenerationError(f"{self.name}: the GGUF has no tokenizer.chat_template")
+        return str(self._formatter(messages=messages).prompt)  # type: ignore[arg-type]
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=self.add_bos, special=True))
+
+    def is_eog(self, tid: int) -> bool:
+        return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, tid))
+
+    def next_token_logits(self, ids: list[int]) -> np.ndarray:
+        """(n_vocab,) logits after `ids`: the raw numbers behind the first generated token."""
+        self._check_length(ids)
+        self.llm.reset()
+        self.llm.eval(ids)
+        ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
+
+    def _check_length(self, ids: list[int]) -> None:
+        if len(ids) + self.max_new_tokens > self.n_ctx:
+            raise GenerationError(
+                f"{self.name}: prompt of {len(ids)} tokens + {self.max_new_tokens} new tokens "
+                f"exceeds the context of {self.n_ctx}"
+            )
+
+    def _one(self, ids: list[int]) -> tuple[list[int], float]:
+        self._check_length(ids)
+        out: list[int] = []
+        sampled = 0
+        t0 = time.perf_counter()
+        t_first = t_last = t0
+        for tid in self.llm.generate(ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+            t_last = time.perf_counter()
+            sampled += 1
+            if sampled == 1:
+                t_first = t_last
+            if self.is_eog(tid):
+                break
+            out.append(tid)
+            if len(out) >= self.max_new_tokens:
+                break
+        # The first token costs the prompt pass; every later one costs one decode step.
+        self.stats["prompt_tokens"] += len(ids)
+        self.stats["prompt_s"] += t_first - t0
+        self.stats["decode_tokens"] += max(0, sampled - 1)
+        self.stats["decode_s"] += t_last - t_first
+        return out, t_last - t0
+
+    def generate(self, batch: list[Messages]) -> list[Generation]:
+        gens = []
+        for messages in batch:
+            ids, latency = self._one(self.tokenize(self.render(messages)))
+            text = self.llm.detokenize(ids).decode("utf-8", errors="replace").strip()
+            gens.append(Generation(text, len(ids), latency, 1))
+        return gens
+
+    def close(self) -> None:
+        self.llm.close()
+
+    def __enter__(self) -> LlamaCppGenerator:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

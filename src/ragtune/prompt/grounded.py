@@ -1,0 +1,67 @@
+"""The one grounded prompt, used identically for training, eval, RAG and serving.
+
+A system message tells the model to answer only from the numbered context passages, briefly,
+and to reply with a fixed refusal sentence (in the question's language) when the passages lack
+the answer. It takes a question and passages, not an `Example`, so a RAG query or a chat
+request builds the same prompt a training example does. Rendering goes through the model's
+own chat template.
+
+    messages = build_messages("Where is it?", ["The tower is in Paris."], PromptConfig())
+    prompt = render_prompt(tokenizer, messages)             # what generation sees
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ragtune.example import Example
+from ragtune.text import language
+
+Messages = list[dict[str, str]]
+
+# Used when a tokenizer has no chat template of its own (base models, tiny test models).
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@dataclass
+class PromptConfig:
+    system: str = (
+        "You answer questions using only the numbered context passages. "
+        "Reply with the shortest exact answer, copied from the context when possible. "
+        'If the context does not contain the answer, reply exactly: "{refusal}"'
+    )
+    """System instruction; "{refusal}" is replaced by the refusal sentence in the question's language."""
+    refusal_en: str = "The context does not contain the answer."
+    """Refusal sentence for English (and any non-Chinese) questions."""
+    refusal_zh: str = "上下文中没有答案。"
+    """Refusal sentence for Chinese questions."""
+
+
+def refusal_for(question: str, cfg: PromptConfig) -> str:
+    return cfg.refusal_zh if language(question) == "zh" else cfg.refusal_en
+
+
+def format_contexts(contexts: Sequence[str]) -> str:
+    return "\n\n".join(f"[{i}] {c.strip()}" for i, c in enumerate(contexts, 1))
+
+
+def build_messages(question: str, contexts: Sequence[str], cfg: PromptConfig) -> Messages:
+    """System + user messages for a question on passages (the assistant turn is added for
+    training only). Passages are numbered [1], [2], ... in the order given."""
+    system = cfg.system.replace("{refusal}", refusal_for(question, cfg))
+    user = f"Context:\n{format_contexts(contexts)}\n\nQuestion: {question.strip()}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def target(ex: Example, cfg: PromptConfig) -> str:
+    """What the model should reply: the first gold answer, or the refusal sentence."""
+    return ex.answer if ex.answerable else refusal_for(ex.question, cfg)
+
+
+def render_prompt(tokenizer: Any, messages: Messages) -> str:
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))

@@ -1,0 +1,77 @@
+"""Text handling every stage shares: language detection, CJK tokens, normalisation, matching.
+
+One copy of each rule, so data checks, training targets, metrics and retrieval agree on what
+is Chinese, what is a duplicate and whether an answer occurs in a passage.
+
+- `language(text)`: "zh" when CJK characters make up a fifth or more of the non-space
+  characters, else "en".
+- `normalize(text)`: Unicode NFKC, case folding, punctuation and symbols to spaces, collapsed
+  whitespace (for duplicate keys and answer-in-context tests).
+- `answer_in_context(answer, contexts)`: English answers must match on word boundaries ("one" is
+  not in "someone"); Chinese has no spaces, so where either side is Chinese it is a substring
+  test with spaces removed ("1998" is found in "1998年").
+- `metric_tokens(text, lang)`: the tokens EM/F1/ROUGE-L compare. English follows the SQuAD
+  script (lowercase, drop ASCII punctuation and the articles a/an/the, split on whitespace);
+  Chinese follows CMRC 2018 (every CJK character is a token, a run of other letters/digits is
+  one token, punctuation of either script is dropped).
+
+    language("北京大学在哪里？")                      # "zh"
+    answer_in_context("the Normans", ["The Normans (Norman: ...) were ..."])  # True
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from functools import lru_cache
+
+# The CJK Unified Ideographs, Extension A and the compatibility block.
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = re.compile(f"[{CJK_RANGES}]")
+# One CJK character, or a run of word characters that are neither CJK nor "_".
+_ZH_TOKEN = re.compile(rf"[{CJK_RANGES}]|[^\W_{CJK_RANGES}]+")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ASCII_PUNCT = str.maketrans("", "", string.punctuation)
+_PUNCT = re.compile(r"[^\w\s]|_")
+
+
+def language(text: str) -> str:
+    """ "zh" when CJK characters make up a fifth or more of the non-space characters, else "en"."""
+    chars = sum(not c.isspace() for c in text)
+    if not chars:
+        return "en"
+    return "zh" if len(_CJK.findall(text)) * 5 >= chars else "en"
+
+
+@lru_cache(maxsize=65536)  # contexts repeat across their questions (about 5 per SQuAD paragraph)
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(_PUNCT.sub(" ", text).split())
+
+
+@lru_cache(maxsize=65536)
+def _spaced(text: str) -> bool:
+    """Whether words in `text` are separated by spaces (not Chinese)."""
+    return language(text) != "zh"
+
+
+def answer_in_context(answer: str, contexts: list[str]) -> bool:
+    a = normalize(answer)
+    if not a:
+        return False
+    for c in contexts:
+        if _spaced(answer) and _spaced(c):
+            if f" {a} " in f" {normalize(c)} ":
+                return True
+        elif a.replace(" ", "") in normalize(c).replace(" ", ""):
+            return True
+    return False
+
+
+def metric_tokens(text: str, lang: str) -> list[str]:
+    """Normalised tokens of `text`: SQuAD for "en", CMRC 2018 style for "zh"."""
+    if lang == "zh":
+        return _ZH_TOKEN.findall(text.lower())
+    text = text.lower().translate(_ASCII_PUNCT)
+    return _ARTICLES.sub(" ", text).split()

@@ -1,0 +1,200 @@
+"""`ragtune train`: LoRA (or QLoRA / full) fine-tuning with loss on the answer tokens only.
+
+Built on the transformers Trainer, so `accelerate launch -m ragtune.cli train ...` gives
+multi-GPU, DeepSpeed and FSDP with no extra code. On CPU it picks bf16 autocast where the
+processor supports it, packed batches (no padding) and the free-core thread count. Writes into
+`out`: `adapter/` (or `model/` for full fine-tuning), checkpoints (resumable with
+resume=true), `train_config.yaml` (resolved), `train_metrics.json`, `loss_curve.png`.
+
+    result = run(TrainConfig(data="train.jsonl", eval_data="eval.jsonl", out="runs/x"))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragtune import atomic, runs, runtime
+from ragtune.config import ConfigError, save_config
+from ragtune.data.importers import load_examples
+from ragtune.data.split import sample, split_indices
+from ragtune.example import Example
+from ragtune.train.config import TrainConfig, resolve_defaults
+
+Config = TrainConfig
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    adapter: Path
+    metrics: dict[str, Any]
+
+
+def _load_split(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
+    train = load_examples(cfg.data, cfg.format)
+    if cfg.eval_data:
+        evals = load_examples(cfg.eval_data, cfg.format)
+    elif cfg.eval_fraction > 0 and len({e.group for e in train}) > 1:
+        # held out by group and shared passage, exactly as `ragtune data prepare` splits
+        train_idx, eval_idx, _ = split_indices(train, cfg.eval_fraction, cfg.seed)
+        train, evals = [train[i] for i in train_idx], [train[i] for i in eval_idx]
+    else:
+        evals = []
+    train = sample(train, cfg.max_examples, cfg.seed)
+    if not train:
+        raise ConfigError(f"{cfg.data}: no training examples")
+    return train, evals
+
+
+def run(cfg: TrainConfig) -> TrainResult:
+    # Heavy imports here, not at the top: the CLI imports this module to print --help.
+    import torch
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from ragtune.train import attention
+    from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
+    from ragtune.train.callbacks import ProgressBar, peak_rss_mb, plot_loss_curve
+    from ragtune.train.loss import answer_loss, supports_logits_to_keep
+    from ragtune.train.model import build_model
+
+    if not cfg.data:
+        raise ConfigError("data: a training data file is required (data=path)")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rt = runtime.resolve(cfg.runtime)
+    device, dtype = rt.device, rt.dtype
+    threads = rt.threads if device == "cpu" else None
+    if threads:
+        runtime.set_torch_threads(threads)
+    torch.manual_seed(cfg.seed)
+
+    train_ex, eval_ex = _load_split(cfg)
+    cfg = resolve_defaults(cfg, len(train_ex))
+    save_config(cfg, out / runs.TRAIN_CONFIG)
+    model, tokenizer = build_model(
+        cfg.model,
+        cfg.method,
+        cfg.lora,
+        attention_impl=cfg.attention,
+        device=device,
+        dtype=dtype,
+        seed=cfg.seed,
+    )
+    # Packed rows need ragtune's CPU attention to keep examples apart; other kernels (sdpa or
+    # flash on GPU, or one the user named) get right-padded, length-grouped batches.
+    packed = model.config._attn_implementation == attention.NAME
+    train_rows = encode_all(tokenizer, train_ex, cfg.prompt, cfg.max_length)
+    eval_rows = encode_all(tokenizer, eval_ex, cfg.prompt, cfg.max_length)
+
+    assert cfg.batch_size and cfg.grad_accum and cfg.epochs and cfg.lr  # filled by resolve_defaults
+    steps_per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * cfg.grad_accum))
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
+    eval_steps = cfg.eval_steps or max(1, total_steps // 5)
+    do_eval = bool(eval_rows)
+    args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        warmup_steps=cfg.warmup if cfg.warmup < 1 else int(cfg.warmup),
+        lr_scheduler_type=cfg.scheduler,
+        weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps,
+        eval_strategy="steps" if do_eval else "no",
+        eval_steps=eval_steps if do_eval else None,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=do_eval,
+        metric_for_best_model="eval_loss" if do_eval else None,
+        greater_is_better=False,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        use_cpu=device == "cpu",
+        seed=cfg.seed,
+        # padded batches: similar lengths together; packed ones have no padding to save
+        train_sampling_strategy="random" if packed else "group_by_length",
+        include_num_input_tokens_seen="all" if packed else "non_padding",
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=True,  # ProgressBar below shows loss, tokens/s and ETA instead
+        dataloader_num_workers=0,
+        prediction_loss_only=True,  # eval needs the loss only; never gather logits
+        # The fused AdamW kernel took 0.55 s a step on CPU for 5M LoRA weights (15% of the
+        # step); the foreach one takes 0.03 s. On CUDA fused is the faster one.
+        optim="adamw_torch" if device == "cpu" else "adamw_torch_fused",
+        activation_checkpointing=cfg.gradient_checkpointing or None,
+        activation_checkpointing_kwargs={"use_reentrant": False}
+        if cfg.gradient_checkpointing
+        else None,
+    )
+    answer_only = supports_logits_to_keep(model)
+    callbacks: list[Any] = [ProgressBar()]
+    if do_eval and cfg.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=collate_packed(answer_only)
+        if packed
+        else collate(tokenizer.pad_token_id, answer_only),
+        compute_loss_func=answer_loss if answer_only else None,
+        train_dataset=EncodedDataset(train_rows),
+        eval_dataset=EncodedDataset(eval_rows) if do_eval else None,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; ProgressBar shows them
+    last = get_last_checkpoint(str(out)) if cfg.resume else None
+    if cfg.resume and last is None:
+        print(f"resume: no checkpoint in {out}, starting from scratch")
+    t0 = time.perf_counter()
+    train_out = trainer.train(resume_from_checkpoint=last)
+    wall = time.perf_counter() - t0
+
+    final_dir = out / (runs.FULL_MODEL if cfg.method == "full" else runs.ADAPTER)
+    model.save_pretrained(final_dir)  # the best checkpoint's weights when eval ran
+    tokenizer.save_pretrained(final_dir)
+    history = trainer.state.log_history
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    tokens = int(trainer.state.num_input_tokens_seen or 0)
+    metrics = {
+        "model": cfg.model,
+        "method": cfg.method,
+        "train_examples": len(train_rows),
+        "eval_examples": len(eval_rows),
+        "steps": trainer.state.global_step,
+        "epochs": round(float(trainer.state.epoch or 0), 3),
+        "train_loss": round(float(train_out.training_loss), 4),
+        "first_loss": next((h["loss"] for h in history if "loss" in h), None),
+        "eval_loss_first": eval_losses[0] if eval_losses else None,
+        "eval_loss_best": min(eval_losses) if eval_losses else None,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "resumed_from": last,
+        "wall_s": round(wall, 1),
+        "tokens_seen": tokens,
+        "tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,
+        "answer_logits_only": answer_only,
+        "batches": "packed" if packed else "padded",
+        "device": device,
+        "dtype": str(dtype).replace("torch.", ""),
+        "threads": threads,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    plot_loss_curve(history, out / runs.LOSS_CURVE)
+    atomic.write_json(out / runs.TRAIN_METRICS, metrics)  # last: it marks the run finished
+    return TrainResult(out=out, adapter=final_dir, metrics=metrics)
+
+
+def show(result: TrainResult) -> None:
+    print(json.dumps(result.metrics, ensure_ascii=False, indent=2, default=str))
+    print(f"adapter: {result.adapter}")

@@ -1,0 +1,80 @@
+"""The answer-only loss equals the model's own full-logits loss on the same batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ragtune.models import load_model
+from ragtune.prompt.encode import encode_example
+from ragtune.prompt.grounded import PromptConfig
+from ragtune.train.batches import collate
+from ragtune.train.loss import answer_loss, answer_mask, supports_logits_to_keep
+
+
+def _batch(tok: object, examples: list) -> dict[str, torch.Tensor]:
+    rows = [encode_example(tok, e, PromptConfig(), 512) for e in examples]
+    return collate(tok.pad_token_id, answer_logits_only=True)(rows)  # type: ignore[attr-defined]
+
+
+def test_mask_marks_positions_that_predict_labels() -> None:
+    labels = torch.tensor([[-100, -100, 5, 6, -100], [-100, 7, -100, -100, -100]])
+    assert answer_mask(labels).tolist() == [
+        [False, True, True, False, False],
+        [True, False, False, False, False],
+    ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_answer_loss_equals_full_loss(
+    tiny_model_dir: Path, dtype: torch.dtype, qa_examples: list
+) -> None:
+    model, tok = load_model(str(tiny_model_dir), dtype=dtype)
+    assert supports_logits_to_keep(model)
+    batch = _batch(tok, qa_examples)
+    with torch.no_grad():
+        full = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+        )
+        kept = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            logits_to_keep=batch["logits_to_keep"],
+        )
+    n_labels = int((batch["labels"] != -100).sum())
+    assert kept.logits.shape == (
+        n_labels,
+        model.config.vocab_size,
+    )  # only answer positions projected
+    ours = answer_loss(kept, batch["labels"])
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert ours.item() == pytest.approx(full.loss.item(), rel=tol, abs=tol)
+    # with the Trainer's accumulated label count: sum / count, the same number here
+    assert answer_loss(kept, batch["labels"], num_items_in_batch=n_labels).item() == pytest.approx(
+        ours.item(), rel=1e-6
+    )
+
+
+def test_gradients_match(tiny_model_dir: Path, qa_examples: list) -> None:
+    model, tok = load_model(str(tiny_model_dir))
+    batch = _batch(tok, qa_examples)
+    model.train()
+    model.zero_grad()
+    model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+    ).loss.backward()
+    ref = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        logits_to_keep=batch["logits_to_keep"],
+    )
+    answer_loss(out, batch["labels"]).backward()
+    for n, p in model.named_parameters():
+        if n in ref:
+            assert torch.allclose(p.grad, ref[n], atol=1e-6), n
