@@ -17,6 +17,9 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,26 @@ def _clear_gguf_quantization(model: Any) -> None:
     model.is_quantized = False
 
 
+@contextmanager
+def _no_library_bars() -> Iterator[None]:
+    """Silence transformers' per-tensor bars ("Loading weights", the GGUF dequantization):
+    nested inside ragtune's own progress line they interleave into one unreadable line, and
+    they say nothing a user acts on. ragtune prints one line for a conversion instead."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    plain_tqdm = gguf_utils.tqdm  # imported bare there, so the switch above misses it
+    gguf_utils.tqdm = lambda it, *a, **kw: it  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = plain_tqdm
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def convert_gguf(gguf: Path) -> Path:
     """Dequantize a GGUF file once into a bf16 safetensors folder; return that folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -81,12 +104,14 @@ def convert_gguf(gguf: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"models: converting {gguf.name} once into {target} (reused afterwards)", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
-        )
+        with _no_library_bars():
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
+            )
         _clear_gguf_quantization(model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -152,7 +177,8 @@ def load_model(
     tokenizer = load_tokenizer(spec)
     kw = {"attn_implementation": attention} if attention else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw)
+        with _no_library_bars():
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw)
     except OSError as e:
         raise _from_hub_error(spec, e) from e
     if getattr(model.config, "quantization_config", None) is not None and str(
@@ -165,8 +191,19 @@ def load_model(
     return model.eval(), tokenizer
 
 
+@contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Wrap a PeftModel's construction. peft (0.21.2, the newest) reads transformers'
+    deprecated `is_gradient_checkpointing` in PeftModel.__init__, a FutureWarning in every log
+    that no argument of ours avoids; this one warning is silenced, nothing else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        yield
+
+
 def load_adapter(model: Any, adapter: str | Path) -> Any:
     """`model` wrapped with the LoRA adapter in folder `adapter` (a PeftModel)."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(adapter))
+    with peft_quietly():
+        return PeftModel.from_pretrained(model, str(adapter))

@@ -88,12 +88,11 @@ def test_lora_lowers_loss_base_frozen_adapter_changed(tmp_path: Path, tiny_model
     assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: nonzero = trained
     assert not any("lora" not in k for k in adapter)  # only adapter weights are saved
 
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(tiny_model_dir), result.adapter
-    )
+    from ragtune.models import load_adapter
+
+    model = load_adapter(AutoModelForCausalLM.from_pretrained(tiny_model_dir), result.adapter)
     for name, p in model.get_base_model().named_parameters():
         if "lora" in name:
             continue

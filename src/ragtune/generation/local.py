@@ -61,7 +61,7 @@ class LocalGenerator:
             seqs = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
-                past_key_values=cache,
+                cache=cache,
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 num_beams=1,

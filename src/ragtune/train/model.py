@@ -59,7 +59,7 @@ def build_model(
     `lora.r` and `lora.alpha` must be set (`config.resolve_defaults` fills them)."""
     from peft import LoraConfig, get_peft_model
 
-    from ragtune.models import load_model
+    from ragtune.models import load_model, peft_quietly
 
     if method == "qlora":
         if not device.startswith("cuda"):
@@ -93,7 +93,8 @@ def build_model(
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)  # the adapter's init depends on the seed alone, not on loading
-    peft_model = get_peft_model(model, lora_cfg)
+    with peft_quietly():
+        peft_model = get_peft_model(model, lora_cfg)
     if dtype != torch.float32:
         # peft casts each LoRA input up to the adapter's fp32, and autocast casts it straight
         # back to bf16 for the matmul: two full-activation copies per layer, forward and
