@@ -197,7 +197,9 @@ def peft_quietly() -> Iterator[None]:
     deprecated `is_gradient_checkpointing` in PeftModel.__init__, a FutureWarning in every log
     that no argument of ours avoids; this one warning is silenced, nothing else."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        warnings.filterwarnings(
+            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
+        )
         yield
 
 

@@ -169,9 +169,56 @@ def _copy_adapter(adapter: Path, dest: Path, base: str) -> None:
     atomic.write_json(cfg_file, acfg)
 
 
+def _write_ggufs(
+    cfg: ExportConfig, model: Any, tokenizer: Any, gdir: Path, name: str, threads: int
+) -> tuple[list[Path], dict[str, str]]:
+    """model-f16.gguf, then each requested type from it; (files, quantization notes)."""
+    from ragtune.export import gguf_write, quantize
+
+    f16 = gguf_write.write_gguf(
+        model, tokenizer, gdir / "model-f16.gguf", name=name, pre_tokenizer=cfg.pre_tokenizer
+    )
+    ggufs, notes = [], {}
+    for q in cfg.quant:
+        path = gdir / f"model-{q}.gguf"
+        if q == "f32":
+            gguf_write.write_gguf(
+                model, tokenizer, path, ftype="f32", name=name, pre_tokenizer=cfg.pre_tokenizer
+            )
+        elif q != "f16" and (note := quantize.quantize(f16, path, q, threads)):
+            notes[f"gguf/{path.name}"] = note
+        ggufs.append(path)
+    return ggufs, notes
+
+
+def _verify(
+    cfg: ExportConfig, ref: Any, ggufs: list[Path], tmp: Path, threads: int, n_ctx: int
+) -> list[dict[str, Any]]:
+    """One verification row per written file, each checked against the reference."""
+    from ragtune.export import verify
+
+    def check(path: Path, lora: Path | None = None) -> dict[str, Any]:
+        return verify.check_gguf(
+            path,
+            ref,
+            lora=lora,
+            threads=threads,
+            n_ctx=n_ctx,
+            max_new_tokens=cfg.max_new_tokens,
+            min_logit_cosine=cfg.min_logit_cosine,
+        )
+
+    rows = [check(p) for p in ggufs]
+    if "lora" in cfg.to:
+        rows.append(check(tmp / "gguf" / "base-f16.gguf", tmp / "gguf" / "adapter-lora.gguf"))
+    if "merged" in cfg.to:
+        rows.append(verify.check_merged(tmp / "merged", ref, cfg.min_logit_cosine))
+    return rows
+
+
 def _write(cfg: ExportConfig, tmp: Path, adapter: Path | None, threads: int) -> dict[str, Any]:
     """Write every requested file into `tmp`; returns what the cards and export.json need."""
-    from ragtune.export import gguf_lora, gguf_write, merge, modelfile, quantize, verify
+    from ragtune.export import gguf_lora, gguf_write, merge, modelfile, verify
     from ragtune.models import load_model
 
     name = cfg.name or Path(cfg.out).resolve().name
@@ -209,18 +256,7 @@ def _write(cfg: ExportConfig, tmp: Path, adapter: Path | None, threads: int) -> 
     ggufs: list[Path] = []
     notes: dict[str, str] = {}
     if "gguf" in cfg.to:
-        f16 = gguf_write.write_gguf(
-            model, tokenizer, gdir / "model-f16.gguf", name=name, pre_tokenizer=cfg.pre_tokenizer
-        )
-        for q in cfg.quant:
-            path = gdir / f"model-{q}.gguf"
-            if q == "f32":
-                gguf_write.write_gguf(
-                    model, tokenizer, path, ftype="f32", name=name, pre_tokenizer=cfg.pre_tokenizer
-                )
-            elif q != "f16" and (note := quantize.quantize(f16, path, q, threads)):
-                notes[f"gguf/{path.name}"] = note
-            ggufs.append(path)
+        ggufs, notes = _write_ggufs(cfg, model, tokenizer, gdir, name, threads)
         if modelfile_text is not None:
             atomic.write_text(gdir / "Modelfile", modelfile_text)
     if "adapter" in cfg.to and adapter is not None:
@@ -229,25 +265,7 @@ def _write(cfg: ExportConfig, tmp: Path, adapter: Path | None, threads: int) -> 
         merge.save_merged(model, tokenizer, tmp / "merged", cfg.dtype)
     del model  # the fp32 weights are no longer needed; llama.cpp loads next
 
-    rows: list[dict[str, Any]] = []
-    if ref is not None:
-
-        def check(path: Path, lora: Path | None = None) -> dict[str, Any]:
-            return verify.check_gguf(
-                path,
-                ref,
-                lora=lora,
-                threads=threads,
-                n_ctx=n_ctx,
-                max_new_tokens=cfg.max_new_tokens,
-                min_logit_cosine=cfg.min_logit_cosine,
-            )
-
-        rows += [check(p) for p in ggufs]
-        if "lora" in cfg.to:
-            rows.append(check(gdir / "base-f16.gguf", gdir / "adapter-lora.gguf"))
-        if "merged" in cfg.to:
-            rows.append(verify.check_merged(tmp / "merged", ref, cfg.min_logit_cosine))
+    rows = _verify(cfg, ref, ggufs, tmp, threads, n_ctx) if ref is not None else []
     if "gguf" in cfg.to and "f16" not in cfg.quant:
         (gdir / "model-f16.gguf").unlink()  # only the quantization source
     reference = {"engine": "transformers fp32", "answers": ref.answers} if ref else None

@@ -51,53 +51,19 @@ def _load_split(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
     return train, evals
 
 
-def run(cfg: TrainConfig) -> TrainResult:
-    # Heavy imports here, not at the top: the CLI imports this module to print --help.
+def training_args(
+    cfg: TrainConfig, out: Path, rt: runtime.Runtime, packed: bool, n_train: int, do_eval: bool
+) -> Any:
+    """The transformers TrainingArguments of a resolved config (`resolve_defaults` ran)."""
     import torch
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import TrainingArguments
 
-    from ragtune.train import attention
-    from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
-    from ragtune.train.callbacks import ProgressBar, peak_rss_mb, plot_loss_curve
-    from ragtune.train.loss import answer_loss, supports_logits_to_keep
-    from ragtune.train.model import build_model
-
-    if not cfg.data:
-        raise ConfigError("data: a training data file is required (data=path)")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rt = runtime.resolve(cfg.runtime)
-    device, dtype = rt.device, rt.dtype
-    threads = rt.threads if device == "cpu" else None
-    if threads:
-        runtime.set_torch_threads(threads)
-    torch.manual_seed(cfg.seed)
-
-    train_ex, eval_ex = _load_split(cfg)
-    cfg = resolve_defaults(cfg, len(train_ex))
-    save_config(cfg, out / runs.TRAIN_CONFIG)
-    model, tokenizer = build_model(
-        cfg.model,
-        cfg.method,
-        cfg.lora,
-        attention_impl=cfg.attention,
-        device=device,
-        dtype=dtype,
-        seed=cfg.seed,
-    )
-    # Packed rows need ragtune's CPU attention to keep examples apart; other kernels (sdpa or
-    # flash on GPU, or one the user named) get right-padded, length-grouped batches.
-    packed = model.config._attn_implementation == attention.NAME
-    train_rows = encode_all(tokenizer, train_ex, cfg.prompt, cfg.max_length)
-    eval_rows = encode_all(tokenizer, eval_ex, cfg.prompt, cfg.max_length)
-
-    assert cfg.batch_size and cfg.grad_accum and cfg.epochs and cfg.lr  # filled by resolve_defaults
-    steps_per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * cfg.grad_accum))
+    if not (cfg.batch_size and cfg.grad_accum and cfg.epochs and cfg.lr):
+        raise ValueError("training_args: run resolve_defaults on the config first")
+    steps_per_epoch = math.ceil(n_train / (cfg.batch_size * cfg.grad_accum))
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
     eval_steps = cfg.eval_steps or max(1, total_steps // 5)
-    do_eval = bool(eval_rows)
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(out),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
@@ -117,33 +83,74 @@ def run(cfg: TrainConfig) -> TrainResult:
         load_best_model_at_end=do_eval,
         metric_for_best_model="eval_loss" if do_eval else None,
         greater_is_better=False,
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
-        use_cpu=device == "cpu",
+        bf16=rt.dtype == torch.bfloat16,
+        fp16=rt.dtype == torch.float16,
+        use_cpu=rt.device == "cpu",
         seed=cfg.seed,
         # padded batches: similar lengths together; packed ones have no padding to save
         train_sampling_strategy="random" if packed else "group_by_length",
         include_num_input_tokens_seen="all" if packed else "non_padding",
         remove_unused_columns=False,
         report_to="none",
-        disable_tqdm=True,  # ProgressBar below shows loss, tokens/s and ETA instead
+        disable_tqdm=True,  # ProgressBar shows loss, tokens/s and ETA instead
         dataloader_num_workers=0,
         prediction_loss_only=True,  # eval needs the loss only; never gather logits
         # The fused AdamW kernel took 0.55 s a step on CPU for 5M LoRA weights (15% of the
         # step); the foreach one takes 0.03 s. On CUDA fused is the faster one.
-        optim="adamw_torch" if device == "cpu" else "adamw_torch_fused",
+        optim="adamw_torch" if rt.device == "cpu" else "adamw_torch_fused",
         activation_checkpointing=cfg.gradient_checkpointing or None,
         activation_checkpointing_kwargs={"use_reentrant": False}
         if cfg.gradient_checkpointing
         else None,
     )
+
+
+def run(cfg: TrainConfig) -> TrainResult:
+    # Heavy imports here, not at the top: the CLI imports this module to print --help.
+    import torch
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from ragtune.train import attention
+    from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
+    from ragtune.train.callbacks import ProgressBar, plot_loss_curve
+    from ragtune.train.loss import answer_loss, supports_logits_to_keep
+    from ragtune.train.model import build_model
+
+    if not cfg.data:
+        raise ConfigError("data: a training data file is required (data=path)")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rt = runtime.resolve(cfg.runtime)
+    if rt.device == "cpu":
+        runtime.set_torch_threads(rt.threads)
+    torch.manual_seed(cfg.seed)
+
+    train_ex, eval_ex = _load_split(cfg)
+    cfg = resolve_defaults(cfg, len(train_ex))
+    save_config(cfg, out / runs.TRAIN_CONFIG)
+    model, tokenizer = build_model(
+        cfg.model,
+        cfg.method,
+        cfg.lora,
+        attention_impl=cfg.attention,
+        device=rt.device,
+        dtype=rt.dtype,
+        seed=cfg.seed,
+    )
+    # Packed rows need ragtune's CPU attention to keep examples apart; other kernels (sdpa or
+    # flash on GPU, or one the user named) get right-padded, length-grouped batches.
+    packed = model.config._attn_implementation == attention.NAME
+    train_rows = encode_all(tokenizer, train_ex, cfg.prompt, cfg.max_length)
+    eval_rows = encode_all(tokenizer, eval_ex, cfg.prompt, cfg.max_length)
+    do_eval = bool(eval_rows)
     answer_only = supports_logits_to_keep(model)
     callbacks: list[Any] = [ProgressBar()]
     if do_eval and cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = Trainer(
         model=model,
-        args=args,
+        args=training_args(cfg, out, rt, packed, len(train_rows), do_eval),
         data_collator=collate_packed(answer_only)
         if packed
         else collate(tokenizer.pad_token_id, answer_only),
@@ -164,35 +171,45 @@ def run(cfg: TrainConfig) -> TrainResult:
     final_dir = out / (runs.FULL_MODEL if cfg.method == "full" else runs.ADAPTER)
     model.save_pretrained(final_dir)  # the best checkpoint's weights when eval ran
     tokenizer.save_pretrained(final_dir)
-    history = trainer.state.log_history
-    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
-    tokens = int(trainer.state.num_input_tokens_seen or 0)
     metrics = {
         "model": cfg.model,
         "method": cfg.method,
         "train_examples": len(train_rows),
         "eval_examples": len(eval_rows),
-        "steps": trainer.state.global_step,
-        "epochs": round(float(trainer.state.epoch or 0), 3),
-        "train_loss": round(float(train_out.training_loss), 4),
+        **_state_metrics(trainer.state, float(train_out.training_loss), wall),
+        "resumed_from": last,
+        "answer_logits_only": answer_only,
+        "batches": "packed" if packed else "padded",
+        "device": rt.device,
+        "dtype": str(rt.dtype).replace("torch.", ""),
+        "threads": rt.threads if rt.device == "cpu" else None,
+    }
+    plot_loss_curve(trainer.state.log_history, out / runs.LOSS_CURVE)
+    atomic.write_json(out / runs.TRAIN_METRICS, metrics)  # last: it marks the run finished
+    return TrainResult(out=out, adapter=final_dir, metrics=metrics)
+
+
+def _state_metrics(state: Any, train_loss: float, wall: float) -> dict[str, Any]:
+    """Steps, losses, tokens/s and memory from the Trainer's state after training."""
+    from ragtune.train.callbacks import peak_rss_mb
+
+    history = state.log_history
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    tokens = int(state.num_input_tokens_seen or 0)
+    return {
+        "steps": state.global_step,
+        "epochs": round(float(state.epoch or 0), 3),
+        "train_loss": round(train_loss, 4),
         "first_loss": next((h["loss"] for h in history if "loss" in h), None),
         "eval_loss_first": eval_losses[0] if eval_losses else None,
         "eval_loss_best": min(eval_losses) if eval_losses else None,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "resumed_from": last,
+        "eval_losses": eval_losses,
+        "best_checkpoint": state.best_model_checkpoint,
         "wall_s": round(wall, 1),
         "tokens_seen": tokens,
         "tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,
-        "answer_logits_only": answer_only,
-        "batches": "packed" if packed else "padded",
-        "device": device,
-        "dtype": str(dtype).replace("torch.", ""),
-        "threads": threads,
         "peak_rss_mb": peak_rss_mb(),
     }
-    plot_loss_curve(history, out / runs.LOSS_CURVE)
-    atomic.write_json(out / runs.TRAIN_METRICS, metrics)  # last: it marks the run finished
-    return TrainResult(out=out, adapter=final_dir, metrics=metrics)
 
 
 def show(result: TrainResult) -> None:
