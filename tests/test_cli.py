@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ragtune.cli import main
+from ragtune.errors import RagtuneError
 
 
 def _squad(path: Path) -> Path:
@@ -91,7 +92,8 @@ def test_cli_end_to_end(
                 model,
                 "--out",
                 str(run),
-                "max_steps=4",
+                "max_steps=8",
+                "lr=5e-2",  # as people write it: YAML alone would read "5e-2" as a string
                 "lora.r=4",
                 "runtime.threads=1",
                 "runtime.dtype=fp32",
@@ -102,6 +104,7 @@ def test_cli_end_to_end(
     assert (run / "adapter" / "adapter_config.json").is_file()
     assert "lora:\n  r: 4" in (run / "train_config.yaml").read_text()
 
+    answers: dict[str, list[str]] = {}
     for label, extra in (("base", []), ("tuned", ["--adapter", str(run)])):
         assert (
             main(
@@ -135,6 +138,10 @@ def test_cli_end_to_end(
         assert metrics["label"] == label and metrics["n"] == len(preds)
         assert (tmp_path / label / "report.html").is_file()
         assert not (tmp_path / label / "predictions.partial.jsonl").exists()
+        answers[label] = [p["prediction"] for p in preds]
+        assert metrics["adapter"] == (str(run) if label == "tuned" else None)
+    # The adapter was loaded: 8 steps at a high learning rate change the tiny model's answers.
+    assert answers["tuned"] != answers["base"]
 
     capsys.readouterr()
     assert (
@@ -178,3 +185,67 @@ def test_help_lists_documented_keys() -> None:
     ).stdout
     for cmd in ("data", "train", "eval", "compare", "demo"):
         assert cmd in top
+
+
+def _squad_file(tmp_path: Path) -> Path:
+    src = tmp_path / "squad.json"
+    src.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "title": "T",
+                        "paragraphs": [
+                            {
+                                "context": "The Eiffel Tower is in Paris.",
+                                "qas": [
+                                    {
+                                        "id": "q1",
+                                        "question": "Where is the tower?",
+                                        "answers": [{"text": "Paris", "answer_start": 22}],
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    return src
+
+
+def test_data_file_as_positional_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _squad_file(tmp_path)
+    assert main(["data", "check", str(src)]) == 0
+    assert "format: squad" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (
+            ["train", "a.jsonl", "b.jsonl"],
+            "pass a file or folder with its flag (--data, --eval-data",
+        ),
+        (["train", "a.jsonl", "lr", "3e-4"], "did you mean lr=3e-4?"),
+        (["train", "a.jsonl", "epoch=3"], "unknown config key epoch"),
+        (["train", "a.jsonl", "--", "epochz"], "did you mean epochs=...?"),
+        (["demo", "runs/x"], "pass a file or folder with its flag (--model, --out)"),
+    ],
+)
+def test_stray_arguments_say_what_was_meant(
+    argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ragtune {argv[0]}: error: ") and hint in err
+    assert "Traceback" not in err
+
+
+def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
+    with pytest.raises(RagtuneError, match="file not found"):
+        main(["data", "check", str(tmp_path / "missing.json"), "--debug"])

@@ -47,3 +47,37 @@ def test_every_field_is_documented_and_saved(tmp_path: Path) -> None:
     cfg = load_config(TrainConfig, None, ["data=x.jsonl"])
     save_config(cfg, tmp_path / "out.yaml")
     assert load_config(TrainConfig, tmp_path / "out.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "value"),
+    [
+        ("lr=3e-4", "lr", 3e-4),
+        ("lr=0.0003", "lr", 3e-4),
+        ("lr=3E-4", "lr", 3e-4),
+        ("lr=.0003", "lr", 3e-4),
+        ("max_steps=1e3", "max_steps", 1000),
+        ("max_steps=+20", "max_steps", 20),
+        ("epochs=2", "epochs", 2.0),
+    ],
+)
+def test_numbers_in_the_forms_people_write(override: str, key: str, value: float) -> None:
+    cfg = load_config(TrainConfig, None, [override])
+    assert getattr(cfg, key) == pytest.approx(value)
+    assert type(getattr(cfg, key)) is type(value)
+
+
+def test_numbers_in_yaml_files_too(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("lr: 3e-4\nmax_steps: 1e5\nweight_decay: 1e-2\n")  # PyYAML reads these as str
+    cfg = load_config(TrainConfig, f)
+    assert (cfg.lr, cfg.max_steps, cfg.weight_decay) == (3e-4, 100000, 0.01)
+
+
+def test_non_numbers_are_still_errors() -> None:
+    with pytest.raises(ConfigError, match="max_steps: expected an integer, got 1.5"):
+        load_config(TrainConfig, None, ["max_steps=1.5"])
+    with pytest.raises(ConfigError, match="lr: expected a number, got '3e-4x'"):
+        load_config(TrainConfig, None, ["lr=3e-4x"])
+    with pytest.raises(ConfigError, match="lr: expected a number"):
+        load_config(TrainConfig, None, ["lr=true"])

@@ -169,3 +169,21 @@ def test_split_units_join_shared_passages() -> None:
 def test_config_validation() -> None:
     with pytest.raises(ValueError, match="eval_fraction"):
         PrepareConfig(data="x", out="y", eval_fraction=1.0)
+
+
+def test_max_examples_samples_whole_articles_in_file_order() -> None:
+    """One meaning in every stage: whole groups drawn by the seed, the last one trimmed."""
+    from ragtune.data.split import sample
+
+    exs = [
+        Example(f"{g}{i}", f"q{g}{i}?", [f"passage {g}"], ["a"], group=g)
+        for g in "abcdef"
+        for i in range(3)
+    ]
+    picked = sample(exs, 7, seed=0)
+    assert len(picked) == 7 and picked == sorted(picked, key=exs.index)  # file order kept
+    groups = [e.group for e in picked]
+    full = [g for g in set(groups) if groups.count(g) == 3]
+    assert len(full) == 2 and len(set(groups)) == 3  # two whole articles and part of a third
+    assert sample(exs, 7, seed=0) == picked and sample(exs, 7, seed=1) != picked
+    assert sample(exs, None, seed=0) == exs and sample(exs, 100, seed=0) == exs

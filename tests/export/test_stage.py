@@ -229,3 +229,21 @@ def test_cli_export(
     assert not (out / "merged").exists() and (out / "adapter" / "adapter_config.json").is_file()
     assert main(["export", "--to", "onnx", "--out", str(out)]) == 2
     assert "unknown export type 'onnx'" in capsys.readouterr().err
+
+
+def test_agreement_uses_the_configured_refusal_sentence() -> None:
+    """A custom prompt.refusal_en is what the tuned model says on unanswerable questions;
+    verification must score it as a refusal, as eval does."""
+    import numpy as np
+
+    from ragtune.export.verify import SAMPLES, Reference, agreement
+    from ragtune.prompt.grounded import PromptConfig
+
+    custom = PromptConfig(refusal_en="Sorry, no idea from these documents.")
+    answers = ["Ada Quill", custom.refusal_en, "北京"]
+    ref = Reference(SAMPLES, [], [], [], np.zeros(1), "", answers, custom)
+    row = agreement(ref, [answers[0], "Sorry, no idea from these documents!", "北京"])
+    assert row["agreement"] == 100.0  # both refused, in slightly different words
+    assert row["f1"] == row["f1_transformers"] == 100.0
+    default = Reference(SAMPLES, [], [], [], np.zeros(1), "", answers, PromptConfig())
+    assert agreement(default, answers)["f1"] == pytest.approx(200 / 3)  # refusal not seen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -182,11 +183,55 @@ def test_qlora_trains_on_cuda(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert (result.adapter / "adapter_model.safetensors").is_file()
 
 
-def test_gradient_checkpointing_trains_the_same(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_gradient_checkpointing_recomputes_and_trains_the_same(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With checkpointing every layer's MLP runs twice per step (forward, then again in the
+    backward pass instead of keeping its activations), and the loss is the same. (The MLP is
+    counted, not the decoder layer: transformers checkpoints the layer's own `forward`.)"""
+    from transformers.models.llama import modeling_llama
+
+    calls = [0]
+    plain_forward = modeling_llama.LlamaMLP.forward
+
+    def counted(self: Any, *a: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        return plain_forward(self, *a, **kw)
+
+    monkeypatch.setattr(modeling_llama.LlamaMLP, "forward", counted)
     plain = train.run(_cfg(tmp_path / "a", tiny_model_dir, max_steps=5)).metrics
+    plain_calls, calls[0] = calls[0], 0
     ckpt = train.run(
         _cfg(tmp_path / "b", tiny_model_dir, max_steps=5, gradient_checkpointing=True)
     ).metrics
-    assert ckpt["train_loss"] == pytest.approx(
-        plain["train_loss"], rel=1e-4
-    )  # same math, less memory
+    assert plain_calls == 5 * 2  # 5 steps x 2 layers, no eval (eval_fraction=0)
+    assert calls[0] == 2 * plain_calls
+    assert ckpt["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-4)
+
+
+def test_early_stopping_stops_when_eval_loss_rises(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Eval holds the training questions with other answers: the better the model learns
+    the training answers, the worse its eval loss. With patience 2 the run stops after two
+    evaluations that did not improve, long before max_steps, and keeps the best checkpoint."""
+    contradicting = [
+        Example(e.id + "-x", e.question, e.contexts, ["Berlin"], group="x")
+        for e in EXAMPLES
+        if e.answerable
+    ]
+    eval_file = tmp_path / "eval.jsonl"
+    write_jsonl(eval_file, contradicting)
+    m = train.run(
+        _cfg(
+            tmp_path,
+            tiny_model_dir,
+            max_steps=40,
+            eval_steps=2,
+            eval_data=str(eval_file),
+            early_stopping_patience=2,
+        )
+    ).metrics
+    losses = m["eval_losses"]
+    assert m["steps"] < 40 and m["steps"] == 2 * len(losses)
+    best = losses.index(min(losses))
+    assert len(losses) == best + 3  # the best, then exactly `patience` worse ones
+    assert m["best_checkpoint"].endswith(f"checkpoint-{2 * (best + 1)}")
