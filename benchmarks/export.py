@@ -24,26 +24,38 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ragtune import atomic, runtime
 from ragtune.data.importers import load_examples
 from ragtune.eval import metrics
 from ragtune.export.stage import ExportConfig, run
+from ragtune.export.verify import answers_agree
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.models import ALIASES, alias_path
 from ragtune.prompt.grounded import PromptConfig, build_messages
+from ragtune.runtime import RuntimeSection
 
 
 def score(examples: list[Any], answers: list[str], reference: list[str]) -> dict[str, Any]:
     """Agreement with the transformers answers and F1 vs gold, as export verification does."""
-    same = sum(
-        metrics.tokens(a, metrics.example_language(e))
-        == metrics.tokens(b, metrics.example_language(e))
-        for e, a, b in zip(examples, answers, reference)
-    )
+    prompt = PromptConfig()
+    same = sum(answers_agree(e, a, b, prompt) for e, a, b in zip(examples, answers, reference))
     scores, _ = metrics.evaluate(examples, answers, semantic=False)
     return {"agreement": 100.0 * same / len(answers), "f1": scores["f1"]}
+
+
+def threads_arg(value: str) -> int | Literal["auto"]:
+    """--threads: a number, or auto (the cores free when each engine starts)."""
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or auto, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 or auto, got {n}")
+    return n
 
 
 def original_gguf(spec: str) -> Path | None:
@@ -62,7 +74,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="questions answered by every engine")
     ap.add_argument("--quant", default="f16,q8_0,q4_k_m", help="GGUF types, comma list")
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--threads", default="auto")
+    ap.add_argument("--threads", type=threads_arg, default="auto", help="a number, or auto")
     ap.add_argument("--out", default="benchmarks/out/export")
     args = ap.parse_args()
 
@@ -78,14 +90,14 @@ def main() -> None:
             data=args.data,
             verify_n=args.n,
             max_new_tokens=args.max_new_tokens,
-            threads=args.threads,
+            runtime=RuntimeSection(threads=args.threads),
         )
     )
     export_s = time.perf_counter() - t0
     summary = json.loads((result.out / "export.json").read_text(encoding="utf-8"))
     reference = summary["reference"]["answers"]
     examples = load_examples(args.data)[: args.n]
-    messages = [build_messages(e, PromptConfig()) for e in examples]
+    messages = [build_messages(e.question, e.contexts, PromptConfig()) for e in examples]
     size = {Path(p).name: b for p, b in result.files.items()}
     rows: list[dict[str, Any]] = []
     for r in result.verification:
@@ -103,13 +115,15 @@ def main() -> None:
         )
 
     # The merged bf16 folder in transformers, one prompt at a time like llama.cpp.
+    rt = runtime.resolve(RuntimeSection(threads=args.threads))
+    runtime.set_torch_threads(rt.threads)  # load_generator leaves it to the caller
     gen = load_generator(
         GenerateConfig(
             model=str(result.out / "merged"),
             max_new_tokens=args.max_new_tokens,
             batch_size=1,
-            threads=args.threads,
-        )
+        ),
+        rt,
     )
     gens = gen.generate(messages)
     wall = sum(g.latency_s for g in gens)
@@ -130,7 +144,7 @@ def main() -> None:
     if base_gguf is not None:
         from ragtune.generation.llamacpp import LlamaCppGenerator
 
-        threads = runtime.free_cores() if args.threads == "auto" else int(args.threads)
+        threads = runtime.thread_count(args.threads)
         lora = result.out / "gguf" / "adapter-lora.gguf"
         with LlamaCppGenerator(
             base_gguf, args.max_new_tokens, lora_path=lora, threads=threads

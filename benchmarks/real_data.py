@@ -19,14 +19,16 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Literal
 
-from ragtune import atomic, runtime
+from ragtune import atomic, runs, runtime
 from ragtune.data.importers import import_data
 from ragtune.data.split import split_indices
 from ragtune.eval import stage as evaluate
 from ragtune.eval.stage import EvalConfig
 from ragtune.example import Example, write_jsonl
 from ragtune.generation.load import GenerateConfig, load_generator
+from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
 from ragtune.train.config import LoraSection, TrainConfig
 
@@ -42,6 +44,19 @@ HEADLINE = [
     "hallucination_rate",
     "tokens_per_s",
 ]
+
+
+def threads_arg(value: str) -> int | Literal["auto"]:
+    """--threads: a number, or auto (the cores free when each stage starts)."""
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or auto, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 or auto, got {n}")
+    return n
 
 
 def split(
@@ -92,7 +107,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", default="auto")
+    ap.add_argument("--threads", type=threads_arg, default="auto", help="a number, or auto")
     args = ap.parse_args()
 
     out = Path(args.out)
@@ -123,6 +138,7 @@ def main() -> None:
     )
 
     timings: dict[str, float] = {}
+    rt_section = RuntimeSection(threads=args.threads)
 
     def score(label: str, adapter: str | None) -> dict[str, dict]:
         results = {}
@@ -131,22 +147,25 @@ def main() -> None:
             adapter=adapter,
             max_new_tokens=args.max_new_tokens,
             batch_size=8,
-            threads=args.threads,
         )
         generator = None  # loaded once per model, on the first eval that is not done yet
         for lang in evals:
             run_dir = out / f"{label}_{lang}"
-            done = evaluate.finished(run_dir)
+            done = runs.finished(run_dir)
             if done is not None:
                 results[lang] = done
                 continue
             t0 = time.perf_counter()
-            generator = generator or load_generator(gen_cfg)
+            if generator is None:
+                rt = runtime.resolve(rt_section)
+                runtime.set_torch_threads(rt.threads)  # load_generator leaves it to the caller
+                generator = load_generator(gen_cfg, rt)
             cfg = EvalConfig(
                 data=str(out / "data" / f"eval_{lang}.jsonl"),
                 out=str(run_dir),
                 label=f"{label} {lang}",
                 gen=gen_cfg,
+                runtime=rt_section,
             )
             results[lang] = evaluate.run(cfg, generator)
             timings[f"eval_{label}_{lang}_s"] = round(time.perf_counter() - t0, 1)
@@ -154,8 +173,8 @@ def main() -> None:
 
     base = score("base", None)
     train_dir = out / "train"
-    if (train_dir / "train_metrics.json").is_file():
-        tm = json.loads((train_dir / "train_metrics.json").read_text())
+    if runs.train_finished(train_dir):
+        tm = json.loads((train_dir / runs.TRAIN_METRICS).read_text())
     else:
         tm = train.run(
             TrainConfig(
@@ -170,7 +189,7 @@ def main() -> None:
                 max_length=args.max_length,
                 eval_fraction=0.05,
                 seed=args.seed,
-                threads=args.threads,
+                runtime=rt_section,
                 resume=True,
             )
         ).metrics

@@ -6,7 +6,7 @@ Parts, each in its own subprocess so peak RSS is per part and no part warms anot
 - baseline_fp32: transformers Trainer + peft LoRA as a tutorial writes it (fp32, random
   batches padded by DataCollatorForSeq2Seq, loss over full-vocabulary logits).
 - baseline_bf16: the same with bf16=True (autocast), the strongest "plain" setting.
-- ragtune: `ragtune.train.run` with the same examples, rank, alpha, dropout, lr, schedule
+- ragtune: `ragtune.train.stage.run` with the same examples, rank, alpha, dropout, lr, schedule
   (linear, no warmup: the Trainer's defaults), batch, steps, seed and LoRA init.
 - ragtune_ckpt (optional, not in the default list): the same with gradient_checkpointing=true.
 - eval_baseline / eval_ragtune: held-out F1 of the two bf16 adapters (speed must not cost F1).
@@ -212,6 +212,7 @@ def matmul_params(spec: str) -> tuple[int, int]:
 
 
 def part_ragtune(args: argparse.Namespace, checkpointing: bool = False) -> dict[str, Any]:
+    from ragtune.runtime import RuntimeSection
     from ragtune.train import stage as train
     from ragtune.train.config import LoraSection, TrainConfig
 
@@ -234,7 +235,7 @@ def part_ragtune(args: argparse.Namespace, checkpointing: bool = False) -> dict[
             max_length=args.max_length,
             eval_fraction=0.0,
             seed=args.seed,
-            threads=str(args.threads),
+            runtime=RuntimeSection(threads=args.threads),
         )
     )
     m = result.metrics
@@ -250,6 +251,7 @@ def part_eval(args: argparse.Namespace, adapter: str) -> dict[str, Any]:
     from ragtune.eval import stage as evaluate
     from ragtune.eval.stage import EvalConfig
     from ragtune.generation.load import GenerateConfig
+    from ragtune.runtime import RuntimeSection
 
     name = Path(adapter).parent.name
     m = evaluate.run(
@@ -262,8 +264,8 @@ def part_eval(args: argparse.Namespace, adapter: str) -> dict[str, Any]:
                 adapter=adapter,
                 max_new_tokens=32,
                 batch_size=args.gen_batch,
-                threads=str(args.threads),
             ),
+            runtime=RuntimeSection(threads=args.threads),
         )
     )
     return {"f1": m["f1"], "exact_match": m["exact_match"], "n": m["n"]}
@@ -274,19 +276,22 @@ def gen_prompts(args: argparse.Namespace) -> list[Any]:
     from ragtune.prompt.grounded import PromptConfig, build_messages
 
     exs = load_examples(str(Path(args.out) / "data" / "eval.jsonl"))[: args.gen_n]
-    return [build_messages(ex, PromptConfig()) for ex in exs]
+    return [build_messages(ex.question, ex.contexts, PromptConfig()) for ex in exs]
 
 
 def part_gen_ragtune(args: argparse.Namespace) -> dict[str, Any]:
+    from ragtune import runtime
     from ragtune.generation.load import GenerateConfig, load_generator
 
+    rt = runtime.resolve(runtime.RuntimeSection(threads=args.threads))
+    runtime.set_torch_threads(rt.threads)  # load_generator leaves it to the caller
     gen = load_generator(
         GenerateConfig(
             model=args.model,
             max_new_tokens=args.gen_tokens,
             batch_size=args.gen_batch,
-            threads=str(args.threads),
-        )
+        ),
+        rt,
     )
     prompts = gen_prompts(args)
     gen.generate(prompts[:2])  # warm-up: first-call allocations are not throughput

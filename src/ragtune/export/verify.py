@@ -107,17 +107,21 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) or 1.0))
 
 
+def answers_agree(ex: Example, a: str, b: str, prompt: PromptConfig) -> bool:
+    """Two engines' answers agree: the same normalised tokens, or both refusing (in the
+    refusal sentences of `prompt`, the one the model was trained on)."""
+    if is_refusal(a, prompt) and is_refusal(b, prompt):
+        return True
+    lang = metrics.example_language(ex)
+    return metric_tokens(a, lang) == metric_tokens(b, lang)
+
+
 def agreement(ref: Reference, answers: list[str]) -> dict[str, Any]:
-    """How often two answer lists agree (SQuAD-normalised, or both refusing), and each one's
-    score vs gold, with the refusal sentences of the prompt the model was trained on."""
-
-    def same(e: Example, a: str, b: str) -> bool:
-        if is_refusal(a, ref.prompt) and is_refusal(b, ref.prompt):
-            return True
-        lang = metrics.example_language(e)
-        return metric_tokens(a, lang) == metric_tokens(b, lang)
-
-    n_same = sum(same(e, a, b) for e, a, b in zip(ref.examples, ref.answers, answers))
+    """How often two answer lists agree (`answers_agree`), and each one's score vs gold, with
+    the refusal sentences of the prompt the model was trained on."""
+    n_same = sum(
+        answers_agree(e, a, b, ref.prompt) for e, a, b in zip(ref.examples, ref.answers, answers)
+    )
     mine, _ = metrics.evaluate(ref.examples, answers, refusal_cfg=ref.prompt, semantic=False)
     theirs, _ = metrics.evaluate(ref.examples, ref.answers, refusal_cfg=ref.prompt, semantic=False)
     return {
