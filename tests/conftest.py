@@ -125,7 +125,8 @@ def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test gets its own ragtune cache and cannot reach a model hub."""
+    """Each test gets its own working folder and ragtune cache, and cannot reach a model hub."""
+    monkeypatch.chdir(tmp_path)  # a stage's default out (runs/...) lands in the test's folder
     monkeypatch.setenv("RAGTUNE_CACHE", str(tmp_path / "ragtune-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

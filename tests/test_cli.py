@@ -249,3 +249,19 @@ def test_stray_arguments_say_what_was_meant(
 def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
     with pytest.raises(RagtuneError, match="file not found"):
         main(["data", "check", str(tmp_path / "missing.json"), "--debug"])
+
+
+def test_an_unwritable_out_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder that cannot be created (here: a file is in the way; root ignores read-only
+    modes) is the machine's refusal, said in one line with the path."""
+    src = _squad_file(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for argv in (
+        ["data", "check", str(src), "--out", str(blocker / "check.md")],
+        ["data", "prepare", str(src), "--out", str(blocker / "split")],
+        ["train", str(src), "--out", str(blocker / "run")],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and str(blocker) in err, err

@@ -35,7 +35,7 @@ def test_bad_values_name_the_key() -> None:
         load_config(TrainConfig, None, ["lora.r=abc"])
     with pytest.raises(ConfigError, match="preset: must be one of"):
         load_config(TrainConfig, None, ["preset=huge"])
-    with pytest.raises(ConfigError, match="eval_fraction must be in"):
+    with pytest.raises(ConfigError, match=r"eval_fraction: must be in \[0, 1\), got 1.5"):
         load_config(TrainConfig, None, ["eval_fraction=1.5"])
 
 

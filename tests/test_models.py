@@ -39,3 +39,39 @@ def test_gguf_converted_once_and_reused() -> None:
     stamp = (first / "model.safetensors").stat().st_mtime_ns
     assert Path(resolve("smollm2-135m")) == first
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp  # reused, not rewritten
+
+
+def test_adapter_for_another_base_is_one_clear_error(
+    tmp_path: Path, tiny_model_dir: Path, tiny_adapter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, a 59-line size-mismatch traceback from deep inside peft."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from ragtune.cli import main
+
+    other = tmp_path / "wider"
+    cfg = LlamaConfig.from_pretrained(tiny_model_dir)
+    cfg.intermediate_size = 48
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(other)
+    for f in tiny_model_dir.iterdir():
+        if f.name.startswith(("tokenizer", "special", "chat_template")):
+            shutil.copy(f, other / f.name)
+    data = tmp_path / "e.jsonl"
+    data.write_text('{"id": "1", "question": "q?", "contexts": ["c"], "answers": ["c"]}\n')
+    capsys.readouterr()  # the model save above printed a progress bar
+    code = main(
+        [
+            "eval",
+            str(data),
+            "--model",
+            str(other),
+            "--adapter",
+            str(tiny_adapter_dir),
+            "semantic=false",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "does not fit this base model" in err and "mlp" in err

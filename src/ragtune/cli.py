@@ -47,6 +47,8 @@ class Stage:
     """--flag -> the config key it sets."""
     positional: str | None = None
     """Config key that positional arguments set (a list key takes several)."""
+    switches: tuple[str, ...] = ()
+    """Boolean config keys that also get a --flag (--resume sets resume=true)."""
 
 
 DATA, OUT, MODEL, FORMAT = "--data", "--out", "--model", "--format"
@@ -56,9 +58,9 @@ STAGES = [
     Stage("data prepare", prepare, "Clean a data file and write train.jsonl / eval.jsonl split by article, so no context leaks.",
           {DATA: "data", FORMAT: "format", OUT: "out"}, "data"),
     Stage("train", train, "LoRA / QLoRA / full fine-tuning with loss on the answer only; eval loss, early stopping, resume.",
-          {DATA: "data", "--eval-data": "eval_data", MODEL: "model", OUT: "out", "--preset": "preset", FORMAT: "format"}, "data"),
+          {DATA: "data", "--eval-data": "eval_data", MODEL: "model", OUT: "out", "--preset": "preset", FORMAT: "format"}, "data", ("resume", "overwrite")),
     Stage("eval", evaluate, "Answer a held-out set with a model (+adapter, or an OpenAI-compatible API) and score it; writes a report.",
-          {DATA: "data", MODEL: "gen.model", "--adapter": "gen.adapter", OUT: "out", "--label": "label", FORMAT: "format"}, "data"),
+          {DATA: "data", MODEL: "gen.model", "--adapter": "gen.adapter", OUT: "out", "--label": "label", FORMAT: "format"}, "data", ("overwrite",)),
     Stage("compare", compare, "Put eval runs side by side (base vs tuned vs API model): table, deltas, HTML chart.",
           {OUT: "out"}, "runs"),
     Stage("export", export, "Write a tuned model for other runtimes: merged safetensors, GGUF (quantized, LoRA), Ollama Modelfile; verified.",
@@ -116,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar=key.split(".")[-1].upper(),
                 help=f"same as {key}=VALUE",
             )
-        if stage.name == "train":
-            p.add_argument("--resume", action="store_true", help="same as resume=true")
+        for switch in stage.switches:
+            p.add_argument(f"--{switch}", action="store_true", help=f"same as {switch}=true")
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
         what = f"{stage.positional} (or key=value overrides)" if stage.positional else "key=value"
         p.add_argument("args", nargs="*", metavar="ARG", help=f"{what}; dotted keys for sections")
@@ -169,14 +171,20 @@ def overrides_for(stage: Stage, args: argparse.Namespace) -> list[str]:
         value = getattr(args, "flag:" + flag_key)
         if value is not None:
             overrides.append(f"{flag_key}={json.dumps(value)}")
-    if getattr(args, "resume", False):
-        overrides.append("resume=true")
+    overrides += [f"{s}=true" for s in stage.switches if getattr(args, s)]
     return overrides
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Known-args parsing lets key=value and positional arguments come after flags too
+    # (`ragtune data check squad.json --out r.md lr=3e-4`), which plain nargs="*" refuses.
+    args, extra = parser.parse_known_args(argv)
+    flags = [x for x in extra if x.startswith("-")]
+    if flags:
+        parser.error(f"unrecognized arguments: {' '.join(flags)}")
+    if extra:
+        args.args = [*getattr(args, "args", []), *extra]
     stage: Stage | None = getattr(args, "stage", None)
     if stage is None:
         parser.parse_args([args.command, "--help"] if args.command else ["--help"])
@@ -189,6 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"ragtune {stage.name}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # The machine said no (permissions, a full disk, a path that is a file): the user's
+        # to fix, so one line; a bug would rarely raise an OSError that names a file.
+        if debug or e.filename is None:
+            raise
+        print(f"ragtune {stage.name}: error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
     stage.module.show(result)
     return 0

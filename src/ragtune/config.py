@@ -153,10 +153,41 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as e:
+        # A section's own checks name its keys ("r: ..."); the user typed "lora.r".
+        msg = str(e)
+        raise ConfigError(prefix + msg if prefix and not msg.startswith(prefix) else msg) from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from e
+
+
+def require(
+    cfg: Any,
+    key: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    allow: tuple[Any, ...] = (),
+) -> None:
+    """Raise ConfigError naming `key` when `cfg.key` lies outside its range. None (unset)
+    and the values in `allow` (say -1 for "no limit") pass. Called from `__post_init__`, so
+    a bad value stops the run where it enters, never silently replaced by a default."""
+    value = getattr(cfg, key)
+    if value is None or value in allow or isinstance(value, str):
+        return
+    lo = f"[{min}" if min is not None else (f"({above}" if above is not None else "(-inf")
+    hi = f"{max}]" if max is not None else (f"{below})" if below is not None else "inf)")
+    ok = (
+        (min is None or value >= min)
+        and (max is None or value <= max)
+        and (above is None or value > above)
+        and (below is None or value < below)
+    )
+    if not ok:
+        extra = f" or {', '.join(map(str, allow))}" if allow else ""
+        raise ConfigError(f"{key}: must be in {lo}, {hi}{extra}, got {value}")
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:

@@ -32,7 +32,10 @@ class SentenceTransformerEmbedder:
     def __init__(self, path: str, name: str, batch_size: int = 64):
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(path)
+        from ragtune.models import quiet_loading
+
+        with quiet_loading():  # its "Loading weights" bar would break into eval's progress line
+            self.model = SentenceTransformer(path)
         self.name, self.batch_size = name, batch_size
 
     def embed(self, texts: list[str]) -> Any:

@@ -12,7 +12,6 @@ A spec is one of:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -27,6 +26,7 @@ import torch
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt.grounded import FALLBACK_CHAT_TEMPLATE
+from ragtune.runs import file_sha256
 
 ALIASES = {
     # alias -> (distribution, file inside it)
@@ -59,14 +59,6 @@ def alias_path(alias: str) -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _clear_gguf_quantization(model: Any) -> None:
     """A model loaded from GGUF is plain dequantized tensors but still carries the GGUF
     quantization_config, which makes Trainer and save_pretrained refuse or mislabel it."""
@@ -77,7 +69,7 @@ def _clear_gguf_quantization(model: Any) -> None:
 
 
 @contextmanager
-def _no_library_bars() -> Iterator[None]:
+def quiet_loading() -> Iterator[None]:
     """Silence transformers' per-tensor bars ("Loading weights", the GGUF dequantization):
     nested inside ragtune's own progress line they interleave into one unreadable line, and
     they say nothing a user acts on. ragtune prints one line for a conversion instead."""
@@ -107,7 +99,7 @@ def convert_gguf(gguf: Path) -> Path:
     print(f"models: converting {gguf.name} once into {target} (reused afterwards)", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        with _no_library_bars():
+        with quiet_loading():
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
                 str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
@@ -177,7 +169,7 @@ def load_model(
     tokenizer = load_tokenizer(spec)
     kw = {"attn_implementation": attention} if attention else {}
     try:
-        with _no_library_bars():
+        with quiet_loading():
             model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw)
     except OSError as e:
         raise _from_hub_error(spec, e) from e
@@ -203,9 +195,51 @@ def peft_quietly() -> Iterator[None]:
         yield
 
 
+def check_adapter_fits(model: Any, adapter: str | Path) -> None:
+    """Raise ModelError unless every LoRA matrix in `adapter` fits a layer of `model`: an
+    adapter trained on another base would otherwise fail deep in peft with a size mismatch."""
+    import json
+
+    from safetensors import safe_open
+
+    folder = Path(adapter)
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        return  # an older .bin adapter: peft's own check has to do
+    try:
+        base = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get(
+            "base_model_name_or_path"
+        )
+    except (OSError, ValueError):
+        base = None
+    modules = dict(model.named_modules())
+    with safe_open(str(weights), framework="pt") as f:
+        for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+            if ".lora_A." not in key and ".lora_B." not in key:
+                continue
+            name = key.split(".lora_")[0].removeprefix("base_model.model.")
+            layer = modules.get(name)
+            rows, cols = f.get_slice(key).get_shape()
+            if layer is None:
+                problem = f"it adapts a layer {name} that the model does not have"
+            elif ".lora_A." in key and cols != getattr(layer, "in_features", cols):
+                problem = f"{name} takes {layer.in_features} inputs here, {cols} in the adapter"
+            elif ".lora_B." in key and rows != getattr(layer, "out_features", rows):
+                problem = f"{name} gives {layer.out_features} outputs here, {rows} in the adapter"
+            else:
+                continue
+            trained = f" (it was trained on {base})" if base else ""
+            raise ModelError(
+                f"{folder}: the adapter does not fit this base model{trained}: {problem}; "
+                "pass the base model the adapter was trained on"
+            )
+
+
 def load_adapter(model: Any, adapter: str | Path) -> Any:
-    """`model` wrapped with the LoRA adapter in folder `adapter` (a PeftModel)."""
+    """`model` wrapped with the LoRA adapter in folder `adapter` (a PeftModel), after
+    checking that the adapter fits it."""
     from peft import PeftModel
 
+    check_adapter_fits(model, adapter)
     with peft_quietly():
         return PeftModel.from_pretrained(model, str(adapter))

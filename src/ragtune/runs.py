@@ -8,15 +8,30 @@ spelling paths themselves.
 
     adapter_dir("runs/lora")     # "runs/lora/adapter"
     finished("runs/base")        # the metrics dict, or None when the eval has not finished
+
+A folder belongs to one run. `claim` locks it for the run's lifetime (a lock file naming the
+holder's PID, cleared when that process is gone) and compares the run's identity (its config,
+the hashes of its input files, its model) with the one recorded in `run.json`: a different
+run stops with a clear message unless `overwrite`, and `resume` continues only the same run.
+
+    with claim(out, identity("train", cfg, {"data": cfg.data}), "train", resume, overwrite): ...
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ragtune import atomic
 from ragtune.errors import RagtuneError
 
 ADAPTER = "adapter"  # LoRA adapter folder inside a training run
@@ -28,6 +43,22 @@ EVAL_CONFIG = "eval_config.yaml"
 EVAL_METRICS = "metrics.json"
 PREDICTIONS = "predictions.jsonl"
 PARTIAL_PREDICTIONS = "predictions.partial.jsonl"  # appended while an eval runs; resumable
+RUN_FILE = "run.json"  # the identity of the run that owns the folder
+LOCK_FILE = ".ragtune.lock"  # held while a run writes into the folder
+
+# What each stage writes into its folder: what --overwrite removes, and what shows that a
+# folder holds a run's state.
+OUTPUTS = {
+    "train": [ADAPTER, FULL_MODEL, TRAIN_CONFIG, TRAIN_METRICS, LOSS_CURVE, "checkpoint-*"],
+    "eval": [
+        EVAL_CONFIG,
+        EVAL_METRICS,
+        PREDICTIONS,
+        PARTIAL_PREDICTIONS,
+        "report.md",
+        "report.html",
+    ],
+}
 
 
 class RunError(RagtuneError):
@@ -53,3 +84,152 @@ def finished(out: str | Path) -> dict[str, Any] | None:
 def train_finished(out: str | Path) -> bool:
     """Whether `out` holds a completed training run (its metrics are written last)."""
     return (Path(out) / TRAIN_METRICS).is_file()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def identity(stage: str, cfg: Any, inputs: dict[str, str | None]) -> dict[str, Any]:
+    """What makes a run this run: its config (minus how it is run: resume, overwrite, the
+    folder and the threads), and the content of its input files (hf: specs by name)."""
+    config = dataclasses.asdict(cfg)
+    for key in ("resume", "overwrite", "out", "label"):
+        config.pop(key, None)
+    config.pop("runtime", None)  # threads and device change speed, not the run
+    text = json.dumps(config, sort_keys=True, default=str)
+    files = {}
+    for name, path in inputs.items():
+        if path and Path(path).is_file():
+            files[name] = {"path": str(path), "sha256": file_sha256(path)}
+        elif path:
+            files[name] = {"path": str(path)}
+    return {
+        "stage": stage,
+        "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "inputs": files,
+        "config": config,
+    }
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    diffs = []
+    ca, cb = a.get("config", {}), b.get("config", {})
+    diffs += [
+        f"{k} ({ca.get(k)!r} there, {cb.get(k)!r} now)"
+        for k in sorted(set(ca) | set(cb))
+        if ca.get(k) != cb.get(k)
+    ]
+    ia, ib = a.get("inputs", {}), b.get("inputs", {})
+    diffs += [f"the content of {k}" for k in sorted(set(ia) | set(ib)) if ia.get(k) != ib.get(k)]
+    return diffs
+
+
+def _state(out: Path, stage: str) -> list[str]:
+    """The names of the stage's outputs present in `out` (a run's state)."""
+    return sorted({p.name for pattern in OUTPUTS[stage] for p in out.glob(pattern)})
+
+
+def clear(out: Path, stage: str) -> None:
+    """Remove the stage's outputs from `out` (other files stay), and its identity."""
+    for name in [*_state(out, stage), RUN_FILE]:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _lock(out: Path, stage: str) -> Path:
+    lock = out / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage, "since": time.time()}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                holder = {}
+            pid = holder.get("pid")
+            here = holder.get("host") in (None, me["host"])
+            if isinstance(pid, int) and (not here or atomic.pid_alive(pid)):
+                since = time.strftime("%H:%M:%S", time.localtime(holder.get("since", 0)))
+                raise RagtuneError(
+                    f"{out}: in use by ragtune {holder.get('stage', '?')} (PID {pid} on "
+                    f"{holder.get('host')}, since {since}); wait for it to finish or choose another out"
+                ) from None
+            lock.unlink(missing_ok=True)  # its holder is gone (killed): the lock is stale
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        return lock
+    raise RagtuneError(f"{out}: could not take the lock {lock}")
+
+
+@contextmanager
+def claim(
+    out: str | Path,
+    ident: dict[str, Any],
+    stage: str,
+    *,
+    resume: bool,
+    overwrite: bool = False,
+    continue_unasked: bool = False,
+) -> Iterator[bool]:
+    """Hold `out` for one run; yields whether this continues the run recorded there.
+
+    - Another live ragtune process holds it: error. A lock left by a killed one is cleared.
+    - It records the same run (same identity): continue it when `resume` (or always, with
+      `continue_unasked`: eval reuses saved answers); else an error that offers --resume.
+    - It holds another run's state: error naming what differs. `resume` never continues a
+      different run. With `overwrite` that state is removed first and the run starts anew.
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = _lock(out, stage)
+    except PermissionError as e:
+        raise RagtuneError(f"{out}: cannot write here ({e.strerror}); choose another out") from None
+    try:
+        atomic.remove_stale(out)
+        recorded = None
+        if (out / RUN_FILE).is_file():
+            try:
+                recorded = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                recorded = {}
+        state = _state(out, stage)
+        same = (
+            recorded is not None
+            and recorded.get("config_sha256") == ident["config_sha256"]
+            and recorded.get("inputs") == ident["inputs"]
+        )
+        go_on = same and bool(state) and (resume or continue_unasked)
+        if state and not go_on:
+            if overwrite:
+                clear(out, stage)
+            elif same:
+                raise RagtuneError(
+                    f"{out}: already holds this {stage} run ({', '.join(state[:4])}); pass "
+                    "--resume to continue it, --overwrite to start it again, or choose another out"
+                )
+            else:
+                why = (
+                    "differs in " + "; ".join(_differences(recorded, ident)[:4])
+                    if recorded
+                    else f"left {', '.join(state[:4])} and no {RUN_FILE} to identify it"
+                )
+                flag = "--resume continues only the same run. " if resume else ""
+                raise RagtuneError(
+                    f"{out}: holds another {stage} run, which {why}. {flag}Pass --overwrite "
+                    "to replace it, or choose another out"
+                )
+        atomic.write_json(out / RUN_FILE, ident)
+        yield go_on
+    finally:
+        lock.unlink(missing_ok=True)

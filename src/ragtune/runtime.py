@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ragtune.config import require
 from ragtune.errors import RagtuneError
 
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
@@ -39,8 +40,7 @@ class RuntimeSection:
     every thread)."""
 
     def __post_init__(self) -> None:
-        if self.threads != "auto" and (isinstance(self.threads, bool) or self.threads < 1):
-            raise RagtuneError(f"runtime.threads: must be at least 1 or auto, got {self.threads!r}")
+        require(self, "threads", min=1, allow=("auto",))
 
 
 @dataclass(frozen=True)

@@ -186,3 +186,29 @@ def test_token_lengths_with_tiny_model(tmp_path: Path, tiny_model_dir: Path) -> 
 def test_config_validation() -> None:
     with pytest.raises(ValueError, match="max_length"):
         CheckConfig(data="x", max_length=0)
+
+
+def test_report_never_lands_on_the_data(tmp_path: Path) -> None:
+    """`--out w/squad.md` used to write the JSON report over w/squad.json."""
+    from ragtune.errors import RagtuneError
+
+    data = jsonl(tmp_path / "squad.json", ROWS)  # JSONL inside a .json, as people do
+    before = data.read_bytes()
+    for out in (tmp_path / "squad.md", tmp_path / "squad.json", tmp_path / "squad"):
+        with pytest.raises(RagtuneError, match=r"would overwrite the input data="):
+            run(CheckConfig(data=str(data), out=str(out)))
+    assert data.read_bytes() == before
+    run(CheckConfig(data=str(data), out=str(tmp_path / "check.md")))
+    assert (tmp_path / "check.json").is_file() and data.read_bytes() == before
+
+
+def test_duplicate_ids_are_counted_per_record(tmp_path: Path) -> None:
+    rows = [
+        {"id": "same", "context": f"c{i}", "question": f"q{i}?", "answer": ""} for i in range(50)
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    d = run(CheckConfig(data=str(path)))
+    dup = d["duplicates"]["duplicate_ids"]
+    assert (dup["count"], dup["distinct"], dup["most"]) == (49, 1, [("same", 50)])
+    assert any("49 records reuse 1 ids" in w for w in d["warnings"])

@@ -478,3 +478,26 @@ def test_inputs_never_modified(tmp_path: Path) -> None:
         load_examples(p)
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == before
     assert sorted(tmp_path.iterdir()) == sorted(files)  # nothing written beside them
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        # a lost cell: the answer would have become "" and the example unanswerable
+        (
+            "context,question,answer\nThe sky is blue.,What colour?\n",
+            r"f\.csv:2: 2 cells but the header has 3",
+        ),
+        ("context,question,answer\nc,q,a,extra\n", r"f\.csv:2: 4 cells but the header has 3"),
+        # an unbalanced quote swallows the rows after it
+        (
+            'context,question,answer\n"The sky,What colour?,blue\nc,q,a\n',
+            r"f\.csv:\d+: malformed CSV",
+        ),
+    ],
+)
+def test_csv_rows_that_lost_cells_or_quotes_are_errors(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    with pytest.raises(DataError, match=where):
+        load_examples(write(tmp_path / "f.csv", text))

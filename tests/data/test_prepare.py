@@ -11,7 +11,8 @@ import pytest
 from ragtune.data.importers import load_examples
 from ragtune.data.prepare import PrepareConfig, run
 from ragtune.data.split import split_indices, split_units
-from ragtune.example import DataError, Example
+from ragtune.errors import RagtuneError
+from ragtune.example import DataError, Example, write_jsonl
 
 
 def make_rows() -> list[dict]:
@@ -149,7 +150,7 @@ def test_never_overwrites_input(tmp_path: Path) -> None:
     data = tmp_path / "train.jsonl"
     data.write_text(json.dumps({"context": "c is c", "question": "q", "answer": "c"}) + "\n")
     before = data.read_bytes()
-    with pytest.raises(DataError, match="would overwrite the input file"):
+    with pytest.raises(RagtuneError, match="would overwrite the input data="):
         run(PrepareConfig(data=str(data), out=str(tmp_path)))
     assert data.read_bytes() == before
 
@@ -187,3 +188,29 @@ def test_max_examples_samples_whole_articles_in_file_order() -> None:
     assert len(full) == 2 and len(set(groups)) == 3  # two whole articles and part of a third
     assert sample(exs, 7, seed=0) == picked and sample(exs, 7, seed=1) != picked
     assert sample(exs, None, seed=0) == exs and sample(exs, 100, seed=0) == exs
+
+
+def test_prepare_makes_ids_unique(tmp_path: Path) -> None:
+    """Distinct examples sharing an id are renamed, so eval accepts prepare's own output."""
+    rows = [
+        Example("same", f"Where is tower {i}?", [f"Tower {i} is in Rome."], ["Rome"], group=f"g{i}")
+        for i in range(6)
+    ]
+    src = tmp_path / "d.jsonl"
+    write_jsonl(src, rows)
+    summary = run(PrepareConfig(data=str(src), out=str(tmp_path / "out"), eval_fraction=0.0))
+    ids = [e.id for e in load_examples(tmp_path / "out" / "train.jsonl")]
+    assert len(set(ids)) == 6 and ids[0] == "same" and "same-2" in ids
+    assert summary["changed"]["duplicate_ids_renamed"] == 5
+
+
+def test_prepare_refuses_a_folder_holding_other_files(tmp_path: Path) -> None:
+    src = tmp_path / "d.jsonl"
+    write_jsonl(src, [Example("a", "q?", ["c a"], ["a"])])
+    with pytest.raises(RagtuneError, match="would overwrite the input data="):
+        run(PrepareConfig(data=str(src), out=str(tmp_path)))  # the input is inside out
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"holds other files \(notes.txt\)"):
+        run(PrepareConfig(data=str(src), out=str(tmp_path / "out")))
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"

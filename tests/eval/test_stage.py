@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 
 from ragtune import runs
+from ragtune.errors import RagtuneError
 from ragtune.eval import stage as evaluate
 from ragtune.eval.stage import EvalConfig
 from ragtune.example import Example, write_jsonl
@@ -73,6 +75,7 @@ def test_scores_and_outputs(tmp_path: Path) -> None:
         "report.md",
         "report.html",
         "eval_config.yaml",
+        "run.json",  # the eval's identity; the lock is gone
     }
 
 
@@ -92,14 +95,86 @@ def test_killed_eval_resumes_without_redoing_answers(tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == [e.id for e in EXAMPLES]
 
 
-def test_partial_answers_from_another_config_are_not_reused(tmp_path: Path) -> None:
+def test_another_eval_in_the_folder_stops_unless_overwrite(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         evaluate.run(_cfg(tmp_path), Scripted(crash_after=1))
     cfg = _cfg(tmp_path)
-    cfg.gen.adapter = "runs/other-adapter"  # a different model: the 4 saved answers are stale
+    cfg.gen.max_new_tokens = 7  # another eval: the 4 saved answers are not its own
+    with pytest.raises(RagtuneError, match=r"holds another eval run, which differs in gen"):
+        evaluate.run(cfg, Scripted())
+    cfg.overwrite = True
     second = Scripted()
     evaluate.run(cfg, second)
-    assert sum(second.calls) == 7
+    assert sum(second.calls) == 7  # nothing of the other eval was reused
+
+
+def test_a_folder_in_use_is_refused_and_a_dead_holder_is_cleared(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": holder.pid, "host": socket.gethostname(), "stage": "eval", "since": 0}
+        (out / runs.LOCK_FILE).write_text(json.dumps(lock))
+        with pytest.raises(RagtuneError, match=rf"in use by ragtune eval \(PID {holder.pid}"):
+            evaluate.run(_cfg(tmp_path), Scripted())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert evaluate.run(_cfg(tmp_path), Scripted())["n"] == 7  # its holder is gone: cleared
+    assert not (out / runs.LOCK_FILE).exists()
+
+
+def test_eval_never_writes_over_its_data(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    (tmp_path / "out").mkdir()
+    data = tmp_path / "out" / "predictions.jsonl"
+    write_jsonl(data, EXAMPLES)
+    before = data.read_bytes()
+    cfg.data = str(data)
+    with pytest.raises(RagtuneError, match="would overwrite the input data="):
+        evaluate.run(cfg, Scripted())
+    assert data.read_bytes() == before
+
+
+def test_over_long_prompt_is_shortened_like_training(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A 200k-character passage is cut to fit max_length (the question kept whole), and the
+    metrics say so; before, such a prompt made no progress for minutes."""
+    from ragtune.generation.local import LocalGenerator
+    from ragtune.models import load_model
+
+    long = Example(
+        "long", "Where is tower 1?", ["Tower 1 is in Paris. " + "filler words " * 16000], ["Paris"]
+    )
+    write_jsonl(tmp_path / "eval.jsonl", [long, EXAMPLES[0]])
+    gen = LocalGenerator(*load_model(str(tiny_model_dir)), max_new_tokens=4, batch_size=2, name="t")
+    seen: list[int] = []
+    plain = gen.generate
+
+    def measured(batch: list) -> list:
+        seen.extend(gen.count_prompt_tokens(m) for m in batch)
+        return plain(batch)
+
+    gen.generate = measured  # type: ignore[method-assign]
+    cfg = EvalConfig(
+        data=str(tmp_path / "eval.jsonl"),
+        out=str(tmp_path / "out"),
+        semantic=False,
+        max_length=256,
+        gen=GenerateConfig(model=str(tiny_model_dir), max_new_tokens=4),
+    )
+    m = evaluate.run(cfg, gen)
+    assert m["shortened_prompts"] == 1 and any("shortened" in n for n in m["notes"])
+    from ragtune.prompt.grounded import PromptConfig, build_messages
+
+    whole = gen.count_prompt_tokens(build_messages(EXAMPLES[0].question, EXAMPLES[0].contexts, PromptConfig()))
+    assert max(seen) <= 256 - 4 and min(seen) == whole  # the long one fits; the short one is whole
+    rows = [
+        json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    ]
+    assert rows[0]["question"] == long.question
 
 
 def test_duplicate_id_is_named(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune import atomic
+from ragtune.config import require
 from ragtune.data.check_report import format_report
 from ragtune.data.importers import import_data
 from ragtune.data.normalize import (
@@ -63,12 +64,8 @@ class CheckConfig:
     """Where to save the report as Markdown (the JSON goes next to it, same name, .json)."""
 
     def __post_init__(self) -> None:
-        if self.max_length < 8:
-            raise ValueError(f"max_length must be at least 8 tokens, got {self.max_length}")
-        if self.token_sample is not None and self.token_sample < 1:
-            raise ValueError(
-                f"token_sample must be at least 1 (or null for all), got {self.token_sample}"
-            )
+        require(self, "max_length", min=8)
+        require(self, "token_sample", min=1)
 
 
 def stats(values: list[int]) -> dict[str, float] | None:
@@ -127,11 +124,9 @@ def _duplicates(exs: list[Example]) -> dict[str, Any]:
     by_example: dict[tuple[str, ...], set[tuple[str, ...]]] = defaultdict(set)
     by_question: dict[str, set[tuple[str, ...]]] = defaultdict(set)
     seen_exact: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
-    dup_ids, same, exact = [], [], []
+    same, exact = [], []
     for ex in exs:
         ids[ex.id] += 1
-        if ids[ex.id] == 2:
-            dup_ids.append(ex.id)
         key, answers = example_key(ex), answer_key(ex)
         if key in by_example:
             same.append(ex.id)
@@ -142,8 +137,16 @@ def _duplicates(exs: list[Example]) -> dict[str, Any]:
         seen_exact.add((key, answers))
     conflicting = [k for k, answers in by_example.items() if len(answers) > 1]
     questions = [q for q, answers in by_question.items() if len(answers) > 1]
+    repeated = {i: n for i, n in ids.items() if n > 1}
     return {
-        "duplicate_ids": _finding(dup_ids),
+        # Every record beyond an id's first counts: 50,000 records sharing one id are 49,999.
+        "duplicate_ids": {
+            "count": sum(repeated.values()) - len(repeated),
+            "share": _share(sum(repeated.values()) - len(repeated), len(exs)),
+            "distinct": len(repeated),
+            "ids": list(repeated)[:SAMPLE_IDS],
+            "most": sorted(repeated.items(), key=lambda kv: -kv[1])[:SAMPLE_IDS],
+        },
         # Extra copies beyond the first: what `prepare` drops.
         "same_question_and_context": _finding(same),
         "exact": _finding(exact),
@@ -275,6 +278,12 @@ def _warnings(r: dict[str, Any]) -> list[str]:
     for name, finding in r["empty"].items():
         if finding["count"] and name != "question":
             w.append(f"{finding['count']} examples with {name.replace('_', ' ')}")
+    if d["duplicate_ids"]["count"]:
+        most = ", ".join(f'"{i}" x{n}' for i, n in d["duplicate_ids"]["most"][:3])
+        w.append(
+            f"{d['duplicate_ids']['count']} records reuse {d['duplicate_ids']['distinct']} ids "
+            f"({most}): eval needs unique ids; prepare renames the repeats"
+        )
     if d["same_question_and_context"]["count"]:
         w.append(
             f"{d['same_question_and_context']['count']} duplicate questions on the same context"
@@ -307,8 +316,19 @@ def _warnings(r: dict[str, Any]) -> list[str]:
     return w
 
 
+def report_paths(out: str) -> tuple[Path, Path]:
+    """(Markdown, JSON) report files for `out`: the JSON beside the Markdown, same stem."""
+    md = Path(out)
+    md = md.with_suffix(".md") if md.suffix.lower() in (".json", "") else md
+    return md, md.with_suffix(".json")
+
+
 def run(cfg: CheckConfig) -> dict[str, Any]:
     """Check `cfg.data`; return the report (and save it when `cfg.out` is set)."""
+    if cfg.out:  # before the work: the report must never land on the data it describes
+        atomic.refuse_overwriting_inputs(
+            report_paths(cfg.out), {"data": cfg.data, "eval_data": cfg.eval_data}
+        )
     # Blank questions are reported, not fatal: a check should show every problem at once.
     imported = import_data(cfg.data, cfg.format, cfg.hf_split, skip_empty_questions=True)
     exs = imported.examples
@@ -334,10 +354,9 @@ def run(cfg: CheckConfig) -> dict[str, Any]:
         report["overlap"] = _overlap(exs, evals, cfg.eval_data)
     report["warnings"] = _warnings(report)
     if cfg.out:
-        md = Path(cfg.out)
-        md = md.with_suffix(".md") if md.suffix.lower() == ".json" else md
+        md, js = report_paths(cfg.out)
         atomic.write_text(md, format_report(report))
-        atomic.write_json(md.with_suffix(".json"), report)
+        atomic.write_json(js, report)
     return report
 
 

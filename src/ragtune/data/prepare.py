@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragtune import atomic
+from ragtune.config import require
 from ragtune.data.importers import import_data
 from ragtune.data.normalize import example_key, found_answers
 from ragtune.data.source import EMPTY_QUESTION
@@ -60,10 +62,8 @@ class PrepareConfig:
     """Drop records with a blank question; false makes them an error naming the line."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.eval_fraction < 1:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if self.max_examples is not None and self.max_examples < 1:
-            raise ValueError(f"max_examples must be at least 1 (or null), got {self.max_examples}")
+        require(self, "eval_fraction", min=0, below=1)
+        require(self, "max_examples", min=1)
 
 
 def _dedupe(exs: list[Example], dropped: Counter[str], notes: Counter[str]) -> list[Example]:
@@ -85,6 +85,26 @@ def _dedupe(exs: list[Example], dropped: Counter[str], notes: Counter[str]) -> l
             dropped["duplicate"] += len(rest)
         kept.append(first)
     return kept
+
+
+def _unique_ids(exs: list[Example], notes: Counter[str]) -> list[Example]:
+    """Distinct examples that share an id get `<id>-2`, `<id>-3`, ...: eval (and resume)
+    key answers by id, so prepare's output must never repeat one."""
+    taken = {ex.id for ex in exs}
+    seen: set[str] = set()
+    out = []
+    for ex in exs:
+        if ex.id in seen:
+            n = 2
+            while f"{ex.id}-{n}" in taken:
+                n += 1
+            new_id = f"{ex.id}-{n}"
+            taken.add(new_id)
+            notes["duplicate_ids_renamed"] += 1
+            ex = dataclasses.replace(ex, id=new_id)
+        seen.add(ex.id)
+        out.append(ex)
+    return out
 
 
 def clean(
@@ -110,6 +130,7 @@ def clean(
         kept.append(ex)
     if cfg.drop_duplicates:
         kept = _dedupe(kept, dropped, notes)
+    kept = _unique_ids(kept, notes)
     return kept, dict(dropped), dict(notes)
 
 
@@ -124,17 +145,21 @@ def _side(exs: list[Example]) -> dict[str, Any]:
 
 
 def _check_paths(cfg: PrepareConfig) -> Path:
+    """`out` as a folder prepare may replace whole: the split is published as one set."""
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise DataError(f"out: {out} exists and is not a folder")
-    source = Path(cfg.data)
-    if source.exists():
-        for name in OUTPUT_FILES:
-            target = out / name
-            if target.exists() and target.resolve() == source.resolve():
-                raise DataError(
-                    f"out: writing {target} would overwrite the input file; pick another out"
-                )
+    atomic.refuse_overwriting_inputs([out], {"data": cfg.data})
+    atomic.remove_stale(out.parent)  # a set a killed prepare left half-built
+    others = (
+        sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES) if out.is_dir() else []
+    )
+    if others:
+        raise DataError(
+            f"out: {out} holds other files ({', '.join(others[:3])}); prepare replaces the "
+            "folder as one set (so a kill never leaves a mixed split): choose a new or "
+            "prepare-only folder"
+        )
     return out
 
 
@@ -169,24 +194,41 @@ def run(cfg: PrepareConfig) -> dict[str, Any]:
         )
 
     files = {name.split(".")[0]: str(out / name) for name in OUTPUT_FILES}
-    write_jsonl(out / "train.jsonl", train)
-    write_jsonl(out / "eval.jsonl", evals)
-    summary = {
+    # All three files are written into a temporary folder and published together: a kill
+    # leaves the old split or the new one, never a new train beside an old eval.
+    tmp = atomic.temp_dir_beside(out)
+    try:
+        write_jsonl(tmp / "train.jsonl", train)
+        write_jsonl(tmp / "eval.jsonl", evals)
+        summary = _summary(cfg, imported.format, n_imported, skipped, dropped, notes, cut)
+        summary.update(train=_side(train), eval=_side(evals), files=files, warnings=warnings)
+        atomic.write_json(tmp / "prepare_report.json", summary)
+        atomic.publish_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _summary(
+    cfg: PrepareConfig,
+    fmt: str,
+    n_imported: int,
+    skipped: dict[str, int],
+    dropped: dict[str, int],
+    notes: dict[str, int],
+    cut: int,
+) -> dict[str, Any]:
+    return {
         "data": cfg.data,
-        "format": imported.format,
+        "format": fmt,
         "imported": n_imported,
         "skipped_at_import": skipped,
         "dropped": dropped,
         "changed": notes,
         "cut_by_max_examples": cut,
-        "train": _side(train),
-        "eval": _side(evals),
-        "files": files,
-        "warnings": warnings,
         "config": dataclasses.asdict(cfg),
     }
-    atomic.write_json(out / "prepare_report.json", summary)
-    return summary
 
 
 Config = PrepareConfig

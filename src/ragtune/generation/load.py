@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ragtune import runtime
+from ragtune.config import require
 from ragtune.errors import RagtuneError
 from ragtune.generation.base import Generator
 from ragtune.runs import adapter_dir
@@ -49,13 +50,10 @@ class GenerateConfig:
     Ollama do (adapter must then be a LoRA .gguf from `ragtune export --to lora`)."""
 
     def __post_init__(self) -> None:
-        for key in ("max_new_tokens", "batch_size"):
-            if getattr(self, key) < 1:
-                raise RagtuneError(f"gen.{key}: must be at least 1, got {getattr(self, key)}")
-        if self.timeout_s <= 0:
-            raise RagtuneError(f"gen.timeout_s: must be > 0, got {self.timeout_s}")
-        if self.retries < 0:
-            raise RagtuneError(f"gen.retries: must be >= 0, got {self.retries}")
+        require(self, "max_new_tokens", min=1)
+        require(self, "batch_size", min=1)
+        require(self, "timeout_s", above=0)
+        require(self, "retries", min=0)
 
 
 def load_generator(cfg: GenerateConfig, rt: runtime.Runtime | None = None) -> Generator:

@@ -45,6 +45,10 @@ class LocalGenerator:
         self.stop_ids = stop_token_ids(tokenizer, model.config)
         self.device = next(model.parameters()).device
 
+    def count_prompt_tokens(self, messages: Messages) -> int:
+        prompt = render_prompt(self.tokenizer, messages)
+        return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
     @torch.inference_mode()
     def generate(self, batch: list[Messages]) -> list[Generation]:
         prompts = [render_prompt(self.tokenizer, m) for m in batch]
@@ -100,7 +104,7 @@ class LocalGenerator:
                 input_ids=torch.tensor([r[:-1]], device=self.device),
                 use_cache=True,
                 logits_to_keep=1,
-            ).past_key_values
+            ).cache
             layers = getattr(cache, "layers", None)
             if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
                 return ids, mask, None

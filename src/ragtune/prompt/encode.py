@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragtune.example import Example
+from ragtune.prompt.fit import fit_passages
 from ragtune.prompt.grounded import Messages, PromptConfig, build_messages, render_prompt, target
 
 IGNORE_INDEX = -100  # label value that cross-entropy skips: prompt and padding positions
@@ -41,31 +42,20 @@ def encode_example(
 ) -> dict[str, Any]:
     """Token ids and labels for one training example, answer-only loss.
 
-    When prompt + answer exceed `max_length` tokens the contexts are shortened from the end
-    (never the answer), and `truncated` is set so data checks can count it.
+    When prompt + answer exceed `max_length` tokens the passages are shortened from the end
+    (`fit.fit_passages`, the rule inference applies too; never the question or the answer),
+    and `truncated` is set so data checks can count it.
     """
     answer = target(ex, cfg)
-    contexts = list(ex.contexts)
-    truncated = False
-    for _ in range(4):
-        messages = build_messages(ex.question, contexts, cfg)
+
+    def count(messages: Messages) -> int:
         prompt, suffix = _answer_suffix(tokenizer, messages, answer)
-        prompt_ids, answer_ids = _ids(tokenizer, prompt), _ids(tokenizer, suffix)
-        overflow = len(prompt_ids) + len(answer_ids) - max_length
-        if overflow <= 0:
-            break
-        truncated = True
-        # Cut the overflow (plus slack for re-tokenisation at the seam) off the last passages.
-        cut = overflow + 8
-        while cut > 0 and contexts:
-            ids = _ids(tokenizer, contexts[-1])
-            if len(ids) > cut:
-                contexts[-1] = tokenizer.decode(ids[: len(ids) - cut])
-                cut = 0
-            else:
-                cut -= len(ids)
-                contexts.pop()
-    else:
+        return len(_ids(tokenizer, prompt)) + len(_ids(tokenizer, suffix))
+
+    contexts, truncated = fit_passages(count, ex.question, ex.contexts, cfg, max_length)
+    prompt, suffix = _answer_suffix(tokenizer, build_messages(ex.question, contexts, cfg), answer)
+    prompt_ids, answer_ids = _ids(tokenizer, prompt), _ids(tokenizer, suffix)
+    if len(prompt_ids) + len(answer_ids) > max_length:
         # Still too long (answer alone near max_length): keep the answer, clip the prompt's head.
         keep = max(0, max_length - len(answer_ids))
         prompt_ids = prompt_ids[-keep:] if keep else []

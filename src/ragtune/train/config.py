@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ragtune.config import require
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
 
@@ -58,6 +59,11 @@ class LoraSection:
     overfit enough to need it."""
     target_modules: str = "all-linear"
     """Which layers get adapters: all-linear, or a comma list such as q_proj,v_proj."""
+
+    def __post_init__(self) -> None:
+        require(self, "r", min=1)
+        require(self, "alpha", min=1)
+        require(self, "dropout", min=0, below=1)
 
 
 @dataclass
@@ -105,7 +111,11 @@ class TrainConfig:
     save_total_limit: int = 2
     """Checkpoints kept on disk (the best one is always kept)."""
     resume: bool = False
-    """Continue from the newest checkpoint in out after an interruption."""
+    """Continue the run in out from its newest complete checkpoint after an interruption
+    (only the same run: same config, data and model)."""
+    overwrite: bool = False
+    """Replace another run's state in out (its checkpoints, adapter and metrics) instead of
+    stopping."""
     attention: str = "auto"
     """Attention kernel: auto (on CPU, ragtune.train.attention: packed batches, matmul-softmax up to
     400 tokens and sdpa beyond; sdpa on GPU), or any transformers attn_implementation (eager,
@@ -117,7 +127,8 @@ class TrainConfig:
     logging_steps: int = 5
     """Log loss and tokens/s every N optimizer steps."""
     max_examples: int | None = None
-    """Use at most this many training examples (after shuffling with seed)."""
+    """Train on at most N examples: whole articles drawn at random with seed (file order
+    kept), as in eval and prepare."""
     seed: int = 0
     """Random seed for shuffling, splits and LoRA init."""
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
@@ -126,23 +137,29 @@ class TrainConfig:
     """Grounded prompt settings (must match what eval and serving use)."""
 
     def __post_init__(self) -> None:
-        if self.eval_fraction < 0 or self.eval_fraction >= 1:
-            raise ValueError("eval_fraction must be in [0, 1)")
-        if self.warmup < 0:
-            raise ValueError("warmup must be >= 0")
-        if self.lr is not None and self.lr <= 0:
-            raise ValueError("lr must be > 0")
+        require(self, "lr", above=0)
+        require(self, "epochs", above=0)
+        require(self, "max_steps", min=1, allow=(-1,))
+        for key in ("batch_size", "grad_accum", "eval_steps", "logging_steps", "max_examples"):
+            require(self, key, min=1)
+        require(self, "save_total_limit", min=1)
+        require(self, "max_length", min=32)
+        require(self, "warmup", min=0)
+        require(self, "weight_decay", min=0)
+        require(self, "eval_fraction", min=0, below=1)
+        require(self, "early_stopping_patience", min=0)
 
 
 def resolve_defaults(cfg: TrainConfig, n_train: int) -> TrainConfig:
     """A copy of `cfg` with preset-dependent fields filled in; the copy is what gets saved."""
     cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora))
     p = PRESETS[cfg.preset]
-    cfg.lora.r = cfg.lora.r or p["r"]
-    cfg.lora.alpha = cfg.lora.alpha or 2 * cfg.lora.r
-    cfg.lr = cfg.lr or p["lr"]
-    cfg.batch_size = cfg.batch_size or p["batch_size"]
-    cfg.grad_accum = cfg.grad_accum or p["grad_accum"]
+    # `is None`, never `or`: a 0 that slipped past the range checks must not become a default.
+    cfg.lora.r = p["r"] if cfg.lora.r is None else cfg.lora.r
+    cfg.lora.alpha = 2 * cfg.lora.r if cfg.lora.alpha is None else cfg.lora.alpha
+    cfg.lr = p["lr"] if cfg.lr is None else cfg.lr
+    cfg.batch_size = p["batch_size"] if cfg.batch_size is None else cfg.batch_size
+    cfg.grad_accum = p["grad_accum"] if cfg.grad_accum is None else cfg.grad_accum
     if cfg.epochs is None:
         cfg.epochs = round(min(MAX_AUTO_EPOCHS, max(1.0, p["examples_seen"] / max(1, n_train))), 2)
     return cfg

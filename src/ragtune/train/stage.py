@@ -106,21 +106,31 @@ def training_args(
 
 
 def run(cfg: TrainConfig) -> TrainResult:
+    """Train in `cfg.out`, which this run holds (locked, identified) until it ends."""
+    if not cfg.data:
+        raise ConfigError("data: a training data file is required (data=path)")
+    out = Path(cfg.out)
+    inputs = {"data": cfg.data, "eval_data": cfg.eval_data}
+    atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["train"]], inputs)
+    ident = runs.identity("train", cfg, inputs)
+    had_files = out.is_dir() and any(out.iterdir())
+    with runs.claim(out, ident, "train", resume=cfg.resume, overwrite=cfg.overwrite) as same:
+        if cfg.resume and not same and had_files:
+            print(f"resume: no earlier state of this run in {out}; starting from scratch")
+        return _train(cfg, out, resume=same)
+
+
+def _train(cfg: TrainConfig, out: Path, resume: bool) -> TrainResult:
     # Heavy imports here, not at the top: the CLI imports this module to print --help.
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
-    from transformers.trainer_utils import get_last_checkpoint
 
-    from ragtune.train import attention
+    from ragtune.train import attention, checkpoints
     from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
     from ragtune.train.callbacks import ProgressBar, plot_loss_curve
     from ragtune.train.loss import answer_loss, supports_logits_to_keep
     from ragtune.train.model import build_model
 
-    if not cfg.data:
-        raise ConfigError("data: a training data file is required (data=path)")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     rt = runtime.resolve(cfg.runtime)
     if rt.device == "cpu":
         runtime.set_torch_threads(rt.threads)
@@ -145,7 +155,8 @@ def run(cfg: TrainConfig) -> TrainResult:
     eval_rows = encode_all(tokenizer, eval_ex, cfg.prompt, cfg.max_length)
     do_eval = bool(eval_rows)
     answer_only = supports_logits_to_keep(model)
-    callbacks: list[Any] = [ProgressBar()]
+    progress = ProgressBar()
+    callbacks: list[Any] = [progress]
     if do_eval and cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = Trainer(
@@ -161,23 +172,23 @@ def run(cfg: TrainConfig) -> TrainResult:
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; ProgressBar shows them
-    last = get_last_checkpoint(str(out)) if cfg.resume else None
-    if cfg.resume and last is None:
-        print(f"resume: no checkpoint in {out}, starting from scratch")
+    last = checkpoints.resume_point(out) if resume else None
     t0 = time.perf_counter()
-    train_out = trainer.train(resume_from_checkpoint=last)
+    train_out = trainer.train(resume_from_checkpoint=str(last) if last else None)
     wall = time.perf_counter() - t0
 
     final_dir = out / (runs.FULL_MODEL if cfg.method == "full" else runs.ADAPTER)
-    model.save_pretrained(final_dir)  # the best checkpoint's weights when eval ran
-    tokenizer.save_pretrained(final_dir)
+    tmp = atomic.temp_dir_beside(final_dir)  # a kill mid-save leaves no half adapter
+    model.save_pretrained(tmp)  # the best checkpoint's weights when eval ran
+    tokenizer.save_pretrained(tmp)
+    atomic.publish_dir(tmp, final_dir)
     metrics = {
         "model": cfg.model,
         "method": cfg.method,
         "train_examples": len(train_rows),
         "eval_examples": len(eval_rows),
-        **_state_metrics(trainer.state, float(train_out.training_loss), wall),
-        "resumed_from": last,
+        **_state_metrics(trainer.state, float(train_out.training_loss), wall, progress.tokens0),
+        "resumed_from": str(last) if last else None,
         "answer_logits_only": answer_only,
         "batches": "packed" if packed else "padded",
         "device": rt.device,
@@ -189,13 +200,15 @@ def run(cfg: TrainConfig) -> TrainResult:
     return TrainResult(out=out, adapter=final_dir, metrics=metrics)
 
 
-def _state_metrics(state: Any, train_loss: float, wall: float) -> dict[str, Any]:
-    """Steps, losses, tokens/s and memory from the Trainer's state after training."""
+def _state_metrics(state: Any, train_loss: float, wall: float, tokens0: int) -> dict[str, Any]:
+    """Steps, losses, tokens/s and memory from the Trainer's state after training; `tokens0`
+    is the count a resumed run started from, so tokens/s covers this session's work only."""
     from ragtune.train.callbacks import peak_rss_mb
 
     history = state.log_history
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
-    tokens = int(state.num_input_tokens_seen or 0)
+    tokens_total = int(state.num_input_tokens_seen or 0)
+    tokens = tokens_total - tokens0
     return {
         "steps": state.global_step,
         "epochs": round(float(state.epoch or 0), 3),
@@ -206,7 +219,8 @@ def _state_metrics(state: Any, train_loss: float, wall: float) -> dict[str, Any]
         "eval_losses": eval_losses,
         "best_checkpoint": state.best_model_checkpoint,
         "wall_s": round(wall, 1),
-        "tokens_seen": tokens,
+        "tokens_seen": tokens_total,
+        "tokens_this_session": tokens,
         "tokens_per_s": round(tokens / wall, 1) if wall > 0 else None,
         "peak_rss_mb": peak_rss_mb(),
     }
