@@ -169,7 +169,9 @@ def test_over_long_prompt_is_shortened_like_training(tmp_path: Path, tiny_model_
     assert m["shortened_prompts"] == 1 and any("shortened" in n for n in m["notes"])
     from ragtune.prompt.grounded import PromptConfig, build_messages
 
-    whole = gen.count_prompt_tokens(build_messages(EXAMPLES[0].question, EXAMPLES[0].contexts, PromptConfig()))
+    whole = gen.count_prompt_tokens(
+        build_messages(EXAMPLES[0].question, EXAMPLES[0].contexts, PromptConfig())
+    )
     assert max(seen) <= 256 - 4 and min(seen) == whole  # the long one fits; the short one is whole
     rows = [
         json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
