@@ -24,7 +24,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ragtune import atomic, runtime
 from ragtune.data.importers import load_examples
@@ -45,19 +45,6 @@ def score(examples: list[Any], answers: list[str], reference: list[str]) -> dict
     return {"agreement": 100.0 * same / len(answers), "f1": scores["f1"]}
 
 
-def threads_arg(value: str) -> int | Literal["auto"]:
-    """--threads: a number, or auto (the cores free when each engine starts)."""
-    if value == "auto":
-        return "auto"
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number or auto, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 or auto, got {n}")
-    return n
-
-
 def original_gguf(spec: str) -> Path | None:
     if spec in ALIASES:
         return alias_path(spec)
@@ -74,7 +61,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="questions answered by every engine")
     ap.add_argument("--quant", default="f16,q8_0,q4_k_m", help="GGUF types, comma list")
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--threads", type=threads_arg, default="auto", help="a number, or auto")
+    ap.add_argument("--threads", type=runtime.threads_arg, default="auto", help="a number, or auto")
     ap.add_argument("--out", default="benchmarks/out/export")
     args = ap.parse_args()
 

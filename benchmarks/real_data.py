@@ -19,7 +19,6 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import Literal
 
 from ragtune import atomic, runs, runtime
 from ragtune.data.importers import import_data
@@ -44,19 +43,6 @@ HEADLINE = [
     "hallucination_rate",
     "tokens_per_s",
 ]
-
-
-def threads_arg(value: str) -> int | Literal["auto"]:
-    """--threads: a number, or auto (the cores free when each stage starts)."""
-    if value == "auto":
-        return "auto"
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number or auto, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 or auto, got {n}")
-    return n
 
 
 def split(
@@ -107,7 +93,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=threads_arg, default="auto", help="a number, or auto")
+    ap.add_argument("--threads", type=runtime.threads_arg, default="auto", help="a number, or auto")
     args = ap.parse_args()
 
     out = Path(args.out)

@@ -165,3 +165,48 @@ def cpu_fp32():
     from ragtune.runtime import Runtime
 
     return Runtime("cpu", torch.float32, 1)
+
+
+@pytest.fixture
+def tiny_train_cfg(tiny_model_dir: Path) -> Callable[..., object]:
+    """A TrainConfig factory for short runs on the tiny model: 4 answerable examples (one
+    group each) written to `<folder>/train.jsonl`, 6 steps of 2, a checkpoint every 2 steps,
+    no eval split, fp32 on one thread (deterministic), out=`<folder>/<out>`."""
+
+    def make(folder: Path, out: str = "run", **kw: object) -> object:
+        from ragtune.example import Example, write_jsonl
+        from ragtune.runtime import RuntimeSection
+        from ragtune.train.config import LoraSection, TrainConfig
+
+        data = folder / "train.jsonl"
+        if not data.exists():
+            rows = [
+                Example(
+                    f"q{i}",
+                    f"Where is tower {i}?",
+                    [f"Tower {i} is in Paris."],
+                    ["Paris"],
+                    group=f"g{i}",
+                )
+                for i in range(4)
+            ]
+            write_jsonl(data, rows)
+        base: dict[str, object] = dict(
+            data=str(data),
+            model=str(tiny_model_dir),
+            out=str(folder / out),
+            lora=LoraSection(r=4, alpha=8),
+            lr=1e-2,
+            batch_size=2,
+            grad_accum=1,
+            max_steps=6,
+            eval_steps=2,
+            warmup=0.0,
+            eval_fraction=0.0,
+            logging_steps=1,
+            runtime=RuntimeSection(threads=1, dtype="fp32"),
+        )
+        base.update(kw)
+        return TrainConfig(**base)  # type: ignore[arg-type]
+
+    return make

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from safetensors.torch import load_file
@@ -23,10 +24,8 @@ from safetensors.torch import load_file
 from ragtune.config import save_config
 from ragtune.data.prepare import PrepareConfig
 from ragtune.example import Example, write_jsonl
-from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
 from ragtune.train.checkpoints import is_complete
-from ragtune.train.config import LoraSection, TrainConfig
 
 DRIVER = r"""
 import os, shutil, signal, sys
@@ -106,11 +105,6 @@ else:
 sys.exit(3)  # the kill point was never reached: the test must not pass by accident
 """
 
-EXAMPLES = [
-    Example(f"q{i}", f"Where is tower {i}?", [f"Tower {i} is in Paris."], ["Paris"], group=f"g{i}")
-    for i in range(4)
-]
-
 
 def _kill(tmp_path: Path, stage: str, point: str, arg: object, cfg: object) -> None:
     driver = tmp_path / "driver.py"
@@ -128,30 +122,6 @@ def _kill(tmp_path: Path, stage: str, point: str, arg: object, cfg: object) -> N
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
 
-def _train_cfg(tmp_path: Path, model: Path, out: str, **kw: object) -> TrainConfig:
-    data = tmp_path / "train.jsonl"
-    if not data.exists():
-        write_jsonl(data, EXAMPLES)
-    base = dict(
-        data=str(data),
-        model=str(model),
-        out=str(tmp_path / out),
-        lora=LoraSection(r=4, alpha=8),
-        lr=1e-2,
-        batch_size=2,
-        grad_accum=1,
-        max_steps=6,
-        eval_steps=2,
-        warmup=0.0,
-        eval_fraction=0.0,
-        logging_steps=1,
-        seed=0,
-        runtime=RuntimeSection(threads=1, dtype="fp32"),
-    )
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
-
-
 def _leftovers(folder: Path) -> list[str]:
     return sorted(
         p.name
@@ -160,10 +130,9 @@ def _leftovers(folder: Path) -> list[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def reference_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    tmp = tmp_path_factory.mktemp("reference")
-    result = train.run(_train_cfg(tmp, tiny_model_dir, "run"))
+@pytest.fixture
+def reference_adapter(tiny_train_cfg: Any, tmp_path: Path) -> dict:
+    result = train.run(tiny_train_cfg(tmp_path / "reference"))
     return load_file(str(result.adapter / "adapter_model.safetensors"))
 
 
@@ -173,17 +142,17 @@ def reference_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
 )
 def test_killed_training_resumes_to_the_same_run(
     tmp_path: Path,
-    tiny_model_dir: Path,
+    tiny_train_cfg: Any,
     reference_adapter: dict,
     point: str,
     arg: int,
     resumed_from: str,
 ) -> None:
-    cfg = _train_cfg(tmp_path, tiny_model_dir, "run")
+    cfg = tiny_train_cfg(tmp_path)
     _kill(tmp_path, "train", point, arg, cfg)
     run = tmp_path / "run"
     assert not (run / "adapter" / "adapter_model.safetensors").exists()  # never a half adapter
-    result = train.run(_train_cfg(tmp_path, tiny_model_dir, "run", resume=True))
+    result = train.run(tiny_train_cfg(tmp_path, resume=True))
     assert result.metrics["resumed_from"].endswith(resumed_from)
     assert result.metrics["steps"] == 6
     assert all(is_complete(p) for p in run.glob("checkpoint-*"))

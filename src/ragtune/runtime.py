@@ -136,6 +136,21 @@ def free_cores(sample_s: float = 0.3) -> int:
     return max(1, min(allowed, round(allowed - busy)))
 
 
+def threads_arg(value: str) -> int | Literal["auto"]:
+    """A --threads command-line value: a number of at least 1, or "auto" (argparse `type=`)."""
+    import argparse
+
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or auto, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 or auto, got {n}")
+    return n
+
+
 def thread_count(threads: int | str = "auto") -> int:
     """A number of threads: `threads` itself, or the cores free right now for "auto"."""
     if threads == "auto":

@@ -6,44 +6,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ragtune.errors import RagtuneError
-from ragtune.example import Example, write_jsonl
-from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
 from ragtune.train.callbacks import ProgressBar
 from ragtune.train.checkpoints import is_complete, latest_complete
-from ragtune.train.config import LoraSection, TrainConfig
-
-EXAMPLES = [
-    Example(f"q{i}", f"Where is tower {i}?", [f"Tower {i} is in Paris."], ["Paris"], group=f"g{i}")
-    for i in range(4)
-]
-
-
-def _cfg(tmp_path: Path, model: Path, **kw: object) -> TrainConfig:
-    data = tmp_path / "train.jsonl"
-    if not data.exists():
-        write_jsonl(data, EXAMPLES)
-    base = dict(
-        data=str(data),
-        model=str(model),
-        out=str(tmp_path / "run"),
-        lora=LoraSection(r=4, alpha=8),
-        lr=1e-2,
-        batch_size=2,
-        grad_accum=1,
-        max_steps=6,
-        eval_steps=2,
-        warmup=0.0,
-        eval_fraction=0.0,
-        logging_steps=1,
-        runtime=RuntimeSection(threads=1, dtype="fp32"),
-    )
-    base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+from ragtune.train.config import TrainConfig
 
 
 def _kill_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
@@ -55,46 +26,47 @@ def _kill_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
 
 
 def test_another_run_in_the_folder_stops_with_what_differs(
-    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_train_cfg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _kill_at(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
-        train.run(_cfg(tmp_path, tiny_model_dir))
+        train.run(tiny_train_cfg(tmp_path))
     monkeypatch.undo()
     old = sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*"))
     assert old == ["checkpoint-2", "checkpoint-4"]
     for resume in (False, True):  # a new run, or one that tries to resume the old one
         with pytest.raises(RagtuneError, match=r"holds another train run, which differs in lr"):
-            train.run(_cfg(tmp_path, tiny_model_dir, lr=2e-2, resume=resume))
+            train.run(tiny_train_cfg(tmp_path, lr=2e-2, resume=resume))
     assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == old  # untouched
-    m = train.run(_cfg(tmp_path, tiny_model_dir, lr=2e-2, overwrite=True)).metrics
+    m = train.run(tiny_train_cfg(tmp_path, lr=2e-2, overwrite=True)).metrics
     assert m["resumed_from"] is None and m["steps"] == 6
 
 
 def test_same_run_without_resume_asks_for_resume_or_overwrite(
-    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_train_cfg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _kill_at(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
-        train.run(_cfg(tmp_path, tiny_model_dir))
+        train.run(tiny_train_cfg(tmp_path))
     monkeypatch.undo()
     with pytest.raises(RagtuneError, match="already holds this train run.*--resume"):
-        train.run(_cfg(tmp_path, tiny_model_dir))
+        train.run(tiny_train_cfg(tmp_path))
 
 
-def test_new_data_content_is_another_run(tmp_path: Path, tiny_model_dir: Path) -> None:
-    train.run(_cfg(tmp_path, tiny_model_dir, max_steps=2))
-    write_jsonl(tmp_path / "train.jsonl", EXAMPLES[:3])  # same path, other content
+def test_new_data_content_is_another_run(tmp_path: Path, tiny_train_cfg: Any) -> None:
+    train.run(tiny_train_cfg(tmp_path, max_steps=2))
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(data.read_text().splitlines(keepends=True)[:3]))  # other content
     with pytest.raises(RagtuneError, match="differs in the content of data"):
-        train.run(_cfg(tmp_path, tiny_model_dir, max_steps=2, resume=True))
+        train.run(tiny_train_cfg(tmp_path, max_steps=2, resume=True))
 
 
 def test_torn_checkpoint_is_skipped_and_resume_finishes(
-    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_train_cfg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _kill_at(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
-        train.run(_cfg(tmp_path, tiny_model_dir))
+        train.run(tiny_train_cfg(tmp_path))
     monkeypatch.undo()
     run = tmp_path / "run"
     # What a kill in the middle of writing checkpoint-6 leaves: weights and half an
@@ -104,7 +76,7 @@ def test_torn_checkpoint_is_skipped_and_resume_finishes(
     (torn / "trainer_state.json").unlink()
     (torn / "optimizer.pt").write_bytes((torn / "optimizer.pt").read_bytes()[:100])
     assert not is_complete(torn) and latest_complete(run) == (run / "checkpoint-4", [torn])
-    result = train.run(_cfg(tmp_path, tiny_model_dir, resume=True))
+    result = train.run(tiny_train_cfg(tmp_path, resume=True))
     assert result.metrics["resumed_from"].endswith("checkpoint-4")
     assert result.metrics["steps"] == 6 and is_complete(run / "checkpoint-6")
     # tokens/s counts what this session trained (steps 5-6), not the tokens restored
