@@ -39,24 +39,31 @@ def module_name(path: Path, src: Path = SRC) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
+def imports_of(path: Path, modules: set[str], src: Path = SRC) -> set[str]:
     """ragtune modules `path` imports, anywhere in the file; `from pkg import mod` counts as
     importing pkg.mod when that is a module, else pkg."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("ragtune"))
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ragtune"):
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's own package, `level` steps up
+                pkg = module_name(path, src).split(".")
+                pkg = pkg if path.name == "__init__.py" else pkg[:-1]
+                base = ".".join(pkg[: len(pkg) - node.level + 1] + ([base] if base else []))
+            if not base.startswith("ragtune"):
+                continue
             for a in node.names:
-                sub = f"{node.module}.{a.name}"
-                found.add(sub if sub in modules else node.module)
+                sub = f"{base}.{a.name}"
+                found.add(sub if sub in modules else base)
     return found & modules
 
 
 def import_graph(src: Path = SRC) -> dict[str, set[str]]:
     files = {module_name(p, src): p for p in (src / "ragtune").rglob("*.py")}
     modules = set(files)
-    return {m: imports_of(p, modules) - {m} for m, p in files.items()}
+    return {m: imports_of(p, modules, src) - {m} for m, p in files.items()}
 
 
 def area(module: str) -> str:
@@ -160,6 +167,8 @@ def test_checker_catches_a_cycle_and_a_forbidden_edge(tmp_path: Path) -> None:
             "eval/b.py": "from ragtune.eval import a\n",
             "data/__init__.py": "",
             "data/x.py": "from ragtune.cli import main\n",
+            "prompt/__init__.py": "",
+            "prompt/y.py": "from ..eval import a\n",  # relative imports count too
             "cli.py": "",
         },
     )
@@ -170,6 +179,7 @@ def test_checker_catches_a_cycle_and_a_forbidden_edge(tmp_path: Path) -> None:
     ]
     assert forbidden(graph) == [
         "ragtune.data.x -> ragtune.cli (nothing imports cli)",
+        "ragtune.prompt.y -> ragtune.eval.a (a seam never imports a stage)",
         "ragtune.text -> ragtune.train.stage (a seam never imports a stage)",
     ]
 

@@ -265,3 +265,9 @@ def test_an_unwritable_out_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and str(blocker) in err, err
+
+
+def test_a_dashed_key_gets_the_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "a.jsonl", "--lr", "3e-4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ragtune train: error: ") and "did you mean lr=" in err

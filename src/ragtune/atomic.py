@@ -30,7 +30,15 @@ from ragtune.errors import RagtuneError
 
 
 def current_umask() -> int:
-    # The umask can only be read by setting it; set it straight back.
+    """The process's umask, read from /proc where Linux shows it; elsewhere it can only be
+    read by setting it (and straight back), which briefly affects other threads."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -109,6 +117,12 @@ def remove_stale(folder: str | Path) -> list[str]:
         m = _TEMP.match(p.name)
         if m is None or int(m["pid"]) == os.getpid() or pid_alive(int(m["pid"])):
             continue
+        original = folder / m["name"]
+        if p.name.endswith(".old.tmp") and not original.exists():
+            # `publish_dir`'s fallback was killed between its two renames: the old set is
+            # the only complete one, so it goes back in place rather than away.
+            os.replace(p, original)
+            continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
@@ -120,7 +134,7 @@ def remove_stale(folder: str | Path) -> list[str]:
 def temp_dir_beside(target: str | Path) -> Path:
     """An empty folder next to `target`, to build a set of files in before `publish_dir`;
     it gets the permissions a plain mkdir would (mkdtemp's 0700 would make it private)."""
-    target = Path(target)
+    target = Path(target).resolve()  # beside a symlink's target, not beside the link
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(
         tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
@@ -153,7 +167,7 @@ def publish_dir(tmp: str | Path, target: str | Path) -> None:
     now under the temporary name, is then deleted (or, if killed first, by the next
     `remove_stale`). Elsewhere the old folder is moved aside first: a kill between the two
     renames leaves no `target` but both sets on disk, never a mix."""
-    tmp, target = Path(tmp), Path(target)
+    tmp, target = Path(tmp), Path(target).resolve()  # a symlinked target keeps its link
     if not target.exists():
         os.replace(tmp, target)
         return

@@ -139,7 +139,7 @@ def _stray(stage: Stage, arg: str, nxt: str | None) -> str:
     """The error for an argument that is neither the stage's positional nor key=value: it
     says which key or flag was probably meant."""
     keys = _keys(stage.module.Config)
-    msg = f"unexpected argument {arg!r} (arguments are key=value)"
+    msg = f"unexpected argument {arg!r} (config keys are set as key=value)"
     key = arg.lstrip("-").replace("-", "_")
     if key in keys:
         return msg + f"; did you mean {key}={nxt if nxt is not None else 'VALUE'}?"
@@ -166,11 +166,13 @@ def overrides_for(stage: Stage, args: argparse.Namespace) -> list[str]:
             nxt = args.args[i + 1] if i + 1 < len(args.args) else None
             raise RagtuneError(_stray(stage, a, nxt))
     if positionals:
-        overrides.insert(0, f"{key}={json.dumps(positionals if many else positionals[0])}")
+        overrides.insert(
+            0, f"{key}={json.dumps(positionals if many else positionals[0], ensure_ascii=False)}"
+        )
     for flag_key in stage.flags.values():
         value = getattr(args, "flag:" + flag_key)
         if value is not None:
-            overrides.append(f"{flag_key}={json.dumps(value)}")
+            overrides.append(f"{flag_key}={json.dumps(value, ensure_ascii=False)}")
     overrides += [f"{s}=true" for s in stage.switches if getattr(args, s)]
     return overrides
 
@@ -180,12 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     # Known-args parsing lets key=value and positional arguments come after flags too
     # (`ragtune data check squad.json --out r.md lr=3e-4`), which plain nargs="*" refuses.
     args, extra = parser.parse_known_args(argv)
-    flags = [x for x in extra if x.startswith("-")]
-    if flags:
-        parser.error(f"unrecognized arguments: {' '.join(flags)}")
+    stage: Stage | None = getattr(args, "stage", None)
+    flags = [i for i, x in enumerate(extra) if x.startswith("-")]
+    if flags and stage is None:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if flags and stage is not None:  # `--lr 3e-4`: say which key was meant
+        i = flags[0]
+        nxt = extra[i + 1] if i + 1 < len(extra) else None
+        print(f"ragtune {stage.name}: error: {_stray(stage, extra[i], nxt)}", file=sys.stderr)
+        return 2
     if extra:
         args.args = [*getattr(args, "args", []), *extra]
-    stage: Stage | None = getattr(args, "stage", None)
     if stage is None:
         parser.parse_args([args.command, "--help"] if args.command else ["--help"])
         return 0

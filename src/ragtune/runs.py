@@ -11,10 +11,11 @@ spelling paths themselves.
 
 A folder belongs to one run. `claim` locks it for the run's lifetime (a lock file naming the
 holder's PID, cleared when that process is gone) and compares the run's identity (its config,
-the hashes of its input files, its model) with the one recorded in `run.json`: a different
+the hashes of its input files, its model spec) with the one recorded in `<stage>_run.json`: a different
 run stops with a clear message unless `overwrite`, and `resume` continues only the same run.
 
-    with claim(out, identity("train", cfg, {"data": cfg.data}), "train", resume, overwrite): ...
+    with claim(out, identity("train", cfg, {"data": cfg.data}), "train", resume=True) as same:
+        ...  # same: this continues the run recorded in out
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ EVAL_CONFIG = "eval_config.yaml"
 EVAL_METRICS = "metrics.json"
 PREDICTIONS = "predictions.jsonl"
 PARTIAL_PREDICTIONS = "predictions.partial.jsonl"  # appended while an eval runs; resumable
-RUN_FILE = "run.json"  # the identity of the run that owns the folder
 LOCK_FILE = ".ragtune.lock"  # held while a run writes into the folder
 
 # What each stage writes into its folder: what --overwrite removes, and what shows that a
@@ -94,20 +94,35 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def identity(stage: str, cfg: Any, inputs: dict[str, str | None]) -> dict[str, Any]:
-    """What makes a run this run: its config (minus how it is run: resume, overwrite, the
-    folder and the threads), and the content of its input files (hf: specs by name)."""
-    config = dataclasses.asdict(cfg)
-    for key in ("resume", "overwrite", "out", "label"):
-        config.pop(key, None)
-    config.pop("runtime", None)  # threads and device change speed, not the run
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def identity(
+    stage: str, cfg: Any, inputs: dict[str, str | None], ignore: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """What makes a run this run: its config as dotted keys, minus `ignore` (how it is run,
+    not what it computes: threads, timeouts, logging, input paths), and the SHA-256 of each
+    input file (an hf: spec or hub id by name). The model is its spec (a local folder is not
+    hashed)."""
+    config = {
+        k: v
+        for k, v in _flatten(dataclasses.asdict(cfg)).items()
+        if not any(k == i or k.startswith(i + ".") for i in ignore)
+    }
     text = json.dumps(config, sort_keys=True, default=str)
     files = {}
     for name, path in inputs.items():
         if path and Path(path).is_file():
-            files[name] = {"path": str(path), "sha256": file_sha256(path)}
+            files[name] = file_sha256(path)
         elif path:
-            files[name] = {"path": str(path)}
+            files[name] = str(path)
     return {
         "stage": stage,
         "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
@@ -117,16 +132,26 @@ def identity(stage: str, cfg: Any, inputs: dict[str, str | None]) -> dict[str, A
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    diffs = []
     ca, cb = a.get("config", {}), b.get("config", {})
-    diffs += [
-        f"{k} ({ca.get(k)!r} there, {cb.get(k)!r} now)"
+    diffs = [
+        f"{k} ({_short(ca.get(k))} there, {_short(cb.get(k))} now)"
         for k in sorted(set(ca) | set(cb))
         if ca.get(k) != cb.get(k)
     ]
     ia, ib = a.get("inputs", {}), b.get("inputs", {})
     diffs += [f"the content of {k}" for k in sorted(set(ia) | set(ib)) if ia.get(k) != ib.get(k)]
     return diffs
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def run_file(stage: str) -> str:
+    """The identity file of `stage`'s run in its folder: one per stage, so an eval written
+    into a training folder does not replace the training run's identity."""
+    return f"{stage}_run.json"
 
 
 def _state(out: Path, stage: str) -> list[str]:
@@ -136,7 +161,7 @@ def _state(out: Path, stage: str) -> list[str]:
 
 def clear(out: Path, stage: str) -> None:
     """Remove the stage's outputs from `out` (other files stay), and its identity."""
-    for name in [*_state(out, stage), RUN_FILE]:
+    for name in [*_state(out, stage), run_file(stage)]:
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
@@ -144,48 +169,66 @@ def clear(out: Path, stage: str) -> None:
             p.unlink(missing_ok=True)
 
 
+def _holder(lock: Path) -> dict[str, Any] | None:
+    """The lock's holder, or None when the lock is stale (its process is gone)."""
+    try:
+        holder = json.loads(lock.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        holder = None
+    if not isinstance(holder, dict):
+        # Unreadable: torn by a kill long ago, or (young) not ours to judge.
+        age = time.time() - lock.stat().st_mtime if lock.exists() else 1e9
+        return {"pid": "?", "host": "?", "stage": "?", "since": time.time()} if age < 10 else None
+    pid, host = holder.get("pid"), holder.get("host")
+    # Our own PID can only be a leftover of an earlier container that had it too.
+    if (
+        host == socket.gethostname()
+        and isinstance(pid, int)
+        and (pid == os.getpid() or not atomic.pid_alive(pid))
+    ):
+        return None
+    return holder
+
+
 def _lock(out: Path, stage: str) -> Path:
+    """Take `out`'s lock: its content is written first and linked into place, so no reader
+    ever sees an empty lock, and two takers cannot both succeed."""
     lock = out / LOCK_FILE
     me = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage, "since": time.time()}
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    tmp = out / f".{LOCK_FILE}.{os.getpid()}.new.tmp"
+    tmp.write_text(json.dumps(me), encoding="utf-8")
+    try:
+        for _ in range(3):
             try:
-                holder = json.loads(lock.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                holder = {}
-            pid = holder.get("pid")
-            here = holder.get("host") in (None, me["host"])
-            if isinstance(pid, int) and (not here or atomic.pid_alive(pid)):
+                os.link(tmp, lock)
+                return lock
+            except FileExistsError:
+                holder = _holder(lock)
+                if holder is None:
+                    lock.unlink(missing_ok=True)  # its holder is gone (killed): stale
+                    continue
                 since = time.strftime("%H:%M:%S", time.localtime(holder.get("since", 0)))
                 raise RagtuneError(
-                    f"{out}: in use by ragtune {holder.get('stage', '?')} (PID {pid} on "
-                    f"{holder.get('host')}, since {since}); wait for it to finish or choose another out"
+                    f"{out}: in use by ragtune {holder.get('stage')} (PID {holder.get('pid')} on "
+                    f"{holder.get('host')}, since {since}); wait for it to finish, choose another "
+                    f"out, or, if no run is using it, delete {lock}"
                 ) from None
-            lock.unlink(missing_ok=True)  # its holder is gone (killed): the lock is stale
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(me, f)
-        return lock
-    raise RagtuneError(f"{out}: could not take the lock {lock}")
+        raise RagtuneError(f"{out}: could not take the lock {lock}")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
 def claim(
-    out: str | Path,
-    ident: dict[str, Any],
-    stage: str,
-    *,
-    resume: bool,
-    overwrite: bool = False,
-    continue_unasked: bool = False,
+    out: str | Path, ident: dict[str, Any], stage: str, *, resume: bool, overwrite: bool = False
 ) -> Iterator[bool]:
     """Hold `out` for one run; yields whether this continues the run recorded there.
 
     - Another live ragtune process holds it: error. A lock left by a killed one is cleared.
-    - It records the same run (same identity): continue it when `resume` (or always, with
-      `continue_unasked`: eval reuses saved answers); else an error that offers --resume.
+    - It records the same run (same identity): continue it when `resume` (eval always
+      passes True: it reuses its saved answers); else an error that offers --resume.
     - It holds another run's state: error naming what differs. `resume` never continues a
       different run. With `overwrite` that state is removed first and the run starts anew.
     """
@@ -198,9 +241,10 @@ def claim(
     try:
         atomic.remove_stale(out)
         recorded = None
-        if (out / RUN_FILE).is_file():
+        path = out / run_file(stage)
+        if path.is_file():
             try:
-                recorded = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+                recorded = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError:
                 recorded = {}
         state = _state(out, stage)
@@ -209,7 +253,7 @@ def claim(
             and recorded.get("config_sha256") == ident["config_sha256"]
             and recorded.get("inputs") == ident["inputs"]
         )
-        go_on = same and bool(state) and (resume or continue_unasked)
+        go_on = same and bool(state) and resume
         if state and not go_on:
             if overwrite:
                 clear(out, stage)
@@ -222,14 +266,16 @@ def claim(
                 why = (
                     "differs in " + "; ".join(_differences(recorded, ident)[:4])
                     if recorded
-                    else f"left {', '.join(state[:4])} and no {RUN_FILE} to identify it"
+                    else f"left {', '.join(state[:4])} and no {run_file(stage)} to identify it"
                 )
-                flag = "--resume continues only the same run. " if resume else ""
+                flag = (
+                    "--resume continues only the same run. " if resume and stage == "train" else ""
+                )
                 raise RagtuneError(
                     f"{out}: holds another {stage} run, which {why}. {flag}Pass --overwrite "
                     "to replace it, or choose another out"
                 )
-        atomic.write_json(out / RUN_FILE, ident)
+        atomic.write_json(path, ident)
         yield go_on
     finally:
         lock.unlink(missing_ok=True)

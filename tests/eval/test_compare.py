@@ -86,7 +86,7 @@ def test_config_from_overrides_and_label_count_check(tmp_path: Path) -> None:
     a, b = runs(tmp_path)
     cfg = load_config(CompareConfig, None, [f"runs=[{a},{b}]", "labels=[x,y]"])
     assert cfg.runs == [a, b] and cfg.out is None
-    with pytest.raises(ConfigError, match="--labels has 1 names for 2 runs"):
+    with pytest.raises(ConfigError, match="labels: 1 names for 2 runs"):
         load_config(CompareConfig, None, [f"runs=[{a},{b}]", "labels=[x]"])
 
 

@@ -75,7 +75,7 @@ def test_scores_and_outputs(tmp_path: Path) -> None:
         "report.md",
         "report.html",
         "eval_config.yaml",
-        "run.json",  # the eval's identity; the lock is gone
+        "eval_run.json",  # the eval's identity; the lock is gone
     }
 
 
@@ -118,7 +118,9 @@ def test_a_folder_in_use_is_refused_and_a_dead_holder_is_cleared(tmp_path: Path)
     try:
         lock = {"pid": holder.pid, "host": socket.gethostname(), "stage": "eval", "since": 0}
         (out / runs.LOCK_FILE).write_text(json.dumps(lock))
-        with pytest.raises(RagtuneError, match=rf"in use by ragtune eval \(PID {holder.pid}"):
+        with pytest.raises(
+            RagtuneError, match=rf"in use by ragtune eval \(PID {holder.pid}.*delete"
+        ):
             evaluate.run(_cfg(tmp_path), Scripted())
     finally:
         holder.kill()
@@ -184,3 +186,24 @@ def test_duplicate_id_is_named(tmp_path: Path) -> None:
     cfg = EvalConfig(data=str(tmp_path / "eval.jsonl"), out=str(tmp_path / "out"))
     with pytest.raises(ValueError, match='id "q0" occurs more than once'):
         evaluate.run(cfg, Scripted())
+
+
+def test_a_finished_eval_is_reused_and_how_it_runs_may_change(tmp_path: Path) -> None:
+    first = evaluate.run(_cfg(tmp_path), Scripted())
+    cfg = _cfg(tmp_path)
+    cfg.gen.timeout_s, cfg.semantic, cfg.label = 5.0, False, "renamed"  # how, not what
+    again = Scripted()
+    assert evaluate.run(cfg, again) == first and again.calls == []
+
+
+def test_max_length_without_room_for_passages_is_an_error(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    from ragtune.generation.local import LocalGenerator
+    from ragtune.models import load_model
+
+    gen = LocalGenerator(*load_model(str(tiny_model_dir)), max_new_tokens=4, batch_size=2, name="t")
+    cfg = _cfg(tmp_path)
+    cfg.max_length = 40  # less than the instruction and question alone
+    with pytest.raises(RagtuneError, match="max_length: 40 tokens leave no room for any passage"):
+        evaluate.run(cfg, gen)

@@ -14,7 +14,7 @@ from ragtune.errors import RagtuneError
 from ragtune.train import stage as train
 from ragtune.train.callbacks import ProgressBar
 from ragtune.train.checkpoints import is_complete, latest_complete
-from ragtune.train.config import TrainConfig
+from ragtune.train.config import LoraSection, TrainConfig
 
 
 def _kill_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
@@ -100,3 +100,33 @@ def test_out_of_range_values_are_errors_naming_the_key() -> None:
     ]:
         with pytest.raises(ConfigError, match=rf"^{key}: must be in "):
             load_config(TrainConfig, None, [override])
+
+
+def test_checkpoint_with_state_but_torn_weights_is_incomplete(
+    tmp_path: Path, tiny_train_cfg: Any
+) -> None:
+    train.run(tiny_train_cfg(tmp_path, max_steps=2))
+    ckpt = tmp_path / "run" / "checkpoint-2"
+    assert is_complete(ckpt)
+    weights = ckpt / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:40])
+    assert not is_complete(ckpt)
+    state = ckpt / "trainer_state.json"
+    weights.unlink()
+    state.write_text(state.read_text().replace('"global_step": 2', '"global_step": 7'))
+    assert not is_complete(ckpt)  # the state names another step: not this folder's
+
+
+def test_resume_with_the_saved_resolved_config(
+    tmp_path: Path, tiny_train_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved train_config.yaml (presets filled in) is the same run as the config given."""
+    from ragtune.config import load_config
+
+    _kill_at(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(tiny_train_cfg(tmp_path, lr=None, lora=LoraSection()))
+    monkeypatch.undo()
+    saved = load_config(TrainConfig, tmp_path / "run" / "train_config.yaml", ["resume=true"])
+    assert saved.lr is not None and saved.lora.r is not None
+    assert train.run(saved).metrics["resumed_from"].endswith("checkpoint-2")

@@ -150,7 +150,7 @@ def _check_paths(cfg: PrepareConfig) -> Path:
     if out.exists() and not out.is_dir():
         raise DataError(f"out: {out} exists and is not a folder")
     atomic.refuse_overwriting_inputs([out], {"data": cfg.data})
-    atomic.remove_stale(out.parent)  # a set a killed prepare left half-built
+    atomic.remove_stale(out.resolve().parent)  # a set a killed prepare left half-built
     others = (
         sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES) if out.is_dir() else []
     )

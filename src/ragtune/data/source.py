@@ -133,6 +133,8 @@ def csv_records(path: Path, text: str) -> list[Record]:
         header = next(reader)
     except StopIteration:
         raise DataError(f"{path}: empty CSV file (no header row)") from None
+    except csv.Error as e:
+        raise DataError(f"{path}:1: malformed CSV header: {e}") from None
     header = [h.strip() for h in header]
     if not any(header):
         raise DataError(f"{path}:1: the header row is empty")

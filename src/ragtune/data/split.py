@@ -57,7 +57,7 @@ def sample(exs: list[Example], max_examples: int | None, seed: int) -> list[Exam
     """At most `max_examples` of `exs`: whole groups (articles, shared passages) drawn at random
     with `seed`, the last one trimmed to fit, in input order. This is what `max_examples`
     means in every stage: a capped set is a sample of articles, not the file's first articles,
-    and a question is never kept without the rest of its article."""
+    and only the last article drawn may be cut short."""
     if max_examples is None or len(exs) <= max_examples:
         return list(exs)
     units = split_units(exs)

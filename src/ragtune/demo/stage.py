@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragtune import runs
 from ragtune.config import require
 from ragtune.demo.dataset import build_demo_set
 from ragtune.eval import compare
@@ -53,6 +52,10 @@ class DemoConfig:
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
     """Device, dtype and CPU threads for every step."""
 
+    overwrite: bool = False
+    """Redo every step in out (data, base eval, training, tuned eval) instead of reusing
+    what an earlier demo there finished."""
+
     def __post_init__(self) -> None:
         require(self, "epochs", above=0)
         require(self, "lr", above=0)
@@ -63,13 +66,17 @@ class DemoConfig:
 def _eval(
     cfg: DemoConfig, data: Path, out: Path, label: str, adapter: str | None
 ) -> dict[str, Any]:
-    done = runs.finished(out)
-    if done is not None:
-        print(f"demo: {label}: reusing {out / 'metrics.json'}")
-        return done
+    # A finished eval of the same model, adapter and data is reused by the stage itself.
     gen = GenerateConfig(model=cfg.model, adapter=adapter, max_new_tokens=cfg.max_new_tokens)
     return evaluate.run(
-        evaluate.EvalConfig(data=str(data), out=str(out), label=label, gen=gen, runtime=cfg.runtime)
+        evaluate.EvalConfig(
+            data=str(data),
+            out=str(out),
+            label=label,
+            gen=gen,
+            runtime=cfg.runtime,
+            overwrite=cfg.overwrite,
+        )
     )
 
 
@@ -84,25 +91,23 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
     _eval(cfg, out / "data" / "eval.jsonl", out / "base", "base", None)
 
     train_dir = out / "train"
-    if runs.train_finished(train_dir):
-        print(f"demo: reusing the adapter in {train_dir}")
-    else:
-        train.run(
-            TrainConfig(
-                data=str(out / "data" / "train.jsonl"),
-                model=cfg.model,
-                out=str(train_dir),
-                lora=LoraSection(r=cfg.rank, alpha=2 * cfg.rank),  # type: ignore[arg-type]
-                lr=cfg.lr,
-                epochs=cfg.epochs,
-                batch_size=cfg.batch_size,
-                grad_accum=cfg.grad_accum,
-                max_length=512,
-                seed=cfg.seed,
-                runtime=cfg.runtime,
-                resume=True,  # a killed demo continues; a fresh folder starts from scratch
-            )
+    train.run(  # the same training, finished, is reused; killed, it continues
+        TrainConfig(
+            data=str(out / "data" / "train.jsonl"),
+            model=cfg.model,
+            out=str(train_dir),
+            lora=LoraSection(r=cfg.rank, alpha=2 * cfg.rank),  # type: ignore[arg-type]
+            lr=cfg.lr,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            grad_accum=cfg.grad_accum,
+            max_length=512,
+            seed=cfg.seed,
+            runtime=cfg.runtime,
+            resume=not cfg.overwrite,
+            overwrite=cfg.overwrite,
         )
+    )
 
     _eval(cfg, out / "data" / "eval.jsonl", out / "tuned", "tuned", str(train_dir))
     result = compare.run(

@@ -64,10 +64,12 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         if not self.runs:
-            raise ValueError("--runs needs at least one run folder")
+            raise ValueError(
+                "runs: give at least one eval run folder (ragtune compare DIR [DIR...])"
+            )
         if self.labels and len(self.labels) != len(self.runs):
             raise ValueError(
-                f"--labels has {len(self.labels)} names for {len(self.runs)} runs; give one per run"
+                f"labels: {len(self.labels)} names for {len(self.runs)} runs; give one per run"
             )
 
 

@@ -315,14 +315,22 @@ def evaluate(
     refusal_cfg: PromptConfig | None = None,
     embedder: Embedder | None = None,
     semantic: bool = True,
+    contexts: Sequence[Sequence[str]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Score every prediction against its example; returns (metrics, rows)."""
+    """Score every prediction against its example; returns (metrics, rows). `contexts`, one
+    list per example, are the passages each answer came from (default: the example's own)."""
     if len(predictions) != len(examples):
         raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
     if generations is not None and len(generations) != len(examples):
         raise ValueError(f"{len(generations)} generations for {len(examples)} examples")
     rows = [
-        score_example(ex, p, refusal_cfg, generations[i] if generations is not None else None)
+        score_example(
+            ex,
+            p,
+            refusal_cfg,
+            generations[i] if generations is not None else None,
+            contexts[i] if contexts is not None else None,
+        )
         for i, (ex, p) in enumerate(zip(examples, predictions, strict=True))
     ]
     return aggregate(rows, embedder=embedder, semantic=semantic), rows

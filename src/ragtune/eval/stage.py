@@ -26,7 +26,7 @@ from ragtune.eval.answer import Question, answer_all
 from ragtune.generation.base import CountsTokens, Generator
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.fit import fit_passages
-from ragtune.prompt.grounded import PromptConfig
+from ragtune.prompt.grounded import PromptConfig, build_messages
 from ragtune.runtime import RuntimeSection
 
 
@@ -84,9 +84,30 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
                 f'{cfg.data}: id "{e.id}" occurs more than once; eval needs unique ids'
             )
         seen.add(e.id)
-    ident = runs.identity("eval", cfg, inputs)
-    with runs.claim(out, ident, "eval", resume=True, overwrite=cfg.overwrite):
+    ident = runs.identity("eval", cfg, inputs, ignore=IDENTITY_IGNORES)
+    with runs.claim(out, ident, "eval", resume=True, overwrite=cfg.overwrite) as same:
+        done = runs.finished(out) if same else None
+        if done is not None:
+            print(f"eval: {out} holds this eval, finished; reusing it (--overwrite to redo)")
+            return done
         return _evaluate(cfg, out, examples, generator)
+
+
+# Keys that change how an eval runs, not its answers: a rerun may change them and keep the
+# answers already saved (the scores are recomputed from all answers at the end).
+IDENTITY_IGNORES = (
+    "overwrite",
+    "out",
+    "label",
+    "data",  # paths: their content is hashed instead
+    "gen.adapter",
+    "runtime",
+    "semantic",
+    "gen.batch_size",
+    "gen.timeout_s",
+    "gen.retries",
+    "gen.api_key_env",
+)
 
 
 def _adapter_weights(adapter: str | None) -> str | None:
@@ -110,6 +131,13 @@ def _questions(
         passages, cut = fit_passages(
             generator.count_prompt_tokens, e.question, e.contexts, cfg.prompt, budget
         )
+        if any(c.strip() for c in e.contexts) and not passages:
+            bare = generator.count_prompt_tokens(build_messages(e.question, [], cfg.prompt))
+            raise ConfigError(
+                f"max_length: {cfg.max_length} tokens leave no room for any passage of "
+                f'"{e.id}" (the instruction and question take {bare}, the answer '
+                f"gen.max_new_tokens={cfg.gen.max_new_tokens}); raise max_length"
+            )
         questions.append(Question(e.id, e.question, passages))
         shortened += cut
     return questions, shortened
@@ -129,7 +157,12 @@ def _evaluate(
     partial = out / runs.PARTIAL_PREDICTIONS
     gens = answer_all(generator, questions, cfg.prompt, partial, chunk=cfg.gen.batch_size * 4)
     scores, rows = metrics.evaluate(
-        examples, [g.text for g in gens], gens, refusal_cfg=cfg.prompt, semantic=cfg.semantic
+        examples,
+        [g.text for g in gens],
+        gens,
+        refusal_cfg=cfg.prompt,
+        semantic=cfg.semantic,
+        contexts=[q.passages for q in questions],  # what the model saw, as fitted
     )
     label = cfg.label or generator.name
     scores["label"] = label

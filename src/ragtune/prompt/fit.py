@@ -7,6 +7,7 @@ rendered prompt's tokens, so it works for any engine that can tokenize (transfor
 llama.cpp); an API model without a tokenizer is left as it is.
 
     passages, shortened = fit_passages(count, "Where is it?", passages, PromptConfig(), 1024)
+    # count(messages) -> tokens of the rendered prompt, e.g. LocalGenerator.count_prompt_tokens
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ragtune.prompt.grounded import Messages, PromptConfig, build_messages
-
-MAX_ROUNDS = 8  # each round re-measures; two or three rounds fit in practice
 
 
 def fit_passages(
@@ -26,27 +25,28 @@ def fit_passages(
     budget: int,
 ) -> tuple[list[str], bool]:
     """(passages, whether any was shortened) so that the prompt's token count is at most
-    `budget`. The last passages lose their ends first; one that is used up is dropped."""
+    `budget`. The last passages lose their ends first; one that is used up is dropped.
+
+    Each cut is exact: the last passage's length is found by bisection on the rendered
+    prompt's token count (about log2(characters) counts), so passages of any script and
+    density fit, and no more is cut than needed."""
     kept = list(passages)
-    shortened = False
-    bare = None  # tokens of the prompt without passages: system text and question
-    for _ in range(MAX_ROUNDS):
-        n = count_tokens(build_messages(question, kept, cfg))
-        overflow = n - budget
-        if overflow <= 0 or not kept:
-            break
-        shortened = True
-        if bare is None:
-            bare = count_tokens(build_messages(question, [], cfg))
-        # Characters per passage token, measured on these passages, and slack for tokens
-        # that merge across the cut.
-        per_token = sum(len(p) for p in kept) / max(1, n - bare)
-        cut = int((overflow + 8) * max(per_token, 1.0))
-        while cut > 0 and kept:
-            if len(kept[-1]) > cut:
-                kept[-1] = kept[-1][: len(kept[-1]) - cut].rstrip()
-                cut = 0
+    if count_tokens(build_messages(question, kept, cfg)) <= budget:
+        return kept, False
+    while kept:
+        rest = kept[:-1]
+        if count_tokens(build_messages(question, rest, cfg)) > budget:
+            kept.pop()  # all of the last passage has to go, and more
+            continue
+        last = kept[-1]
+        lo, hi = 0, len(last)  # lo always fits; the whole passage does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if count_tokens(build_messages(question, [*rest, last[:mid]], cfg)) <= budget:
+                lo = mid
             else:
-                cut -= len(kept[-1])
-                kept.pop()
-    return kept, shortened
+                hi = mid
+        cut = last[:lo].rstrip()
+        kept = [*rest, cut] if cut else rest
+        break
+    return kept, True

@@ -3,9 +3,10 @@
 The Trainer writes `checkpoint-N/` file by file: weights, optimizer, scheduler, RNG state,
 and `trainer_state.json` last. A kill in between leaves a folder that transformers would try
 to resume from and fail on ("Can't find a valid checkpoint", a missing trainer_state.json),
-blocking the run for good. A checkpoint counts as complete when its trainer_state.json parses
-and names its own step, its weights file has a readable safetensors header, and the optimizer
-and scheduler states are there; anything newer than the newest complete one is removed.
+blocking the run for good. Since trainer_state.json is written last, a checkpoint counts as
+complete when that file parses and names its own step (and, where the weights are a
+safetensors file, its header reads). Anything newer than the newest complete one is removed.
+DeepSpeed and FSDP checkpoints (their own optimizer layouts) are judged the same way.
 
     path, dropped = latest_complete(Path("runs/lora"))
 """
@@ -34,16 +35,15 @@ def is_complete(path: Path) -> bool:
         return False
     if not isinstance(state, dict) or state.get("global_step") != _step(path):
         return False
-    weights = [path / w for w in WEIGHTS if (path / w).is_file()]
-    if not weights or not all((path / f).is_file() for f in ("optimizer.pt", "scheduler.pt")):
-        return False
     from safetensors import safe_open
 
-    try:
-        with safe_open(str(weights[0]), framework="pt") as f:
-            f.keys()
-    except Exception:  # a torn file fails in several ways, all meaning "not complete"
-        return False
+    for w in WEIGHTS:
+        if (path / w).is_file():
+            try:
+                with safe_open(str(path / w), framework="pt") as f:
+                    f.keys()
+            except Exception:  # a torn file fails in several ways, all meaning "not complete"
+                return False
     return True
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,15 +113,44 @@ def run(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     inputs = {"data": cfg.data, "eval_data": cfg.eval_data}
     atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["train"]], inputs)
-    ident = runs.identity("train", cfg, inputs)
+    train_ex, eval_ex = _load_split(cfg)
+    # The identity of the resolved config: the same whether the user passes the preset's
+    # values or the saved train_config.yaml.
+    cfg = resolve_defaults(cfg, len(train_ex))
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
+        # Under `accelerate launch` every process runs this; the first one on each machine
+        # holds the folder and checks its identity, the others train beside it.
+        return _train(cfg, out, train_ex, eval_ex, resume=cfg.resume)
+    ident = runs.identity("train", cfg, inputs, ignore=IDENTITY_IGNORES)
     had_files = out.is_dir() and any(out.iterdir())
     with runs.claim(out, ident, "train", resume=cfg.resume, overwrite=cfg.overwrite) as same:
+        if same and runs.train_finished(out):
+            print(f"train: {out} holds this run, finished; reusing it (--overwrite to redo)")
+            metrics = json.loads((out / runs.TRAIN_METRICS).read_text(encoding="utf-8"))
+            final = out / (runs.FULL_MODEL if cfg.method == "full" else runs.ADAPTER)
+            return TrainResult(out=out, adapter=final, metrics=metrics)
         if cfg.resume and not same and had_files:
             print(f"resume: no earlier state of this run in {out}; starting from scratch")
-        return _train(cfg, out, resume=same)
+        return _train(cfg, out, train_ex, eval_ex, resume=same)
 
 
-def _train(cfg: TrainConfig, out: Path, resume: bool) -> TrainResult:
+# Keys that change how a run runs, not what it trains: a resume may change them.
+IDENTITY_IGNORES = (
+    "resume",
+    "overwrite",
+    "out",
+    "data",  # paths: their content is hashed instead
+    "eval_data",
+    "runtime",
+    "logging_steps",
+    "save_total_limit",
+    "gradient_checkpointing",
+)
+
+
+def _train(
+    cfg: TrainConfig, out: Path, train_ex: list[Example], eval_ex: list[Example], resume: bool
+) -> TrainResult:
     # Heavy imports here, not at the top: the CLI imports this module to print --help.
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
@@ -136,8 +166,6 @@ def _train(cfg: TrainConfig, out: Path, resume: bool) -> TrainResult:
         runtime.set_torch_threads(rt.threads)
     torch.manual_seed(cfg.seed)
 
-    train_ex, eval_ex = _load_split(cfg)
-    cfg = resolve_defaults(cfg, len(train_ex))
     save_config(cfg, out / runs.TRAIN_CONFIG)
     model, tokenizer = build_model(
         cfg.model,
