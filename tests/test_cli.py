@@ -271,3 +271,10 @@ def test_a_dashed_key_gets_the_hint(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "a.jsonl", "--lr", "3e-4"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ragtune train: error: ") and "did you mean lr=" in err
+
+
+def test_non_ascii_paths_pass_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _squad_file(tmp_path)
+    named = src.rename(tmp_path / "données 😀.json")
+    assert main(["data", "check", str(named)]) == 0
+    assert "format: squad" in capsys.readouterr().out
