@@ -50,8 +50,8 @@ def test_explicit_threads_and_dtypes() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-    assert pick_dtype("fp32", "cpu") == torch.float32
-    assert pick_dtype("bf16", "cpu") == torch.bfloat16
+    assert pick_dtype("fp32", "cpu") == (torch.float32, None)
+    assert pick_dtype("bf16", "cpu") == (torch.bfloat16, None)
     with pytest.raises(ValueError, match="dtype must be"):
         pick_dtype("int3", "cpu")
 

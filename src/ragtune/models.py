@@ -243,3 +243,20 @@ def load_adapter(model: Any, adapter: str | Path) -> Any:
     check_adapter_fits(model, adapter)
     with peft_quietly():
         return PeftModel.from_pretrained(model, str(adapter))
+
+
+def model_config(spec: str) -> dict[str, Any] | None:
+    """The config.json of a local model spec as a dict (what `runtime.resolve` measures the
+    dtype at), or None for API models and specs that are not on disk."""
+    import json
+
+    if spec.startswith("openai:"):
+        return None
+    try:
+        path = Path(resolve(spec)) / "config.json"
+    except ModelError:
+        return None
+    if not path.is_file():
+        return None  # a hub id: its config arrives with the download
+    config = json.loads(path.read_text(encoding="utf-8"))
+    return dict(config.get("text_config") or config)

@@ -50,6 +50,8 @@ class Runtime:
     device: str
     dtype: Any  # torch.dtype
     threads: int
+    dtype_probe: dict[str, Any] | None = None
+    """How dtype=auto chose on a CPU: the measured GFLOP/s per dtype (`ragtune.probe`)."""
 
 
 def torch_dtype(name: str) -> Any:
@@ -84,15 +86,34 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def pick_dtype(dtype: str, device: str) -> Any:
-    """ "auto": bf16 on CUDA with bf16 support and on CPUs with bf16 instructions, else fp32."""
+# A 0.5B model's layer (Qwen2.5-0.5B: hidden 896, MLP 4864, 14 heads, 2 KV heads): the shapes
+# measured when the caller does not name its model.
+DEFAULT_LAYER = {
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+}
+
+
+def pick_dtype(
+    dtype: str, device: str, model_config: dict[str, Any] | None = None, threads: int = 1
+) -> tuple[Any, Any]:
+    """(torch dtype, the CPU probe or None). "auto": bf16 on CUDA with bf16 support (else
+    fp16); on a CPU, whichever of bf16 and fp32 `ragtune.probe` measured faster at the
+    model's layer shapes (cached per machine). An explicit dtype always wins."""
     import torch
 
     if dtype != "auto":
-        return torch_dtype(dtype)
+        return torch_dtype(dtype), None
     if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+        return (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16), None
+    if device != "cpu":
+        return torch.float32, None
+    from ragtune import probe
+
+    result = probe.choose_dtype(probe.layer_shapes(model_config or DEFAULT_LAYER), threads)
+    return torch_dtype(result.choice), result
 
 
 def parse_cpu_times(stat: str) -> list[tuple[int, int]]:
@@ -168,7 +189,17 @@ def set_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def resolve(section: RuntimeSection) -> Runtime:
-    """Device, dtype and thread count for a stage, measured once; no process state changes."""
+def resolve(section: RuntimeSection, model_config: dict[str, Any] | None = None) -> Runtime:
+    """Device, dtype and thread count for a stage, measured once; no process state changes
+    (the probe restores torch's thread count). `model_config` (a config.json as a dict)
+    gives the layer shapes dtype=auto is measured at; the choice is printed once."""
     device = pick_device(section.device)
-    return Runtime(device, pick_dtype(section.dtype, device), thread_count(section.threads))
+    threads = thread_count(section.threads)
+    dtype, probe = pick_dtype(section.dtype, device, model_config, threads)
+    if probe is not None:
+        print(f"runtime: {probe.summary()}", flush=True)
+    summary = None
+    if probe is not None:
+        summary = {"choice": probe.choice, "gflops": probe.gflops, "cached": probe.cached}
+        summary["cpu"] = probe.key["cpu"]
+    return Runtime(device, dtype, threads, summary)

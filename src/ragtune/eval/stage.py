@@ -148,8 +148,12 @@ def _evaluate(
 ) -> dict[str, Any]:
     save_config(cfg, out / runs.EVAL_CONFIG)
     t0 = time.perf_counter()
+    rt = None
     if generator is None:
-        rt = runtime.resolve(cfg.runtime)
+        from ragtune.models import model_config
+
+        local = cfg.gen.backend != "llamacpp" and not cfg.gen.model.startswith("openai:")
+        rt = runtime.resolve(cfg.runtime, model_config(cfg.gen.model) if local else None)
         if rt.device == "cpu":
             runtime.set_torch_threads(rt.threads)
         generator = load_generator(cfg.gen, rt)
@@ -170,6 +174,13 @@ def _evaluate(
     scores["adapter"] = cfg.gen.adapter
     scores["data"] = cfg.data
     scores["shortened_prompts"] = shortened
+    if rt is not None:
+        scores["runtime"] = {
+            "device": rt.device,
+            "dtype": str(rt.dtype).replace("torch.", ""),
+            "threads": rt.threads,
+            "dtype_probe": rt.dtype_probe,
+        }
     if shortened:
         scores["notes"].append(
             f"{shortened} prompts were longer than max_length={cfg.max_length} tokens and had "
@@ -185,6 +196,7 @@ def _evaluate(
         "data": cfg.data,
         "max_new_tokens": cfg.gen.max_new_tokens,
         "batch_size": cfg.gen.batch_size,
+        "runtime": scores.get("runtime"),
     }
     report.write_report(out, scores, rows, f"ragtune eval: {label}", meta)
     atomic.write_json(out / runs.EVAL_METRICS, scores)  # last: it marks the eval finished

@@ -155,13 +155,14 @@ def _train(
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer
 
+    from ragtune.models import model_config
     from ragtune.train import attention, checkpoints
     from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
     from ragtune.train.callbacks import ProgressBar, plot_loss_curve
     from ragtune.train.loss import answer_loss, supports_logits_to_keep
     from ragtune.train.model import build_model
 
-    rt = runtime.resolve(cfg.runtime)
+    rt = runtime.resolve(cfg.runtime, model_config(cfg.model))
     if rt.device == "cpu":
         runtime.set_torch_threads(rt.threads)
     torch.manual_seed(cfg.seed)
@@ -222,6 +223,7 @@ def _train(
         "device": rt.device,
         "dtype": str(rt.dtype).replace("torch.", ""),
         "threads": rt.threads if rt.device == "cpu" else None,
+        "dtype_probe": rt.dtype_probe,
     }
     plot_loss_curve(trainer.state.log_history, out / runs.LOSS_CURVE)
     atomic.write_json(out / runs.TRAIN_METRICS, metrics)  # last: it marks the run finished
