@@ -41,7 +41,7 @@ HEADLINE = [
     "false_refusal_rate",
     "answer_in_context_rate",
     "hallucination_rate",
-    "tokens_per_s",
+    "answer_s_mean",
 ]
 
 

@@ -95,3 +95,12 @@ def test_label_from_top_level_keys_or_folder(tmp_path: Path) -> None:
     assert run_label("runs/x", {"label": "tuned", "model": "m"}) == "tuned"
     assert run_label("runs/x", {"model": "org/m", "adapter": "runs/a/adapter"}) == "m + adapter"
     assert run_label(str(tmp_path / "base_run"), {"f1": 1.0}) == "base_run"
+
+
+def test_fewer_generated_tokens_per_second_is_not_a_regression(tmp_path: Path) -> None:
+    """A tuned model that answers in 3 tokens decodes fewer tokens per batch: shown, not red.
+    Time per answer is what speed is judged by."""
+    from ragtune.eval.compare import _better
+
+    assert _better("generated_tokens_per_s", -30.0) == 0
+    assert _better("answer_s_mean", -0.5) == 1 and _better("answer_s_mean", 0.5) == -1

@@ -160,8 +160,10 @@ def small_set() -> tuple[list[Example], list[str]]:
 
 def test_aggregate_rates_by_hand() -> None:
     examples, predictions = small_set()
-    timings = [Generation("", n, 3.0, 3) for n in (2, 10, 10)] + [
-        Generation("", n, 6.0, 3) for n in (2, 2, 4)
+    # Two calls of 3 answers: 3.0 s (1.2 s of it on prompts of 100 tokens each) and 6.0 s
+    # (1.8 s on prompts of 200 tokens each).
+    timings = [Generation("", n, 3.0, 3, 100, 1.2) for n in (2, 10, 10)] + [
+        Generation("", n, 6.0, 3, 200, 1.8) for n in (2, 2, 4)
     ]
     m, rows = evaluate(examples, predictions, timings, semantic=False)
     assert [r["hallucinated"] for r in rows] == [False, False, False, True, True, False]
@@ -183,17 +185,21 @@ def test_aggregate_rates_by_hand() -> None:
     assert m["by_kind"]["default"]["exact_match"] == pytest.approx(40.0)  # A, C of 5
     assert m["by_lang"]["zh"]["f1"] == pytest.approx(200 / 3)
     assert m["by_lang"]["en"]["n"] == 5
-    # latency: per example [3,3,3,6,6,6]; p50 halfway between 3 and 6; wall = 3 + 6 s
-    assert m["latency_s_mean"] == pytest.approx(4.5)
-    assert m["latency_s_p50"] == pytest.approx(4.5)
-    assert m["latency_s_p95"] == pytest.approx(6.0)
-    assert m["tokens_per_s"] == pytest.approx(30 / 9)
+    # time per answer = the call's wall time / its batch size: [1,1,1,2,2,2] s, not 3 or 6 s
+    assert m["answer_s_mean"] == pytest.approx(1.5)
+    assert m["answer_s_p50"] == pytest.approx(1.5)
+    assert m["answer_s_p95"] == pytest.approx(2.0)
+    # each call's times counted once: prompts 900 tokens in 1.2 + 1.8 s, 30 new tokens in
+    # (3 - 1.2) + (6 - 1.8) s of decoding
+    assert m["prompt_tokens_per_s"] == pytest.approx(900 / 3.0)
+    assert m["generated_tokens_per_s"] == pytest.approx(30 / 6.0)
+    assert m["latency_s_mean"] is None  # single requests are timed by the eval stage
     assert m["semantic_similarity"] is None and "semantic_similarity: disabled" in m["notes"]
 
 
 def test_aggregate_without_timings_or_unanswerables() -> None:
     m, _ = evaluate([ex(["1903"])], ["1903"], semantic=False)
-    assert m["refusal_accuracy"] is None and m["latency_s_mean"] is None
+    assert m["refusal_accuracy"] is None and m["answer_s_mean"] is None
     assert m["exact_match"] == 100.0
 
 

@@ -43,10 +43,13 @@ def test_report_files_and_values(tmp_path: Path) -> None:
     assert metrics["exact_match"] == 75.0 and format_metric("exact_match", 75.0) == "75.0%"
     # hallucination: b only, none of its tokens [scriptalertxscript, co] is in its context
     assert metrics["hallucination_rate"] == 25.0
-    # tokens_per_s: 24 tokens over 2 + 1 s of wall time
-    assert format_metric("tokens_per_s", metrics["tokens_per_s"]) == "8.0 tok/s"
+    # generated tokens/s: 24 tokens over 2 + 1 s of wall time (no prompt time measured)
+    assert format_metric("generated_tokens_per_s", metrics["generated_tokens_per_s"]) == "8.0 tok/s"
+    # time per answer: 1.0, 1.0, 0.5, 0.5 s (each call's wall time over its 2 answers)
+    assert metrics["answer_s_mean"] == 0.75
     for text in (md, page):
         assert "75.0%" in text and "25.0%" in text and "8.0 tok/s" in text
+        assert "0.750 s" in text and "Time per answer" in text
         assert "counterfactual" in text and "中国的首都是哪里？" in text
         assert "<script>" not in text and "&lt;script&gt;" in text
     assert "Tiny &amp; &lt;base&gt; eval" in page and "tiny &lt;model&gt;" in page

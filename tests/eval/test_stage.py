@@ -59,6 +59,7 @@ def _cfg(tmp_path: Path) -> EvalConfig:
         out=str(tmp_path / "out"),
         semantic=False,
         gen=GenerateConfig(model="scripted", batch_size=1),
+        latency_questions=0,  # the call counts below are the eval's alone
     )
 
 
@@ -207,3 +208,14 @@ def test_max_length_without_room_for_passages_is_an_error(
     cfg.max_length = 40  # less than the instruction and question alone
     with pytest.raises(RagtuneError, match="max_length: 40 tokens leave no room for any passage"):
         evaluate.run(cfg, gen)
+
+
+def test_single_request_latency_is_measured_at_batch_one(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    cfg.gen.batch_size = 4
+    cfg.latency_questions = 3
+    gen = Scripted()
+    m = evaluate.run(cfg, gen)
+    assert gen.calls == [7, 1, 1, 1]  # the eval in one call of 7, then 3 single requests
+    assert m["latency_questions"] == 3 and m["latency_s_p50"] is not None
+    assert m["answer_s_mean"] == pytest.approx(0.5 / 7)  # the call's 0.5 s over its 7 answers

@@ -12,8 +12,9 @@ partial file as they come, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,5 +79,18 @@ def answer_all(
         bar.close()
         if f:
             f.close()
-    fields = ("text", "new_tokens", "latency_s", "batch_size")
-    return [Generation(*(done[q.id][k] for k in fields)) for q in questions]
+    names = [f.name for f in fields(Generation)]
+    return [Generation(**{k: done[q.id][k] for k in names if k in done[q.id]}) for q in questions]
+
+
+def single_request_latency(
+    generator: Generator, questions: Sequence[Question], prompt: PromptConfig, n: int
+) -> list[float]:
+    """Wall time of answering each of the first `n` questions alone (batch 1), seconds: what
+    one user waits, which a batched eval's per-answer time does not show."""
+    out = []
+    for q in questions[:n]:
+        t0 = time.perf_counter()
+        generator.generate([build_messages(q.question, q.passages, prompt)])
+        out.append(time.perf_counter() - t0)
+    return out

@@ -20,7 +20,7 @@ from typing import Any
 
 from ragtune import atomic
 from ragtune.errors import RagtuneError
-from ragtune.eval.metrics import LOWER_IS_BETTER, METRIC_INFO
+from ragtune.eval.metrics import LOWER_IS_BETTER, METRIC_INFO, NEUTRAL
 from ragtune.eval.report import CHART_KEYS, chart_label, format_metric, label
 from ragtune.html import bar_chart, md_cell, page
 
@@ -40,10 +40,13 @@ TOP_KEYS = [
     "refusal_accuracy",
     "false_refusal_rate",
     "hallucination_rate",
+    "answer_s_mean",
+    "answer_s_p50",
+    "answer_s_p95",
     "latency_s_mean",
     "latency_s_p50",
-    "latency_s_p95",
-    "tokens_per_s",
+    "prompt_tokens_per_s",
+    "generated_tokens_per_s",
 ]
 GROUP_METRICS = ["exact_match", "f1", "hallucination_rate"]
 COUNT_KEYS = frozenset({"n", "n_answerable", "n_unanswerable"})  # neither better nor worse
@@ -156,7 +159,7 @@ def format_delta(key: str, d: float | None) -> str:
 def _better(key: str, d: float | None) -> int:
     """+1 when the delta is an improvement, -1 when a regression, 0 otherwise."""
     metric = key.rsplit(".", 1)[-1]
-    if d is None or d == 0 or metric in COUNT_KEYS:
+    if d is None or d == 0 or metric in COUNT_KEYS or metric in NEUTRAL:
         return 0
     return (1 if d > 0 else -1) * (-1 if metric in LOWER_IS_BETTER else 1)
 

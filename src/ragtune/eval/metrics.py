@@ -24,11 +24,12 @@ Per-example scores are fractions 0-1; `aggregate` reports rates and scores as pe
   context). An empty answer asserts nothing, so it is wrong but not a hallucination.
   `hallucination_rate` divides by all examples. This is a lexical proxy (docs/metrics.md).
 
-Latency. A prediction carries the wall time of the generate call that produced it and that
-call's batch size (`Generation.latency_s`, `Generation.batch_size`). latency_s_mean/p50/p95 are over those per-example wall times
-(the per-request latency at batch size 1); tokens_per_s = sum(new_tokens) / wall time of all
-calls, where each call's time is counted once as the sum of latency_s / batch_size over its
-predictions.
+Timing. A prediction carries the wall time of the generate call that produced it, that call's
+batch size and the part of it spent on prompts (`Generation.latency_s`, `batch_size`,
+`prompt_s`). answer_s_mean/p50/p95 are over latency_s / batch_size: the time per answer.
+prompt_tokens_per_s = prompt tokens / prompt time and generated_tokens_per_s = new tokens /
+decoding time, each call's time counted once. latency_s_mean/p50 are single requests (batch
+1) on a few questions, timed by the eval stage.
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "false_refusal_rate": ("False refusals (answerable)", "%"),
     "refusal_rate": ("Refusals (all)", "%"),
     "hallucination_rate": ("Hallucination rate", "%"),
-    "latency_s_mean": ("Latency mean", "s"),
-    "latency_s_p50": ("Latency p50", "s"),
-    "latency_s_p95": ("Latency p95", "s"),
-    "tokens_per_s": ("Throughput", "tok/s"),
+    "answer_s_mean": ("Time per answer, mean (batch wall / batch size)", "s"),
+    "answer_s_p50": ("Time per answer, p50", "s"),
+    "answer_s_p95": ("Time per answer, p95", "s"),
+    "latency_s_mean": ("Single-request latency, mean (batch 1)", "s"),
+    "latency_s_p50": ("Single-request latency, p50 (batch 1)", "s"),
+    "prompt_tokens_per_s": ("Prompt processing", "tok/s"),
+    "generated_tokens_per_s": ("Generation (decoding)", "tok/s"),
     "n": ("Examples", ""),
     "n_answerable": ("Answerable", ""),
     "n_unanswerable": ("Unanswerable", ""),
@@ -80,8 +84,19 @@ HEADLINE = [
     "hallucination_rate",
 ]
 LOWER_IS_BETTER = frozenset(
-    {"false_refusal_rate", "hallucination_rate", "latency_s_mean", "latency_s_p50", "latency_s_p95"}
+    {
+        "false_refusal_rate",
+        "hallucination_rate",
+        "answer_s_mean",
+        "answer_s_p50",
+        "answer_s_p95",
+        "latency_s_mean",
+        "latency_s_p50",
+    }
 )
+# Shown, never judged better or worse: a model that answers in fewer tokens decodes fewer
+# tokens per batch, which says nothing about its speed per answer.
+NEUTRAL = frozenset({"generated_tokens_per_s"})
 
 
 def example_language(ex: Example) -> str:
@@ -188,6 +203,8 @@ def score_example(
             latency_s=generation.latency_s,
             batch_size=generation.batch_size,
             new_tokens=generation.new_tokens,
+            prompt_tokens=generation.prompt_tokens,
+            prompt_s=generation.prompt_s,
         )
     return row
 
@@ -217,7 +234,7 @@ def _pct(num: float, den: int) -> float | None:
     return 100.0 * num / den if den else None
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), q in 0-1."""
     s = sorted(values)
     pos = (len(s) - 1) * q
@@ -239,19 +256,33 @@ def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _latency(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+TIMING_KEYS = [
+    "answer_s_mean",
+    "answer_s_p50",
+    "answer_s_p95",
+    "prompt_tokens_per_s",
+    "generated_tokens_per_s",
+]
+
+
+def _timing(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """Per-answer time and the two token rates (module docstring); None where untimed."""
     timed = [r for r in rows if r.get("latency_s") is not None]
     if not timed:
-        return dict.fromkeys(["latency_s_mean", "latency_s_p50", "latency_s_p95", "tokens_per_s"])
-    lat = [float(r["latency_s"]) for r in timed]
-    # Each call's wall time counted once: its batch_size rows each carry 1/batch_size of it.
-    wall = sum(float(r["latency_s"]) / max(int(r.get("batch_size") or 1), 1) for r in timed)
+        return dict.fromkeys(TIMING_KEYS)
+    size = [max(int(r.get("batch_size") or 1), 1) for r in timed]
+    per_answer = [float(r["latency_s"]) / b for r, b in zip(timed, size)]
+    # A call's times counted once: each of its batch_size rows carries 1/batch_size of them.
+    prompt_s = sum(float(r.get("prompt_s") or 0.0) / b for r, b in zip(timed, size))
+    decode_s = sum(per_answer) - prompt_s
+    prompt_tokens = sum(int(r.get("prompt_tokens") or 0) for r in timed)
     new_tokens = sum(int(r.get("new_tokens") or 0) for r in timed)
     return {
-        "latency_s_mean": sum(lat) / len(lat),
-        "latency_s_p50": _percentile(lat, 0.5),
-        "latency_s_p95": _percentile(lat, 0.95),
-        "tokens_per_s": new_tokens / wall if wall > 0 else None,
+        "answer_s_mean": sum(per_answer) / len(per_answer),
+        "answer_s_p50": percentile(per_answer, 0.5),
+        "answer_s_p95": percentile(per_answer, 0.95),
+        "prompt_tokens_per_s": prompt_tokens / prompt_s if prompt_s > 0 else None,
+        "generated_tokens_per_s": new_tokens / decode_s if decode_s > 0 else None,
     }
 
 
@@ -286,7 +317,10 @@ def aggregate(
         "answer_in_context_rate": _pct(sum(r["in_context"] for r in answered), len(answered)),
         "refusal_accuracy": _pct(sum(r["refused"] for r in unans), len(unans)),
         "false_refusal_rate": _pct(sum(r["refused"] for r in ans), len(ans)),
-        **_latency(rows),
+        **_timing(rows),
+        # Single-request latency (batch 1) is measured by the eval stage, not derived here.
+        "latency_s_mean": None,
+        "latency_s_p50": None,
         "by_kind": _group(rows, "kind", "default"),
         "by_lang": _group(rows, "lang", "en"),
         "notes": [],

@@ -19,7 +19,7 @@ from typing import Any
 
 from ragtune import atomic
 from ragtune import html as kit
-from ragtune.eval.metrics import HEADLINE, LOWER_IS_BETTER, METRIC_INFO
+from ragtune.eval.metrics import HEADLINE, LOWER_IS_BETTER, METRIC_INFO, TIMING_KEYS
 
 CHART_KEYS = [
     "exact_match",
@@ -30,7 +30,7 @@ CHART_KEYS = [
     "false_refusal_rate",
     "hallucination_rate",
 ]
-LATENCY_KEYS = ["latency_s_mean", "latency_s_p50", "latency_s_p95", "tokens_per_s"]
+LATENCY_KEYS = [*TIMING_KEYS[:3], "latency_s_mean", "latency_s_p50", *TIMING_KEYS[3:]]
 GROUP_KEYS = ["n", "exact_match", "f1", "rouge_l", "refusal_rate", "hallucination_rate"]
 MAX_SAMPLES = 40  # rows in the sample table: the worst first, then the rest in data order
 MAX_WORST = 10
@@ -191,9 +191,13 @@ def render_html(
             )
             body.append(f'<p><img alt="{esc(heading)} chart" src="{uri}"></p>')
     body += ["<h2>Latency</h2>", kit.html_table(["Metric", "Value"], t["latency"])]
-    lat = [float(r["latency_s"]) for r in rows if r.get("latency_s") is not None]
+    lat = [
+        float(r["latency_s"]) / max(int(r.get("batch_size") or 1), 1)
+        for r in rows
+        if r.get("latency_s") is not None
+    ]
     if len(lat) > 1:
-        uri = kit.histogram(lat, "Per-example latency (wall time of its generate call)", "seconds")
+        uri = kit.histogram(lat, "Time per answer (its batch's wall time / batch size)", "seconds")
         body.append(f'<p><img alt="latency histogram" src="{uri}"></p>')
     shown, n_worst = pick_samples(rows)
     body += [

@@ -22,7 +22,7 @@ from ragtune.config import ConfigError, require, save_config
 from ragtune.data.importers import load_examples
 from ragtune.data.split import sample
 from ragtune.eval import metrics, report
-from ragtune.eval.answer import Question, answer_all
+from ragtune.eval.answer import Question, answer_all, single_request_latency
 from ragtune.generation.base import CountsTokens, Generator
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.fit import fit_passages
@@ -48,6 +48,9 @@ class EvalConfig:
     max_length: int = 1024
     """Tokens per prompt plus answer, as in training: longer prompts have their passages
     shortened from the end (never the question); metrics count them (shortened_prompts)."""
+    latency_questions: int = 4
+    """After the eval, answer this many questions one at a time to measure single-request
+    latency (batch 1); 0 skips it."""
     overwrite: bool = False
     """Replace another eval's results in out instead of stopping (the same eval, same config
     and data, always continues from its saved answers)."""
@@ -107,6 +110,7 @@ IDENTITY_IGNORES = (
     "gen.timeout_s",
     "gen.retries",
     "gen.api_key_env",
+    "latency_questions",
 )
 
 
@@ -160,6 +164,7 @@ def _evaluate(
     questions, shortened = _questions(cfg, examples, generator)
     partial = out / runs.PARTIAL_PREDICTIONS
     gens = answer_all(generator, questions, cfg.prompt, partial, chunk=cfg.gen.batch_size * 4)
+    single = single_request_latency(generator, questions, cfg.prompt, cfg.latency_questions)
     scores, rows = metrics.evaluate(
         examples,
         [g.text for g in gens],
@@ -174,6 +179,10 @@ def _evaluate(
     scores["adapter"] = cfg.gen.adapter
     scores["data"] = cfg.data
     scores["shortened_prompts"] = shortened
+    if single:
+        scores["latency_s_mean"] = sum(single) / len(single)
+        scores["latency_s_p50"] = metrics.percentile(single, 0.5)
+        scores["latency_questions"] = len(single)
     if rt is not None:
         scores["runtime"] = {
             "device": rt.device,
@@ -205,6 +214,6 @@ def _evaluate(
 
 
 def show(scores: dict[str, Any]) -> None:
-    for k in ["n", *metrics.HEADLINE, "tokens_per_s"]:
+    for k in ["n", *metrics.HEADLINE, "answer_s_mean", "latency_s_p50"]:
         v = scores.get(k)
         print(f"{k:>24}: {v:.3f}" if isinstance(v, float) else f"{k:>24}: {v}")

@@ -27,6 +27,10 @@ class Generation:
     """Wall time of the call that produced this answer (its whole batch)."""
     batch_size: int
     """How many answers that call produced together."""
+    prompt_tokens: int = 0
+    """Tokens of this answer's prompt (0 when the engine does not say)."""
+    prompt_s: float = 0.0
+    """Wall time the call spent processing its prompts, before decoding (0: not measured)."""
 
 
 class Generator(Protocol):

@@ -114,7 +114,7 @@ class LlamaCppGenerator:
                 f"exceeds the context of {self.n_ctx}"
             )
 
-    def _one(self, ids: list[int]) -> tuple[list[int], float]:
+    def _one(self, ids: list[int]) -> tuple[list[int], float, float]:
         self._check_length(ids)
         out: list[int] = []
         sampled = 0
@@ -135,14 +135,15 @@ class LlamaCppGenerator:
         self.stats["prompt_s"] += t_first - t0
         self.stats["decode_tokens"] += max(0, sampled - 1)
         self.stats["decode_s"] += t_last - t_first
-        return out, t_last - t0
+        return out, t_last - t0, t_first - t0
 
     def generate(self, batch: list[Messages]) -> list[Generation]:
         gens = []
         for messages in batch:
-            ids, latency = self._one(self.tokenize(self.render(messages)))
+            prompt = self.tokenize(self.render(messages))
+            ids, latency, prompt_s = self._one(prompt)
             text = self.llm.detokenize(ids).decode("utf-8", errors="replace").strip()
-            gens.append(Generation(text, len(ids), latency, 1))
+            gens.append(Generation(text, len(ids), latency, 1, len(prompt), prompt_s))
         return gens
 
     def close(self) -> None:

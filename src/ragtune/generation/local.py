@@ -62,6 +62,7 @@ class LocalGenerator:
             rows = [encoded[i] for i in idx]
             t0 = time.perf_counter()
             ids, mask, cache = self._prefill(rows)
+            prompt_s = time.perf_counter() - t0 if cache is not None else 0.0
             seqs = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
@@ -78,7 +79,7 @@ class LocalGenerator:
             for row, i in zip(new, idx):
                 n = next((k for k, t in enumerate(row) if t in self.stop_ids), len(row))
                 text = self.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
-                out[i] = Generation(text, n, latency, len(idx))
+                out[i] = Generation(text, n, latency, len(idx), len(encoded[i]), prompt_s)
         return [g for g in out if g is not None]
 
     def _prefill(self, rows: list[list[int]]) -> tuple[Any, Any, Any]:

@@ -93,7 +93,10 @@ class OpenAIGenerator:
                     f"{self.api_base}: unexpected response {str(resp)[:300]}"
                 ) from None
             tokens = resp.usage.completion_tokens if resp.usage else 0
-            out.append(Generation(text.strip(), int(tokens or 0), latency, 1))
+            prompt_tokens = resp.usage.prompt_tokens if resp.usage else 0
+            out.append(
+                Generation(text.strip(), int(tokens or 0), latency, 1, int(prompt_tokens or 0))
+            )
         return out
 
     def stream(self, messages: Messages) -> Iterator[str]:
