@@ -244,6 +244,8 @@ def part_ragtune(args: argparse.Namespace, checkpointing: bool = False) -> dict[
         "wall_s": m["wall_s"],
         "tokens_per_s": m["tokens_per_s"],
         "peak_rss_mb": m["peak_rss_mb"],
+        "dtype": m["dtype"],  # what dtype=auto chose on this machine
+        "dtype_probe": m.get("dtype_probe"),
     }
 
 
@@ -422,20 +424,29 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(r: dict[str, Any], args: argparse.Namespace) -> str:
-    peak = r["peak"]["bf16_gflops"]
     n, vocab = matmul_params(args.model)
     base32, base16 = r["baseline_fp32"]["tokens_per_s"], r["baseline_bf16"]["tokens_per_s"]
+    # The yardsticks of the machine it ran on: the faster plain baseline, and the matmul peak
+    # of the dtype ragtune's probe chose (bf16 is not faster on every CPU).
+    faster = max(base32, base16)
+    used = r["ragtune"].get("dtype", "bfloat16")
+    peak_key = "bf16_gflops" if used == "bfloat16" else "fp32_gflops"
+    peak = r["peak"][peak_key]
+    probe = r["ragtune"].get("dtype_probe") or {}
     lines = [
         f"model {args.model}, {n / 1e6:.1f}M matmul parameters; {args.steps} steps x batch "
         f"{args.batch_size}, LoRA r={args.rank} all-linear, dropout {args.dropout}; "
         f"{args.threads} threads",
-        f"measured peak: bf16 matmul {peak:.0f} GFLOP/s, fp32 {r['peak']['fp32_gflops']:.0f}",
+        f"cpu: {probe.get('cpu', '?')}; measured peak: bf16 matmul {r['peak']['bf16_gflops']:.0f} "
+        f"GFLOP/s, fp32 {r['peak']['fp32_gflops']:.0f}",
+        f"ragtune's dtype probe chose {used} (GFLOP/s at the model's layer shapes: "
+        f"{probe.get('gflops')}); % peak below is of {peak_key.split('_')[0]}",
         f"training tok/s: the median of {args.repeats} run(s) per part, run round-robin",
         "",
         "% peak: tokens/s x 4N FLOPs / measured bf16 peak. ragtune projects onto the "
         "vocabulary at answer positions only, so it runs fewer FLOPs than 4N; the "
         "'w/o vocab' column counts 4(N - vocabulary projection) per token instead.",
-        f"{'training':<34}{'tok/s':>8}{'x fp32 base':>12}{'x bf16 base':>12}"
+        f"{'training':<34}{'tok/s':>8}{'x fp32 base':>12}{'x bf16 base':>12}{'x faster':>10}"
         f"{'% peak':>8}{'w/o vocab':>10}{'peak RSS MB':>12}{'held-out F1':>12}",
     ]
     f1 = {"baseline_bf16": r["eval_baseline"]["f1"], "ragtune": r["eval_ragtune"]["f1"]}
@@ -452,7 +463,7 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
         frac_run = 100 * tps * 4 * (n - vocab) / 1e9 / peak
         f1s = f"{f1[key]:.1f}" if key in f1 else "-"
         lines.append(
-            f"{label:<34}{tps:>8.0f}{tps / base32:>12.2f}{tps / base16:>12.2f}"
+            f"{label:<34}{tps:>8.0f}{tps / base32:>12.2f}{tps / base16:>12.2f}{tps / faster:>10.2f}"
             f"{frac:>7.0f}%{frac_run:>9.0f}%{r[key]['peak_rss_mb']:>12}{f1s:>12}"
             + (f"   runs: {', '.join(f'{x:.0f}' for x in runs)}" if len(runs) > 1 else "")
         )
