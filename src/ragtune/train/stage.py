@@ -2,9 +2,10 @@
 
 Built on the transformers Trainer, so `accelerate launch -m ragtune.cli train ...` gives
 multi-GPU, DeepSpeed and FSDP with no extra code. On CPU it picks bf16 autocast where the
-processor supports it, packed batches (no padding) and the free-core thread count. Writes into
-`out`: `adapter/` (or `model/` for full fine-tuning), checkpoints (resumable with
-resume=true), `train_config.yaml` (resolved), `train_metrics.json`, `loss_curve.png`.
+probe measured it faster (`ragtune.probe`), packed batches (no padding) and the free-core
+thread count. Writes into `out`: `adapter/` (or `model/` for full fine-tuning), checkpoints
+(resumable with resume=true), `train_config.yaml` (resolved), `train_metrics.json`,
+`loss_curve.png`, and `train_run.json` (the run's identity).
 
     result = run(TrainConfig(data="train.jsonl", eval_data="eval.jsonl", out="runs/x"))
 """
