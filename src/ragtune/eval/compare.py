@@ -20,7 +20,7 @@ from typing import Any
 
 from ragtune import atomic
 from ragtune.errors import RagtuneError
-from ragtune.eval.metrics import LOWER_IS_BETTER, METRIC_INFO, NEUTRAL
+from ragtune.eval.metrics import LOWER_IS_BETTER, METRIC_INFO, NEUTRAL, SPEED_KEYS
 from ragtune.eval.report import CHART_KEYS, chart_label, format_metric, label
 from ragtune.html import bar_chart, md_cell, page
 
@@ -40,13 +40,7 @@ TOP_KEYS = [
     "refusal_accuracy",
     "false_refusal_rate",
     "hallucination_rate",
-    "answer_s_mean",
-    "answer_s_p50",
-    "answer_s_p95",
-    "latency_s_mean",
-    "latency_s_p50",
-    "prompt_tokens_per_s",
-    "generated_tokens_per_s",
+    *SPEED_KEYS,
 ]
 GROUP_METRICS = ["exact_match", "f1", "hallucination_rate"]
 COUNT_KEYS = frozenset({"n", "n_answerable", "n_unanswerable"})  # neither better nor worse

@@ -265,6 +265,10 @@ TIMING_KEYS = [
 ]
 
 
+# The speed rows every table shows, in this order (report, compare).
+SPEED_KEYS = [*TIMING_KEYS[:3], "latency_s_mean", "latency_s_p50", *TIMING_KEYS[3:]]
+
+
 def _timing(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     """Per-answer time and the two token rates (module docstring); None where untimed."""
     timed = [r for r in rows if r.get("latency_s") is not None]

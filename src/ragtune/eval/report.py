@@ -19,7 +19,7 @@ from typing import Any
 
 from ragtune import atomic
 from ragtune import html as kit
-from ragtune.eval.metrics import HEADLINE, LOWER_IS_BETTER, METRIC_INFO, TIMING_KEYS
+from ragtune.eval.metrics import HEADLINE, LOWER_IS_BETTER, METRIC_INFO, SPEED_KEYS
 
 CHART_KEYS = [
     "exact_match",
@@ -30,7 +30,7 @@ CHART_KEYS = [
     "false_refusal_rate",
     "hallucination_rate",
 ]
-LATENCY_KEYS = [*TIMING_KEYS[:3], "latency_s_mean", "latency_s_p50", *TIMING_KEYS[3:]]
+LATENCY_KEYS = SPEED_KEYS
 GROUP_KEYS = ["n", "exact_match", "f1", "rouge_l", "refusal_rate", "hallucination_rate"]
 MAX_SAMPLES = 40  # rows in the sample table: the worst first, then the rest in data order
 MAX_WORST = 10
