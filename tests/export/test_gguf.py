@@ -136,6 +136,16 @@ def test_lora_gguf_layout(exported: Path) -> None:
     assert len(shapes) == 2 * 2 * 7  # 2 layers x 7 linear layers x (a, b)
 
 
+def _f16_only(model: Path, out: Path) -> ExportConfig:
+    return ExportConfig(
+        model=str(model),
+        to=["gguf"],
+        quant=["f16"],
+        out=str(out),
+        runtime=RuntimeSection(threads=1),
+    )
+
+
 def test_wrong_tensor_layout_fails_verification(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,15 +154,7 @@ def test_wrong_tensor_layout_fails_verification(
     # Without llama's q/k permutation the file loads and runs but attends wrongly.
     monkeypatch.setattr(gguf_write, "permute_qk", lambda w, n: w)
     with pytest.raises(ExportError, match="logits have cosine"):
-        run(
-            ExportConfig(
-                model=str(tiny_model_dir),
-                to=["gguf"],
-                quant=["f16"],
-                out=str(tmp_path / "x"),
-                runtime=RuntimeSection(threads=1),
-            )
-        )
+        run(_f16_only(tiny_model_dir, tmp_path / "x"))
     assert not (tmp_path / "x").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x.")]  # no temp folder left
 
@@ -170,15 +172,7 @@ def test_wrong_chat_template_fails_verification(
 
     monkeypatch.setattr(gguf_write, "write_gguf", write_other_template)
     with pytest.raises(ExportError, match="chat template differs"):
-        run(
-            ExportConfig(
-                model=str(tiny_model_dir),
-                to=["gguf"],
-                quant=["f16"],
-                out=str(tmp_path / "x"),
-                runtime=RuntimeSection(threads=1),
-            )
-        )
+        run(_f16_only(tiny_model_dir, tmp_path / "x"))
 
 
 def test_file_that_does_not_load_fails(tmp_path: Path) -> None:

@@ -17,6 +17,14 @@ from ragtune.train.checkpoints import is_complete, latest_complete
 from ragtune.train.config import LoraSection, TrainConfig
 
 
+def _interrupt(monkeypatch: pytest.MonkeyPatch, cfg: TrainConfig, step: int) -> None:
+    """Run `cfg` until it is "killed" (KeyboardInterrupt) after optimizer step `step`."""
+    _kill_at(monkeypatch, step)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(cfg)
+    monkeypatch.undo()
+
+
 def _kill_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     def crash(self: object, args: object, state: object, control: object, **kw: object) -> None:
         if state.global_step == step:  # type: ignore[attr-defined]
@@ -28,10 +36,7 @@ def _kill_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
 def test_another_run_in_the_folder_stops_with_what_differs(
     tmp_path: Path, tiny_train_cfg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _kill_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        train.run(tiny_train_cfg(tmp_path))
-    monkeypatch.undo()
+    _interrupt(monkeypatch, tiny_train_cfg(tmp_path), 5)
     old = sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*"))
     assert old == ["checkpoint-2", "checkpoint-4"]
     for resume in (False, True):  # a new run, or one that tries to resume the old one
@@ -45,10 +50,7 @@ def test_another_run_in_the_folder_stops_with_what_differs(
 def test_same_run_without_resume_asks_for_resume_or_overwrite(
     tmp_path: Path, tiny_train_cfg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _kill_at(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        train.run(tiny_train_cfg(tmp_path))
-    monkeypatch.undo()
+    _interrupt(monkeypatch, tiny_train_cfg(tmp_path), 3)
     with pytest.raises(RagtuneError, match="already holds this train run.*--resume"):
         train.run(tiny_train_cfg(tmp_path))
 
@@ -64,10 +66,7 @@ def test_new_data_content_is_another_run(tmp_path: Path, tiny_train_cfg: Any) ->
 def test_torn_checkpoint_is_skipped_and_resume_finishes(
     tmp_path: Path, tiny_train_cfg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _kill_at(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        train.run(tiny_train_cfg(tmp_path))
-    monkeypatch.undo()
+    _interrupt(monkeypatch, tiny_train_cfg(tmp_path), 5)
     run = tmp_path / "run"
     # What a kill in the middle of writing checkpoint-6 leaves: weights and half an
     # optimizer, no trainer_state.json.
@@ -123,10 +122,7 @@ def test_resume_with_the_saved_resolved_config(
     """The saved train_config.yaml (presets filled in) is the same run as the config given."""
     from ragtune.config import load_config
 
-    _kill_at(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        train.run(tiny_train_cfg(tmp_path, lr=None, lora=LoraSection()))
-    monkeypatch.undo()
+    _interrupt(monkeypatch, tiny_train_cfg(tmp_path, lr=None, lora=LoraSection()), 3)
     saved = load_config(TrainConfig, tmp_path / "run" / "train_config.yaml", ["resume=true"])
     assert saved.lr is not None and saved.lora.r is not None
     assert train.run(saved).metrics["resumed_from"].endswith("checkpoint-2")
