@@ -40,6 +40,7 @@ FULL_MODEL = "model"  # the weights of a full fine-tune inside a training run
 TRAIN_CONFIG = "train_config.yaml"
 TRAIN_METRICS = "train_metrics.json"
 LOSS_CURVE = "loss_curve.png"
+TRAIN_BUDGET = "budget.json"  # how a time budget shortened the run, kept for a resume
 EVAL_CONFIG = "eval_config.yaml"
 EVAL_METRICS = "metrics.json"
 PREDICTIONS = "predictions.jsonl"
@@ -49,7 +50,15 @@ LOCK_FILE = ".ragtune.lock"  # held while a run writes into the folder
 # What each stage writes into its folder: what --overwrite removes, and what shows that a
 # folder holds a run's state.
 OUTPUTS = {
-    "train": [ADAPTER, FULL_MODEL, TRAIN_CONFIG, TRAIN_METRICS, LOSS_CURVE, "checkpoint-*"],
+    "train": [
+        ADAPTER,
+        FULL_MODEL,
+        TRAIN_CONFIG,
+        TRAIN_METRICS,
+        LOSS_CURVE,
+        TRAIN_BUDGET,
+        "checkpoint-*",
+    ],
     "eval": [
         EVAL_CONFIG,
         EVAL_METRICS,

@@ -52,6 +52,8 @@ class Runtime:
     threads: int
     dtype_probe: dict[str, Any] | None = None
     """How dtype=auto chose on a CPU: the measured GFLOP/s per dtype (`ragtune.probe`)."""
+    threads_probe: dict[str, Any] | None = None
+    """How threads=auto chose on a CPU: the measured GFLOP/s per thread count."""
 
 
 def torch_dtype(name: str) -> Any:
@@ -191,15 +193,30 @@ def set_torch_threads(n: int) -> None:
 
 def resolve(section: RuntimeSection, model_config: dict[str, Any] | None = None) -> Runtime:
     """Device, dtype and thread count for a stage, measured once; no process state changes
-    (the probe restores torch's thread count). `model_config` (a config.json as a dict)
-    gives the layer shapes dtype=auto is measured at; the choice is printed once."""
+    (the probes restore torch's thread count). `model_config` (a config.json as a dict)
+    gives the layer shapes the probes time; each choice is printed once. On a CPU,
+    threads=auto is the free cores, then the count among them that `ragtune.probe` measured
+    fastest in the chosen dtype."""
+    from ragtune import probe
+
     device = pick_device(section.device)
     threads = thread_count(section.threads)
-    dtype, probe = pick_dtype(section.dtype, device, model_config, threads)
-    if probe is not None:
-        print(f"runtime: {probe.summary()}", flush=True)
-    summary = None
-    if probe is not None:
-        summary = {"choice": probe.choice, "gflops": probe.gflops, "cached": probe.cached}
-        summary["cpu"] = probe.key["cpu"]
-    return Runtime(device, dtype, threads, summary)
+    dtype, dprobe = pick_dtype(section.dtype, device, model_config, threads)
+    dtype_summary = threads_summary = None
+    if dprobe is not None:
+        print(f"runtime: {dprobe.summary()}", flush=True)
+        dtype_summary = {"choice": dprobe.choice, "gflops": dprobe.gflops, "cached": dprobe.cached}
+        dtype_summary["cpu"] = dprobe.key["cpu"]
+    if section.threads == "auto" and device == "cpu" and threads > 1:
+        name = {torch_dtype("bf16"): "bf16"}.get(dtype, "fp32")
+        shapes = probe.layer_shapes(model_config or DEFAULT_LAYER)
+        tprobe = probe.choose_threads(shapes, name, threads)
+        if tprobe.gflops:
+            print(f"runtime: {tprobe.summary()}", flush=True)
+            threads = tprobe.choice
+            threads_summary = {
+                "choice": tprobe.choice,
+                "gflops": {str(n): g for n, g in tprobe.gflops.items()},
+                "cached": tprobe.cached,
+            }
+    return Runtime(device, dtype, threads, dtype_summary, threads_summary)

@@ -201,3 +201,46 @@ def test_lora_init_depends_on_the_seed_alone(tiny_model_dir: Path) -> None:
 
 def _lora_a_weights(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for n, p in model.named_parameters() if "lora_A" in n])
+
+
+def test_measured_crossover_follows_the_timings_and_is_cached() -> None:
+    config = {"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2}
+    calls = []
+
+    def fake(heads: int, kv: int, dim: int, n: int, dtype: Any, budget: float) -> dict:
+        calls.append((heads, kv, dim, n))
+        return {"eager": n / 1000, "sdpa": 0.3}  # eager wins up to 300 tokens
+
+    limit, record = attention.measured_crossover(config, torch.float32, 1, time_fn=fake)
+    assert limit == 256 and not record["cached"]
+    assert calls[0] == (4, 2, 16, 128) and len(calls) == len(attention.PROBE_LENGTHS)
+    again, record = attention.measured_crossover(config, torch.float32, 1, time_fn=fake)
+    assert again == 256 and record["cached"] and len(calls) == len(attention.PROBE_LENGTHS)
+    attention.measured_crossover(config, torch.bfloat16, 1, time_fn=fake)
+    assert len(calls) == 2 * len(attention.PROBE_LENGTHS)  # another dtype: measured again
+
+
+def test_real_kernel_timing_is_positive() -> None:
+    seconds = attention.time_kernels(2, 1, 8, 32, torch.float32, 0.001)
+    assert set(seconds) == {"eager", "sdpa"} and all(s > 0 for s in seconds.values())
+
+
+@pytest.mark.parametrize("eager_max_len", [0, 64])
+def test_register_switches_at_the_given_length(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, eager_max_len: int
+) -> None:
+    calls = []
+    plain = attention.matmul_attention
+
+    def spy(*a: object, **kw: object) -> object:
+        calls.append(1)
+        return plain(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(attention, "matmul_attention", spy)
+    ids, mask = _padded_batch()  # 24 tokens
+    impl = attention.register(eager_max_len)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=impl)
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=mask)
+    attention.register()  # the default again for later tests
+    assert len(calls) == (2 if eager_max_len >= ids.shape[1] else 0)

@@ -78,6 +78,9 @@ def test_lora_lowers_loss_base_frozen_adapter_changed(tmp_path: Path, tiny_model
     m = result.metrics
     assert m["steps"] == 30
     assert m["batches"] == "packed"  # CPU: examples back to back, no padding
+    # attention=auto on CPU: the crossover was measured at the model's heads and recorded
+    probe = m["attention_probe"]
+    assert set(probe["seconds"]) == {"eager", "sdpa"} and probe["eager_max_len"] >= 0
     history = json.loads((tmp_path / "run" / "checkpoint-30" / "trainer_state.json").read_text())[
         "log_history"
     ]

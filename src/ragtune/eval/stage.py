@@ -189,6 +189,7 @@ def _evaluate(
             "dtype": str(rt.dtype).replace("torch.", ""),
             "threads": rt.threads,
             "dtype_probe": rt.dtype_probe,
+            "threads_probe": rt.threads_probe,
         }
     if shortened:
         scores["notes"].append(

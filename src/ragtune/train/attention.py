@@ -5,8 +5,10 @@ On CPU, torch's fused sdpa kernel is slower than two matmuls and a softmax for s
 sequences: a SmolLM2 LoRA forward + backward (batch 4, bf16) ran ~10% faster with the plain
 form at 128-384 tokens, and ~30% slower at 512-768, where the plain form's (batch, heads, T, T)
 probability matrices, kept per layer for the backward pass, also grow with T squared. So long
-sequences go to sdpa. The switch is per sequence, and the two paths compute the same function
-(tests/test_attention.py).
+sequences go to sdpa. Where the two cross depends on the processor and the dtype, so
+`measured_crossover` times both at the model's head shapes on first use (cached by
+`ragtune.probe`), and `register(eager_max_len)` switches there. The switch is per sequence,
+and the two paths compute the same function (tests/train/test_attention.py).
 
 Packed rows come from `ragtune.train.collate_packed`: a batch is one row of all its examples
 with `position_ids` restarting at each and `cu_seq_lens_q` marking the boundaries (the
@@ -20,15 +22,19 @@ its own causal triangle, so neither grows with the longest example in the batch.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 import torch
 
 NAME = "ragtune_cpu"
 EAGER_MAX_LEN = 400
-"""Longest sequence that takes the matmul-softmax path (the crossover measured above). At 400
-tokens, batch 4 and 14 heads the probabilities cost 4*14*400^2*6 B = 54 MB per layer (fp32
-softmax output + bf16 copy)."""
+"""Longest sequence that takes the matmul-softmax path when nothing was measured (the
+crossover seen above). At 400 tokens, batch 4 and 14 heads the probabilities cost
+4*14*400^2*6 B = 54 MB per layer (fp32 softmax output + bf16 copy)."""
+PROBE_LENGTHS = (128, 256, 384, 512, 768, 1024)
+"""Sequence lengths the crossover is timed at; it is the longest where matmul-softmax wins."""
+PROBE_BUDGET_S = 0.04  # timing per kernel and length, after a warm-up pass
 
 
 def _repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -83,9 +89,12 @@ def varlen_attention(
     cu_seq_lens: torch.Tensor,
     scaling: float | None = None,
     dropout: float = 0.0,
+    eager_max_len: int | None = None,
 ) -> tuple[torch.Tensor, None]:
     """Causal attention within each packed sequence of a (1, heads, N, D) row; `cu_seq_lens`
-    holds the boundaries [0, n1, n1+n2, ..., N]. Returns (1, N, heads, D)."""
+    holds the boundaries [0, n1, n1+n2, ..., N]. Returns (1, N, heads, D). Sequences up to
+    `eager_max_len` tokens (default EAGER_MAX_LEN) take the matmul-softmax path."""
+    limit = EAGER_MAX_LEN if eager_max_len is None else eager_max_len
     if query.shape[0] != 1:
         raise ValueError(f"packed attention needs one row per batch, got {query.shape[0]}")
     lengths = cu_seq_lens.diff().tolist()
@@ -94,7 +103,7 @@ def varlen_attention(
         query.split(lengths, 2), key.split(lengths, 2), value.split(lengths, 2), strict=True
     ):
         n = q.shape[-2]
-        if n <= EAGER_MAX_LEN:
+        if n <= limit:
             out, _ = matmul_attention(
                 module, q, k, v, _causal_mask(n, q.dtype, q.device), scaling, dropout
             )
@@ -118,8 +127,10 @@ def hybrid_attention(
     key: torch.Tensor,
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
+    eager_max_len: int | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    limit = EAGER_MAX_LEN if eager_max_len is None else eager_max_len
     cu_seq_lens = kwargs.get("cu_seq_lens_q")
     if cu_seq_lens is not None:  # a packed row: the mask the model built is not needed
         return varlen_attention(
@@ -130,20 +141,99 @@ def hybrid_attention(
             cu_seq_lens,
             kwargs.get("scaling"),
             kwargs.get("dropout", 0.0),
+            limit,
         )
-    if key.shape[-2] <= EAGER_MAX_LEN:
+    if key.shape[-2] <= limit:
         return matmul_attention(module, query, key, value, attention_mask, **kwargs)
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 
-def register() -> str:
-    """Make NAME a valid `attn_implementation`; it gets the additive float mask eager uses
-    (sdpa accepts that form too), so either path can take any batch."""
+def register(eager_max_len: int | None = None) -> str:
+    """Make NAME a valid `attn_implementation`, switching to sdpa above `eager_max_len`
+    tokens (None: EAGER_MAX_LEN). It gets the additive float mask eager uses (sdpa accepts
+    that form too), so either path can take any batch."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-    AttentionInterface.register(NAME, hybrid_attention)
+    kernel = hybrid_attention
+    if eager_max_len is not None:
+        kernel = functools.partial(hybrid_attention, eager_max_len=eager_max_len)
+    AttentionInterface.register(NAME, kernel)
     AttentionMaskInterface.register(NAME, eager_mask)
     return NAME
+
+
+def time_kernels(
+    heads: int, kv_heads: int, head_dim: int, n: int, dtype: torch.dtype, budget_s: float
+) -> dict[str, float]:
+    """Seconds of one forward + backward of causal attention over one `n`-token sequence,
+    matmul-softmax ("eager") and sdpa, as a training step runs them."""
+    from types import SimpleNamespace
+
+    gen = torch.Generator().manual_seed(n)
+    q, k, v = (
+        torch.randn(1, h, n, head_dim, generator=gen).to(dtype).requires_grad_()
+        for h in (heads, kv_heads, kv_heads)
+    )
+    module = SimpleNamespace(training=True)
+    mask = _causal_mask(n, dtype, q.device)
+    groups = heads // kv_heads
+
+    def eager() -> torch.Tensor:
+        return matmul_attention(module, q, k, v, mask)[0]
+
+    def sdpa() -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(
+            q, _repeat_kv(k, groups), _repeat_kv(v, groups), is_causal=True
+        )
+
+    seconds = {}
+    for name, fn in (("eager", eager), ("sdpa", sdpa)):
+        fn().sum().backward()  # warm-up
+        reps, t0 = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - t0) < budget_s or reps == 0:
+            fn().sum().backward()
+            reps += 1
+        seconds[name] = elapsed / reps
+    return seconds
+
+
+def measured_crossover(
+    config: dict[str, Any],
+    dtype: torch.dtype,
+    threads: int,
+    *,
+    time_fn: Any = None,
+) -> tuple[int, dict[str, Any]]:
+    """(eager_max_len, the probe's record) for this model's attention heads on this CPU:
+    the longest of PROBE_LENGTHS at which matmul-softmax was at least as fast as sdpa,
+    measured once per machine, dtype and head shape and cached (`ragtune.probe.cached`)."""
+    from ragtune import probe
+
+    heads = int(config.get("num_attention_heads") or 1)
+    kv_heads = int(config.get("num_key_value_heads") or heads)
+    head_dim = int(config.get("head_dim") or int(config["hidden_size"]) // heads)
+    time_fn = time_fn or time_kernels
+    key = {
+        **probe.machine_key(threads),
+        "dtype": str(dtype),
+        "heads": [heads, kv_heads, head_dim],
+        "lengths": list(PROBE_LENGTHS),
+    }
+
+    def compute() -> dict[str, Any]:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            runs = [
+                time_fn(heads, kv_heads, head_dim, n, dtype, PROBE_BUDGET_S) for n in PROBE_LENGTHS
+            ]
+        finally:
+            torch.set_num_threads(before)
+        seconds = {name: [round(r[name], 6) for r in runs] for name in ("eager", "sdpa")}
+        return {"eager_max_len": probe.crossover(PROBE_LENGTHS, seconds), "seconds": seconds}
+
+    record, hit = probe.cached("attention", key, compute)
+    return int(record["eager_max_len"]), {**record, "cached": hit}

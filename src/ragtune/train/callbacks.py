@@ -37,6 +37,8 @@ class ProgressBar(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self.bar is not None:
+            if self.bar.total != state.max_steps:  # a time budget shortened the run
+                self.bar.total = state.max_steps
             self.bar.update(state.global_step - self.bar.n)
 
     def on_log(

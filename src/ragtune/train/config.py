@@ -90,6 +90,10 @@ class TrainConfig:
     """Passes over the data; default: chosen from the data size and preset (1 to 10)."""
     max_steps: int = -1
     """Stop after this many optimizer steps (-1: run the epochs)."""
+    time_budget_min: float = 0.0
+    """Minutes the training loop may take (0: no limit). The first steps are timed and, if
+    the run would take longer, it is shortened to fit, its learning-rate schedule compressed
+    with it (`ragtune.train.budget`); a resumed run keeps the length chosen first."""
     batch_size: int | None = None
     """Examples per forward pass (default from the preset)."""
     grad_accum: int | None = None
@@ -140,6 +144,7 @@ class TrainConfig:
         require(self, "lr", above=0)
         require(self, "epochs", above=0)
         require(self, "max_steps", min=1, allow=(-1,))
+        require(self, "time_budget_min", min=0)
         for key in ("batch_size", "grad_accum", "eval_steps", "logging_steps", "max_examples"):
             require(self, key, min=1)
         require(self, "save_total_limit", min=1)

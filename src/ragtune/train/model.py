@@ -17,12 +17,13 @@ from ragtune.train import attention
 from ragtune.train.config import LoraSection
 
 
-def attention_kernel(attention_impl: str, device: str) -> str:
-    """The attn_implementation to load: "auto" is ragtune's packed CPU kernel on CPU, sdpa on GPU."""
+def attention_kernel(attention_impl: str, device: str, eager_max_len: int | None = None) -> str:
+    """The attn_implementation to load: "auto" is ragtune's packed CPU kernel on CPU (sdpa
+    above `eager_max_len` tokens), sdpa on GPU."""
     if attention_impl != "auto":
         return attention_impl
     if device == "cpu":
-        return attention.register()
+        return attention.register(eager_max_len)
     return "sdpa"
 
 
@@ -54,9 +55,11 @@ def build_model(
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
+    eager_max_len: int | None = None,
 ) -> tuple[Any, Any]:
     """Base model + tokenizer with LoRA adapters attached (or all weights trainable for full).
-    `lora.r` and `lora.alpha` must be set (`config.resolve_defaults` fills them)."""
+    `lora.r` and `lora.alpha` must be set (`config.resolve_defaults` fills them);
+    `eager_max_len` is where ragtune's CPU attention switches to sdpa (`attention=auto`)."""
     from peft import LoraConfig, get_peft_model
 
     from ragtune.models import load_model, peft_quietly
@@ -74,7 +77,7 @@ def build_model(
         # weight on every forward. peft keeps the adapter weights themselves in fp32.
         base_dtype = torch.float32 if method == "full" else dtype
         model, tokenizer = load_model(
-            spec, base_dtype, device, attention_kernel(attention_impl, device)
+            spec, base_dtype, device, attention_kernel(attention_impl, device, eager_max_len)
         )
     if method == "full":
         model.train()

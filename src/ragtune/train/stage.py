@@ -159,13 +159,24 @@ def _train(
     from ragtune.models import model_config
     from ragtune.train import attention, checkpoints
     from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
+    from ragtune.train.budget import TimeBudget
     from ragtune.train.callbacks import ProgressBar, plot_loss_curve
     from ragtune.train.loss import answer_loss, supports_logits_to_keep
     from ragtune.train.model import build_model
 
-    rt = runtime.resolve(cfg.runtime, model_config(cfg.model))
+    layer = model_config(cfg.model)
+    rt = runtime.resolve(cfg.runtime, layer)
     if rt.device == "cpu":
         runtime.set_torch_threads(rt.threads)
+    eager_max_len, attention_probe = None, None
+    if cfg.attention == "auto" and rt.device == "cpu" and layer:
+        eager_max_len, attention_probe = attention.measured_crossover(layer, rt.dtype, rt.threads)
+        how = "cached" if attention_probe["cached"] else "measured now"
+        print(
+            f"runtime: attention auto -> matmul-softmax up to {eager_max_len} tokens, "
+            f"sdpa above ({how})",
+            flush=True,
+        )
     torch.manual_seed(cfg.seed)
 
     save_config(cfg, out / runs.TRAIN_CONFIG)
@@ -177,6 +188,7 @@ def _train(
         device=rt.device,
         dtype=rt.dtype,
         seed=cfg.seed,
+        eager_max_len=eager_max_len,
     )
     # Packed rows need ragtune's CPU attention to keep examples apart; other kernels (sdpa or
     # flash on GPU, or one the user named) get right-padded, length-grouped batches.
@@ -189,6 +201,13 @@ def _train(
     callbacks: list[Any] = [progress]
     if do_eval and cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    budget = None
+    if cfg.time_budget_min > 0:
+        per_step = int(cfg.batch_size or 1) * int(cfg.grad_accum or 1)
+        budget = TimeBudget(
+            cfg.time_budget_min * 60, out, eval_examples=len(eval_rows), examples_per_step=per_step
+        )
+        callbacks.append(budget)
     trainer = Trainer(
         model=model,
         args=training_args(cfg, out, rt, packed, len(train_rows), do_eval),
@@ -225,6 +244,9 @@ def _train(
         "dtype": str(rt.dtype).replace("torch.", ""),
         "threads": rt.threads if rt.device == "cpu" else None,
         "dtype_probe": rt.dtype_probe,
+        "threads_probe": rt.threads_probe,
+        "attention_probe": attention_probe,
+        "time_budget": budget.decision if budget else None,
     }
     plot_loss_curve(trainer.state.log_history, out / runs.LOSS_CURVE)
     atomic.write_json(out / runs.TRAIN_METRICS, metrics)  # last: it marks the run finished
