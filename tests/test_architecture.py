@@ -24,7 +24,7 @@ SEAMS = {"example", "text", "prompt", "generation", "embed"}
 # stage -> the other stages it may import (anything not listed is forbidden)
 STAGE_DEPS = {
     "data": set(),
-    "train": {"data"},
+    "train": {"data", "eval"},  # eval.calibrate picks the refusal threshold after training
     "eval": {"data"},
     "export": {"data", "eval"},
     "demo": {"data", "train", "eval"},

@@ -31,7 +31,7 @@ from ragtune.data import check, prepare
 from ragtune.data.importers import FORMAT_HELP
 from ragtune.demo import stage as demo
 from ragtune.errors import RagtuneError
-from ragtune.eval import compare
+from ragtune.eval import calibrate, compare
 from ragtune.eval import stage as evaluate
 from ragtune.export import stage as export
 from ragtune.train import stage as train
@@ -61,6 +61,8 @@ STAGES = [
           {DATA: "data", "--eval-data": "eval_data", MODEL: "model", OUT: "out", "--preset": "preset", FORMAT: "format"}, "data", ("resume", "overwrite")),
     Stage("eval", evaluate, "Answer a held-out set with a model (+adapter, or an OpenAI-compatible API) and score it; writes a report.",
           {DATA: "data", MODEL: "gen.model", "--adapter": "gen.adapter", OUT: "out", "--label": "label", FORMAT: "format"}, "data", ("overwrite",)),
+    Stage("calibrate", calibrate, "Choose a tuned adapter's refusal threshold on held-out data (training does it too); eval, RAG and serving use it.",
+          {DATA: "data", MODEL: "model", "--max-false-refusal": "calibrate.max_false_refusal"}, "run"),
     Stage("compare", compare, "Put eval runs side by side (base vs tuned vs API model): table, deltas, HTML chart.",
           {OUT: "out"}, "runs"),
     Stage("export", export, "Write a tuned model for other runtimes: merged safetensors, GGUF (quantized, LoRA), Ollama Modelfile; verified.",

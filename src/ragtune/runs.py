@@ -40,6 +40,7 @@ FULL_MODEL = "model"  # the weights of a full fine-tune inside a training run
 TRAIN_CONFIG = "train_config.yaml"
 TRAIN_METRICS = "train_metrics.json"
 LOSS_CURVE = "loss_curve.png"
+HELDOUT = "heldout.jsonl"  # the split training held out for eval loss and calibration
 TRAIN_BUDGET = "budget.json"  # how a time budget shortened the run, kept for a resume
 EVAL_CONFIG = "eval_config.yaml"
 EVAL_METRICS = "metrics.json"
@@ -57,6 +58,7 @@ OUTPUTS = {
         TRAIN_METRICS,
         LOSS_CURVE,
         TRAIN_BUDGET,
+        HELDOUT,
         "checkpoint-*",
     ],
     "eval": [

@@ -75,3 +75,61 @@ def metric_tokens(text: str, lang: str) -> list[str]:
         return _ZH_TOKEN.findall(text.lower())
     text = text.lower().translate(_ASCII_PUNCT)
     return _ARTICLES.sub(" ", text).split()
+
+
+_WORD = re.compile(r"\w+")
+_EN_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "how",
+        "with",
+        "did",
+        "does",
+        "do",
+    ]
+)
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Tokens for BM25: lowercase words without English stop words; Chinese text is cut
+    into words by jieba (per text, by its language), its punctuation dropped."""
+    if language(text) == "zh":
+        import logging
+
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict" lines on every load
+        return [w.lower() for w in jieba.lcut(text) if _WORD.search(w)]
+    return [w for w in _WORD.findall(text.lower()) if w not in _EN_STOP]

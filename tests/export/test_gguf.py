@@ -101,6 +101,33 @@ def test_gguf_round_trip_generates_like_transformers(
     assert all(0 < g.new_tokens <= 3 for g in out)
 
 
+def test_gguf_scores_and_suppresses_the_refusal_like_transformers(
+    exported: Path, tiny_model_dir: Path, tiny_adapter_dir: Path, cpu_fp32: Any
+) -> None:
+    from ragtune.generation.llamacpp import LlamaCppGenerator
+    from ragtune.generation.load import GenerateConfig, load_generator
+
+    messages = [
+        [{"role": "system", "content": "Answer."}, {"role": "user", "content": q}]
+        for q in ("Where is the Eiffel Tower?", "Who founded Marlowe Station?")
+    ]
+    refusals = ["The context does not contain the answer."] * 2
+    hf = load_generator(
+        GenerateConfig(model=str(tiny_model_dir), adapter=str(tiny_adapter_dir), max_new_tokens=3),
+        cpu_fp32,
+    ).generate(messages, refusals)
+    with LlamaCppGenerator(exported / "gguf" / "model-f16.gguf", 3, threads=1) as gen:
+        out = gen.generate(messages, refusals)
+        start = gen.refusal_start(refusals[0])
+        plain = gen.generate(messages)
+    for g, ref in zip(out, hf, strict=True):
+        assert g.refusal_score is not None and ref.refusal_score is not None
+        assert g.refusal_score == pytest.approx(ref.refusal_score, rel=0.02)  # f16 vs fp32
+    assert [g.text for g in out] == [g.text for g in hf]  # same suppressed answers
+    assert all(g.refusal_score is None for g in plain)
+    assert len(start) == 2
+
+
 def test_verification_rows(exported: Path) -> None:
     rows = {
         r["file"]: r for r in json.loads((exported / "export.json").read_text())["verification"]

@@ -26,6 +26,7 @@ from typing import Any
 
 from ragtune import atomic
 from ragtune.config import require
+from ragtune.data.augment import AugmentSection
 from ragtune.data.importers import import_data
 from ragtune.data.normalize import example_key, found_answers
 from ragtune.data.source import EMPTY_QUESTION
@@ -60,6 +61,9 @@ class PrepareConfig:
     """Drop examples whose contexts are empty or blank."""
     drop_empty_questions: bool = True
     """Drop records with a blank question; false makes them an error naming the line."""
+    augment: AugmentSection = dataclasses.field(default_factory=AugmentSection)
+    """Synthetic unanswerable and counterfactual examples, added after the split to each
+    side from that side's own documents (`ragtune.data.augment`)."""
 
     def __post_init__(self) -> None:
         require(self, "eval_fraction", min=0, below=1)
@@ -176,8 +180,8 @@ def run(cfg: PrepareConfig) -> dict[str, Any]:
     if not kept:
         raise DataError(f"{cfg.data}: no examples left after cleaning (dropped: {dropped})")
     train_idx, eval_idx, cut = split_indices(kept, cfg.eval_fraction, cfg.seed, cfg.max_examples)
-    train = [kept[i] for i in train_idx]
-    evals = [kept[i] for i in eval_idx]
+    train = cfg.augment.apply([kept[i] for i in train_idx], cfg.seed)
+    evals = cfg.augment.apply([kept[i] for i in eval_idx], cfg.seed)
 
     warnings = []
     if cfg.eval_fraction > 0 and not evals:
@@ -185,7 +189,10 @@ def run(cfg: PrepareConfig) -> dict[str, Any]:
             "eval is empty: too few examples, or all of them share one group or context"
         )
     if train and all(ex.answerable for ex in train):
-        warnings.append("no unanswerable examples in train: the model will not learn to refuse")
+        warnings.append(
+            "no unanswerable examples in train: the model will not learn to refuse "
+            "(augment.unanswerable_share=0.3 adds some from other documents)"
+        )
     n_imported = len(imported.examples) + sum(imported.skipped.values())
     if dropped.get("answer_not_in_context", 0) > 0.5 * n_imported:
         warnings.append(

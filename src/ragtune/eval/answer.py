@@ -20,8 +20,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ragtune.generation.abstain import decide
 from ragtune.generation.base import Generation, Generator
-from ragtune.prompt.grounded import PromptConfig, build_messages
+from ragtune.prompt.grounded import PromptConfig, build_messages, refusal_for
 
 
 @dataclass
@@ -49,15 +50,29 @@ def _read_partial(path: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
     return done
 
 
+def _generate(
+    generator: Generator,
+    batch: list[Any],
+    questions: list[str],
+    prompt: PromptConfig,
+    threshold: float | None,
+) -> list[Generation]:
+    if threshold is None:  # greedy: the one-argument call every engine takes
+        return generator.generate(batch)
+    return generator.generate(batch, [refusal_for(q, prompt) for q in questions])
+
+
 def answer_all(
     generator: Generator,
     questions: Sequence[Question],
     prompt: PromptConfig,
     partial: Path | None = None,
     chunk: int = 64,
+    threshold: float | None = None,
 ) -> list[Generation]:
     """One Generation per question, in order. With `partial`, answers already saved there
-    are reused and each finished chunk is appended to it."""
+    are reused and each finished chunk is appended to it. With a refusal `threshold`, each
+    answer is scored and decided by it (`generation.abstain`); None: greedy decoding."""
     done = _read_partial(partial, {q.id for q in questions}) if partial else {}
     todo = [q for q in questions if q.id not in done]
     bar = tqdm(total=len(questions), initial=len(done), desc=f"eval {generator.name}", unit="q")
@@ -65,9 +80,8 @@ def answer_all(
     try:
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
-            gens = generator.generate(
-                [build_messages(q.question, q.passages, prompt) for q in part]
-            )
+            batch = [build_messages(q.question, q.passages, prompt) for q in part]
+            gens = _generate(generator, batch, [q.question for q in part], prompt, threshold)
             for q, g in zip(part, gens, strict=True):
                 done[q.id] = {"id": q.id, **asdict(g)}
                 if f:
@@ -80,17 +94,25 @@ def answer_all(
         if f:
             f.close()
     names = [f.name for f in fields(Generation)]
-    return [Generation(**{k: done[q.id][k] for k in names if k in done[q.id]}) for q in questions]
+    gens = [Generation(**{k: done[q.id][k] for k in names if k in done[q.id]}) for q in questions]
+    # Saved as generated (score and suppressed answer), decided here: the same saved answers
+    # serve any threshold.
+    return [decide(g, threshold, refusal_for(q.question, prompt)) for g, q in zip(gens, questions)]
 
 
 def single_request_latency(
-    generator: Generator, questions: Sequence[Question], prompt: PromptConfig, n: int
+    generator: Generator,
+    questions: Sequence[Question],
+    prompt: PromptConfig,
+    n: int,
+    threshold: float | None = None,
 ) -> list[float]:
     """Wall time of answering each of the first `n` questions alone (batch 1), seconds: what
     one user waits, which a batched eval's per-answer time does not show."""
     out = []
     for q in questions[:n]:
         t0 = time.perf_counter()
-        generator.generate([build_messages(q.question, q.passages, prompt)])
+        batch = [build_messages(q.question, q.passages, prompt)]
+        _generate(generator, batch, [q.question], prompt, threshold)
         out.append(time.perf_counter() - t0)
     return out

@@ -206,6 +206,16 @@ def score_example(
             prompt_tokens=generation.prompt_tokens,
             prompt_s=generation.prompt_s,
         )
+        if generation.refusal_score is not None:
+            # What any other threshold would have replied: refuse, or this answer
+            unrefused = generation.text if generation.unrefused is None else generation.unrefused
+            alt = score_example(ex, unrefused, refusal_cfg, None, contexts)
+            row.update(
+                refusal_score=generation.refusal_score,
+                unrefused=unrefused,
+                unrefused_f1=alt["f1"],
+                unrefused_refused=alt["refused"],
+            )
     return row
 
 

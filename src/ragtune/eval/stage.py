@@ -23,6 +23,7 @@ from ragtune.data.importers import load_examples
 from ragtune.data.split import sample
 from ragtune.eval import metrics, report
 from ragtune.eval.answer import Question, answer_all, single_request_latency
+from ragtune.generation import abstain
 from ragtune.generation.base import CountsTokens, Generator
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.fit import fit_passages
@@ -77,7 +78,12 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     if not cfg.data:
         raise ConfigError("data: an evaluation data file is required (data=path)")
     out = Path(cfg.out)
-    inputs = {"data": cfg.data, "adapter": _adapter_weights(cfg.gen.adapter)}
+    threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter)
+    inputs = {
+        "data": cfg.data,
+        "adapter": _adapter_weights(cfg.gen.adapter),
+        "refusal_threshold": None if threshold is None else repr(threshold),
+    }
     atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["eval"]], inputs)
     examples = sample(load_examples(cfg.data, cfg.format), cfg.max_examples, cfg.seed)
     seen: set[str] = set()
@@ -93,7 +99,7 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
         if done is not None:
             print(f"eval: {out} holds this eval, finished; reusing it (--overwrite to redo)")
             return done
-        return _evaluate(cfg, out, examples, generator)
+        return _evaluate(cfg, out, examples, generator, threshold)
 
 
 # Keys that change how an eval runs, not its answers: a rerun may change them and keep the
@@ -148,7 +154,11 @@ def _questions(
 
 
 def _evaluate(
-    cfg: EvalConfig, out: Path, examples: list[Any], generator: Generator | None
+    cfg: EvalConfig,
+    out: Path,
+    examples: list[Any],
+    generator: Generator | None,
+    threshold: float | None,
 ) -> dict[str, Any]:
     save_config(cfg, out / runs.EVAL_CONFIG)
     t0 = time.perf_counter()
@@ -163,8 +173,10 @@ def _evaluate(
         generator = load_generator(cfg.gen, rt)
     questions, shortened = _questions(cfg, examples, generator)
     partial = out / runs.PARTIAL_PREDICTIONS
-    gens = answer_all(generator, questions, cfg.prompt, partial, chunk=cfg.gen.batch_size * 4)
-    single = single_request_latency(generator, questions, cfg.prompt, cfg.latency_questions)
+    gens = answer_all(generator, questions, cfg.prompt, partial, cfg.gen.batch_size * 4, threshold)
+    single = single_request_latency(
+        generator, questions, cfg.prompt, cfg.latency_questions, threshold
+    )
     scores, rows = metrics.evaluate(
         examples,
         [g.text for g in gens],
@@ -179,6 +191,16 @@ def _evaluate(
     scores["adapter"] = cfg.gen.adapter
     scores["data"] = cfg.data
     scores["shortened_prompts"] = shortened
+    scores["refusal_threshold"] = threshold
+    if threshold is not None:
+        from ragtune.eval.calibrate import sweep
+
+        scores["refusal_tradeoff"] = sweep(rows)
+        if all(g.refusal_score is None for g in gens):
+            scores["notes"].append(
+                f"gen.refusal_threshold={threshold}: this engine cannot score refusals, "
+                "so greedy decoding decided"
+            )
     if single:
         scores["latency_s_mean"] = sum(single) / len(single)
         scores["latency_s_p50"] = metrics.percentile(single, 0.5)

@@ -3,7 +3,7 @@ and tests can type against it without loading a model.
 
     class MyEngine:                      # satisfies Generator structurally
         name = "my-engine"
-        def generate(self, batch: list[Messages]) -> list[Generation]: ...
+        def generate(self, batch, refusals=None) -> list[Generation]: ...
 """
 
 from __future__ import annotations
@@ -31,14 +31,27 @@ class Generation:
     """Tokens of this answer's prompt (0 when the engine does not say)."""
     prompt_s: float = 0.0
     """Wall time the call spent processing its prompts, before decoding (0: not measured)."""
+    refusal_score: float | None = None
+    """The model's probability of starting the refusal sentence at the start of its answer,
+    when the engine was asked to score it (`generation.abstain`); None otherwise."""
+    unrefused: str | None = None
+    """The answer decoded with the refusal start suppressed, when a threshold decided the
+    reply (`abstain.decide`): what the model says if it is not allowed to refuse."""
 
 
 class Generator(Protocol):
-    """Answers a batch of chat conversations, one `Generation` per conversation, in order."""
+    """Answers a batch of chat conversations, one `Generation` per conversation, in order.
+
+    With `refusals` (each conversation's refusal sentence), an engine that sees its logits
+    scores each conversation's refusal start and decodes the answer with that start
+    suppressed (`generation.abstain`); one that cannot (an API model) answers as usual and
+    leaves `refusal_score` None."""
 
     name: str
 
-    def generate(self, batch: list[Messages]) -> list[Generation]: ...
+    def generate(
+        self, batch: list[Messages], refusals: list[str] | None = None
+    ) -> list[Generation]: ...
 
 
 @runtime_checkable

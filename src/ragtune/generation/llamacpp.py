@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ragtune.generation import abstain
 from ragtune.generation.base import Generation, GenerationError, Messages
 
 
@@ -114,13 +115,45 @@ class LlamaCppGenerator:
                 f"exceeds the context of {self.n_ctx}"
             )
 
-    def _one(self, ids: list[int]) -> tuple[list[int], float, float]:
+    def refusal_start(self, sentence: str) -> list[int]:
+        ids = self.llm.tokenize(sentence.encode("utf-8"), add_bos=False, special=False)
+        return abstain.refusal_start(list(ids))
+
+    def refusal_score(self, ids: list[int], start: list[int]) -> float:
+        """P(the reply after `ids` begins with `start`), from llama.cpp's logits."""
+        logprobs = []
+        logits = self.next_token_logits(ids)
+        for j, tid in enumerate(start):
+            if j:
+                self.llm.eval([start[j - 1]])
+                ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+                logits = np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
+            z = logits.astype(np.float64)
+            logprobs.append(float(z[tid] - z.max() - np.log(np.exp(z - z.max()).sum())))
+        return abstain.start_probability(logprobs)
+
+    def _one(
+        self, ids: list[int], start: list[int] | None = None
+    ) -> tuple[list[int], float, float]:
         self._check_length(ids)
         out: list[int] = []
         sampled = 0
         t0 = time.perf_counter()
         t_first = t_last = t0
-        for tid in self.llm.generate(ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+        processors = None
+        if start is not None:
+            prompt_len = len(ids)
+
+            def suppress(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+                token = abstain.blocked_next(list(input_ids[prompt_len:]), start)
+                if token is not None:
+                    scores[token] = -np.inf
+                return scores
+
+            processors = self._llama_cpp.LogitsProcessorList([suppress])
+        for tid in self.llm.generate(
+            ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True, logits_processor=processors
+        ):
             t_last = time.perf_counter()
             sampled += 1
             if sampled == 1:
@@ -137,13 +170,31 @@ class LlamaCppGenerator:
         self.stats["decode_s"] += t_last - t_first
         return out, t_last - t0, t_first - t0
 
-    def generate(self, batch: list[Messages]) -> list[Generation]:
+    def generate(
+        self, batch: list[Messages], refusals: list[str] | None = None
+    ) -> list[Generation]:
         gens = []
-        for messages in batch:
+        for i, messages in enumerate(batch):
             prompt = self.tokenize(self.render(messages))
-            ids, latency, prompt_s = self._one(prompt)
+            start, score, score_s = None, None, 0.0
+            if refusals is not None:
+                t0 = time.perf_counter()
+                start = self.refusal_start(refusals[i])
+                score = self.refusal_score(prompt, start)
+                score_s = time.perf_counter() - t0
+            ids, latency, prompt_s = self._one(prompt, start)
             text = self.llm.detokenize(ids).decode("utf-8", errors="replace").strip()
-            gens.append(Generation(text, len(ids), latency, 1, len(prompt), prompt_s))
+            gens.append(
+                Generation(
+                    text,
+                    len(ids),
+                    latency + score_s,
+                    1,
+                    len(prompt),
+                    prompt_s + score_s,
+                    refusal_score=score,
+                )
+            )
         return gens
 
     def close(self) -> None:

@@ -49,7 +49,15 @@ class GenerateConfig:
     dequantized first); llamacpp runs a .gguf model directly in llama.cpp, as llama-cli and
     Ollama do (adapter must then be a LoRA .gguf from `ragtune export --to lora`)."""
 
+    refusal_threshold: float | Literal["auto", "none"] = "auto"
+    """Refuse when the model's probability of starting the refusal sentence is above this
+    (0-1), else answer with that start suppressed (`generation.abstain`); auto: the threshold
+    calibrated for the adapter (written by training), or none without one; none: greedy
+    decoding decides. For a GGUF run by llama.cpp, give the number from the run's
+    adapter/ragtune_calibration.json."""
+
     def __post_init__(self) -> None:
+        require(self, "refusal_threshold", min=0, max=1, allow=("auto", "none"))
         require(self, "max_new_tokens", min=1)
         require(self, "batch_size", min=1)
         require(self, "timeout_s", above=0)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ragtune.generation import abstain
 from ragtune.generation.base import Generation, Messages
 from ragtune.prompt.grounded import render_prompt
 
@@ -49,10 +50,20 @@ class LocalGenerator:
         prompt = render_prompt(self.tokenizer, messages)
         return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
+    def refusal_start(self, sentence: str) -> list[int]:
+        """The refusal's scored start, tokenized as it begins a reply (training encodes the
+        reply right after the prompt's generation marker, so the same ids)."""
+        return abstain.refusal_start(
+            self.tokenizer(sentence, add_special_tokens=False)["input_ids"]
+        )
+
     @torch.inference_mode()
-    def generate(self, batch: list[Messages]) -> list[Generation]:
+    def generate(
+        self, batch: list[Messages], refusals: list[str] | None = None
+    ) -> list[Generation]:
         prompts = [render_prompt(self.tokenizer, m) for m in batch]
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        starts = [self.refusal_start(s) for s in refusals] if refusals is not None else None
         # Sorting by length keeps each batch's padding (wasted compute) small.
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         out: list[Generation | None] = [None] * len(prompts)
@@ -63,6 +74,12 @@ class LocalGenerator:
             t0 = time.perf_counter()
             ids, mask, cache = self._prefill(rows)
             prompt_s = time.perf_counter() - t0 if cache is not None else 0.0
+            scores: list[float | None] = [None] * len(idx)
+            extra: dict[str, Any] = {}
+            if starts is not None:
+                row_starts = [starts[i] for i in idx]
+                scores = self._refusal_scores(rows, ids, mask, cache, row_starts)
+                extra["logits_processor"] = _suppress(row_starts, ids.shape[1])
             seqs = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
@@ -73,14 +90,51 @@ class LocalGenerator:
                 eos_token_id=self.stop_ids,
                 pad_token_id=pad_id,
                 use_cache=True,
+                **extra,
             )
             latency = time.perf_counter() - t0
             new = seqs[:, ids.shape[1] :].tolist()  # (B, new_tokens)
-            for row, i in zip(new, idx):
+            for row, i, score in zip(new, idx, scores, strict=True):
                 n = next((k for k, t in enumerate(row) if t in self.stop_ids), len(row))
                 text = self.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
-                out[i] = Generation(text, n, latency, len(idx), len(encoded[i]), prompt_s)
+                out[i] = Generation(
+                    text, n, latency, len(idx), len(encoded[i]), prompt_s, refusal_score=score
+                )
         return [g for g in out if g is not None]
+
+    def _refusal_scores(
+        self, rows: list[list[int]], ids: Any, mask: Any, cache: Any, starts: list[list[int]]
+    ) -> list[float | None]:
+        """P(reply starts with each row's refusal start), from one forward pass over each
+        prompt's last token and the start's tokens but its last. With a prefilled cache that
+        pass is a few tokens per row, and the cache is cropped back afterwards."""
+        k = max(len(s) for s in starts)
+        # Rows whose start is shorter than k are padded with their own first token; only the
+        # positions each start needs are read.
+        tail = torch.tensor([(s + s[:1] * k)[: k - 1] for s in starts], dtype=ids.dtype)
+        tail = tail.to(self.device).reshape(len(rows), k - 1)
+        if cache is not None:
+            step_ids = torch.cat([ids[:, -1:], tail], dim=1)
+            step_mask = torch.cat([mask, torch.ones_like(tail)], dim=1)
+            first = torch.tensor([len(r) - 1 for r in rows], device=self.device)[:, None]
+            positions = first + torch.arange(k, device=self.device)[None]
+            logits = self.model(
+                input_ids=step_ids, attention_mask=step_mask, position_ids=positions, cache=cache
+            ).logits
+            cache.crop(-k)  # drop the k positions just added
+        else:  # no reusable cache: the whole padded batch once more, with the start appended
+            full_mask = torch.cat([mask, torch.ones_like(tail)], dim=1)
+            positions = (full_mask.cumsum(1) - 1).clamp(min=0)
+            logits = self.model(
+                input_ids=torch.cat([ids, tail], dim=1),
+                attention_mask=full_mask,
+                position_ids=positions,
+            ).logits[:, -k:]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return [
+            abstain.start_probability([float(logprobs[b, j, t]) for j, t in enumerate(s)])
+            for b, s in enumerate(starts)
+        ]
 
     def _prefill(self, rows: list[list[int]]) -> tuple[Any, Any, Any]:
         """Left-padded ids and attention mask for a batch, and a KV cache that already holds
@@ -119,3 +173,20 @@ class LocalGenerator:
                 values.append(torch.nn.functional.pad(kv[layer_idx][1], (0, 0, pad, 0)))
             merged.update(torch.cat(keys), torch.cat(values), layer_idx)
         return ids, mask, merged
+
+
+def _suppress(starts: list[list[int]], prompt_len: int) -> Any:
+    """A transformers logits processor that keeps each row's reply from beginning with its
+    refusal start (`abstain.blocked_next`)."""
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class SuppressRefusalStart(LogitsProcessor):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            generated = input_ids[:, prompt_len:].tolist()
+            for b, (done, start) in enumerate(zip(generated, starts, strict=True)):
+                token = abstain.blocked_next(done, start)
+                if token is not None:
+                    scores[b, token] = -float("inf")
+            return scores
+
+    return LogitsProcessorList([SuppressRefusalStart()])

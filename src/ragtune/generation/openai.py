@@ -80,7 +80,11 @@ class OpenAIGenerator:
                 "check gen.api_base or $OPENAI_BASE_URL"
             ) from None
 
-    def generate(self, batch: list[Messages]) -> list[Generation]:
+    def generate(
+        self, batch: list[Messages], refusals: list[str] | None = None
+    ) -> list[Generation]:
+        # An API sends no logits of its prompt's answer start: refusals cannot be scored, so
+        # the answer is the model's own reply (refusal_score stays None).
         out = []
         for messages in batch:
             t0 = time.perf_counter()

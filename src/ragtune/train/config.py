@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ragtune.config import require
+from ragtune.data.augment import AugmentSection
+from ragtune.eval.calibrate import CalibrateSection
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
 
@@ -139,6 +141,12 @@ class TrainConfig:
     """Device, compute dtype (bf16 autocast where the hardware has it) and CPU threads."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     """Grounded prompt settings (must match what eval and serving use)."""
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    """Synthetic unanswerable and counterfactual examples added to the training data and,
+    from its own documents, to the held-out split (`ragtune.data.augment`)."""
+    calibrate: CalibrateSection = field(default_factory=CalibrateSection)
+    """Refusal threshold chosen after training on the held-out split
+    (`ragtune.eval.calibrate`), saved with the adapter."""
 
     def __post_init__(self) -> None:
         require(self, "lr", above=0)

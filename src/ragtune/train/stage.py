@@ -24,7 +24,7 @@ from ragtune import atomic, runs, runtime
 from ragtune.config import ConfigError, save_config
 from ragtune.data.importers import load_examples
 from ragtune.data.split import sample, split_indices
-from ragtune.example import Example
+from ragtune.example import Example, write_jsonl
 from ragtune.train.config import TrainConfig, resolve_defaults
 
 Config = TrainConfig
@@ -50,7 +50,7 @@ def _load_split(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
     train = sample(train, cfg.max_examples, cfg.seed)
     if not train:
         raise ConfigError(f"{cfg.data}: no training examples")
-    return train, evals
+    return cfg.augment.apply(train, cfg.seed), cfg.augment.apply(evals, cfg.seed)
 
 
 def training_args(
@@ -146,6 +146,7 @@ IDENTITY_IGNORES = (
     "logging_steps",
     "save_total_limit",
     "gradient_checkpointing",
+    "calibrate",  # chosen after training, from the same adapter; `ragtune calibrate` redoes it
 )
 
 
@@ -180,6 +181,8 @@ def _train(
     torch.manual_seed(cfg.seed)
 
     save_config(cfg, out / runs.TRAIN_CONFIG)
+    if eval_ex:  # kept for `ragtune calibrate` and for seeing what eval loss was taken on
+        write_jsonl(out / runs.HELDOUT, eval_ex)
     model, tokenizer = build_model(
         cfg.model,
         cfg.method,
@@ -231,12 +234,15 @@ def _train(
     model.save_pretrained(tmp)  # the best checkpoint's weights when eval ran
     tokenizer.save_pretrained(tmp)
     atomic.publish_dir(tmp, final_dir)
+    state, loss = trainer.state, float(train_out.training_loss)
+    del trainer, model  # calibration loads the adapter as eval will: free these first
+    calibration = _calibrate(cfg, final_dir, eval_ex, rt)
     metrics = {
         "model": cfg.model,
         "method": cfg.method,
         "train_examples": len(train_rows),
         "eval_examples": len(eval_rows),
-        **_state_metrics(trainer.state, float(train_out.training_loss), wall, progress.tokens0),
+        **_state_metrics(state, loss, wall, progress.tokens0),
         "resumed_from": str(last) if last else None,
         "answer_logits_only": answer_only,
         "batches": "packed" if packed else "padded",
@@ -247,10 +253,32 @@ def _train(
         "threads_probe": rt.threads_probe,
         "attention_probe": attention_probe,
         "time_budget": budget.decision if budget else None,
+        "refusal_calibration": calibration,
     }
-    plot_loss_curve(trainer.state.log_history, out / runs.LOSS_CURVE)
+    plot_loss_curve(state.log_history, out / runs.LOSS_CURVE)
     atomic.write_json(out / runs.TRAIN_METRICS, metrics)  # last: it marks the run finished
     return TrainResult(out=out, adapter=final_dir, metrics=metrics)
+
+
+def _calibrate(
+    cfg: TrainConfig, adapter: Path, held_out: list[Example], rt: runtime.Runtime
+) -> dict[str, Any] | None:
+    """Choose the adapter's refusal threshold on the held-out split and save it with the
+    adapter; a summary for the metrics, or None when there is nothing to calibrate on."""
+    from ragtune.eval import calibrate
+    from ragtune.generation.load import GenerateConfig, load_generator
+
+    if not cfg.calibrate.enabled or cfg.method == "full":
+        return None
+    if not calibrate.has_both_kinds(held_out):
+        print("calibrate: skipped, the held-out split lacks answerable or unanswerable questions")
+        return None
+    examples = sample(held_out, cfg.calibrate.max_examples, cfg.seed)
+    gen = GenerateConfig(model=cfg.model, adapter=str(adapter), max_new_tokens=32)
+    record = calibrate.calibrate(load_generator(gen, rt), examples, cfg.prompt, cfg.calibrate)
+    calibrate.save(adapter, record)
+    calibrate.show(record)
+    return {k: record[k] for k in ("threshold", "target", "chosen", "held_out")}
 
 
 def _state_metrics(state: Any, train_loss: float, wall: float, tokens0: int) -> dict[str, Any]:

@@ -1,0 +1,215 @@
+"""`ragtune calibrate`: the refusal threshold of a tuned adapter, chosen on held-out data.
+
+Every held-out question is answered once with its refusal score and the answer decoded with
+the refusal start suppressed (`generation.abstain`). At a threshold t a question is refused
+when its score is above t, and answered otherwise, so one pass gives the scores at every t:
+SQuAD 2.0 style, a refusal scores F1 1 on an unanswerable question and 0 on an answerable
+one, an answer scores its F1 against the gold answers (0 on an unanswerable question, unless
+it is itself a refusal). The chosen threshold maximises overall F1, or, with
+`max_false_refusal`, overall F1 among the thresholds that refuse at most that share of
+answerable questions. It is written into the adapter folder (`abstain.CALIBRATION_FILE`),
+where eval, RAG and serving find it (`gen.refusal_threshold=auto`).
+
+Training calibrates on the split it held out for eval loss (never the eval set) and keeps
+that split as `heldout.jsonl` in its run folder; this command does it again with another
+target or data:
+
+    ragtune calibrate runs/x calibrate.max_false_refusal=0.1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragtune import atomic, runs, runtime
+from ragtune.config import ConfigError, require
+from ragtune.data.importers import load_examples
+from ragtune.example import Example
+from ragtune.generation import abstain
+from ragtune.generation.base import Generator
+from ragtune.generation.load import GenerateConfig, load_generator
+from ragtune.prompt.grounded import PromptConfig
+
+
+@dataclass
+class CalibrateSection:
+    enabled: bool = True
+    """Calibrate after training when the held-out split has answerable and unanswerable
+    questions (training only; `ragtune calibrate` always does)."""
+    max_false_refusal: float | None = None
+    """Most answerable questions refused, as a share (0.1 = 10%); None: the threshold that
+    maximises overall F1."""
+    max_examples: int = 300
+    """Held-out questions answered for it, at most (whole articles, drawn with the seed)."""
+
+    def __post_init__(self) -> None:
+        require(self, "max_false_refusal", min=0, max=1)
+        require(self, "max_examples", min=1)
+
+
+@dataclass
+class CalibrateConfig:
+    run: str = ""
+    """The training run folder (or its adapter folder) to calibrate."""
+    data: str | None = None
+    """Held-out questions; default: the run's heldout.jsonl."""
+    model: str | None = None
+    """Base model spec; default: the run's."""
+    calibrate: CalibrateSection = field(default_factory=CalibrateSection)
+    """Target and size."""
+    max_new_tokens: int = 32
+    """Answer length cap while answering the held-out questions."""
+    seed: int = 0
+    """Seed of the max_examples sample."""
+    runtime: runtime.RuntimeSection = field(default_factory=runtime.RuntimeSection)
+    """Device, dtype and CPU threads."""
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    """Grounded prompt settings (as in training)."""
+
+
+Config = CalibrateConfig
+
+
+def sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scores at every threshold that changes a decision (each row's refusal score, and 1.0,
+    which refuses nothing): overall F1, refusal accuracy on unanswerable questions, false
+    refusals on answerable ones and the share answered, in %, lowest threshold first. Rows
+    need answerable, refusal_score, unrefused_f1 and unrefused_refused (`metrics`)."""
+    scored = [r for r in rows if r.get("refusal_score") is not None]
+    if not scored:
+        return []
+    points = []
+    for t in sorted({float(r["refusal_score"]) for r in scored} | {0.0, 1.0}):
+        f1 = refused_unans = refused_ans = answered = 0.0
+        for r in scored:
+            refuse = r["refusal_score"] > t
+            if refuse:
+                f1 += 0.0 if r["answerable"] else 1.0
+            else:
+                f1 += float(r["unrefused_f1"])
+                answered += 1
+            said_no = refuse or bool(r["unrefused_refused"])
+            refused_ans += said_no and r["answerable"]
+            refused_unans += said_no and not r["answerable"]
+        n_ans = sum(1 for r in scored if r["answerable"])
+        n_unans = len(scored) - n_ans
+        points.append(
+            {
+                "threshold": t,
+                "f1": 100 * f1 / len(scored),
+                "refusal_accuracy": 100 * refused_unans / n_unans if n_unans else None,
+                "false_refusal_rate": 100 * refused_ans / n_ans if n_ans else None,
+                "answered": 100 * answered / len(scored),
+            }
+        )
+    return points
+
+
+def choose(points: Sequence[dict[str, Any]], max_false_refusal: float | None = None) -> dict:
+    """The point to use: highest F1 (ties: the higher threshold, which refuses less), among
+    those with at most `max_false_refusal` (a share) false refusals when it is given; when
+    none meets it, the one with the fewest."""
+    if not points:
+        raise ValueError("no scored rows to calibrate on")
+    pool = list(points)
+    if max_false_refusal is not None:
+        meets = [p for p in pool if (p["false_refusal_rate"] or 0) <= 100 * max_false_refusal]
+        if meets:
+            pool = meets
+        else:
+            fewest = min(p["false_refusal_rate"] or 0 for p in pool)
+            pool = [p for p in pool if (p["false_refusal_rate"] or 0) == fewest]
+    return max(pool, key=lambda p: (round(p["f1"], 9), p["threshold"]))
+
+
+def calibrate(
+    generator: Generator,
+    examples: Sequence[Example],
+    prompt: PromptConfig,
+    target: CalibrateSection,
+) -> dict[str, Any]:
+    """The calibration record for `generator` on held-out `examples`: the chosen threshold,
+    the point it scores, and the whole sweep."""
+    from ragtune.eval import metrics
+    from ragtune.eval.answer import Question, answer_all
+
+    questions = [Question(e.id, e.question, e.contexts) for e in examples]
+    gens = answer_all(generator, questions, prompt, threshold=1.0)  # score all, refuse none
+    if all(g.refusal_score is None for g in gens):
+        raise ConfigError(f"{generator.name}: this engine cannot score refusals (no logits)")
+    _, rows = metrics.evaluate(examples, [g.text for g in gens], gens, refusal_cfg=prompt)
+    points = sweep(rows)
+    best = choose(points, target.max_false_refusal)
+    return {
+        "threshold": best["threshold"],
+        "target": "max_f1"
+        if target.max_false_refusal is None
+        else f"max_false_refusal={target.max_false_refusal}",
+        "chosen": best,
+        "held_out": len(rows),
+        "answerable": sum(1 for r in rows if r["answerable"]),
+        "sweep": points,
+    }
+
+
+def save(adapter: str | Path, record: dict[str, Any]) -> Path:
+    path = abstain.calibration_path(adapter)
+    atomic.write_json(path, record)
+    return path
+
+
+def has_both_kinds(examples: Sequence[Example]) -> bool:
+    return any(e.answerable for e in examples) and any(not e.answerable for e in examples)
+
+
+def run(cfg: CalibrateConfig) -> dict[str, Any]:
+    from ragtune.data.split import sample
+    from ragtune.models import model_config
+
+    if not cfg.run:
+        raise ConfigError("run: the training run folder to calibrate is required")
+    adapter = runs.adapter_dir(cfg.run)
+    run_dir = Path(adapter).parent
+    data = cfg.data or str(run_dir / runs.HELDOUT)
+    if not Path(data).is_file():
+        raise ConfigError(f"data: {data} not found; name held-out questions with data=FILE")
+    model = cfg.model
+    if model is None:
+        saved = run_dir / runs.TRAIN_CONFIG
+        if not saved.is_file():
+            raise ConfigError(f"model: {saved} not found; name the base model with model=SPEC")
+        import yaml
+
+        model = str(yaml.safe_load(saved.read_text(encoding="utf-8"))["model"])
+    examples = sample(load_examples(data), cfg.calibrate.max_examples, cfg.seed)
+    if not has_both_kinds(examples):
+        raise ConfigError(
+            f"{data}: calibration needs answerable and unanswerable questions "
+            "(data prepare unanswerable_share=0.3 makes unanswerable ones)"
+        )
+    rt = runtime.resolve(cfg.runtime, model_config(model))
+    if rt.device == "cpu":
+        runtime.set_torch_threads(rt.threads)
+    gen = GenerateConfig(model=model, adapter=adapter, max_new_tokens=cfg.max_new_tokens)
+    record = calibrate(load_generator(gen, rt), examples, cfg.prompt, cfg.calibrate)
+    record["data"] = data
+    record["path"] = str(save(adapter, record))
+    return record
+
+
+def show(record: dict[str, Any]) -> None:
+    c = record["chosen"]
+    print(
+        f"refusal threshold {record['threshold']:.4f} ({record['target']}, "
+        f"{record['held_out']} held-out questions): F1 {c['f1']:.1f}, "
+        f"refusal accuracy {_pct(c['refusal_accuracy'])}, "
+        f"false refusals {_pct(c['false_refusal_rate'])}"
+    )
+    print(f"written to {record.get('path')}")
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f}%"

@@ -1,0 +1,106 @@
+"""Calibrated abstention: refuse by the model's own probability of starting the refusal
+sentence, not by whatever greedy decoding happens to emit first.
+
+At the start of the answer an engine scores each prompt: the probability that the reply
+begins with the refusal sentence's first `START_TOKENS` tokens (P(t1) * P(t2 | t1)). Two
+tokens, not one, because the English sentence begins with "The", which also begins many
+answers ("The Normans"); "The context" is the refusal's own. The engine then decodes the
+answer with that start suppressed, so every prompt yields a score and a real answer. `decide`
+turns the pair into the reply at a threshold: the refusal sentence when the score is above
+it, the answer otherwise. One decoding pass thus serves every threshold, which is what
+calibration (`ragtune.eval.calibrate`) and the eval report's trade-off curve need.
+
+The threshold comes from `gen.refusal_threshold`: a number, `none` (plain greedy decoding,
+no scoring), or `auto`: the one calibrated for the adapter (`CALIBRATION_FILE` in its
+folder), else none.
+
+    gens = engine.generate(batch, refusals=["The context does not contain the answer."] * n)
+    replies = [decide(g, 0.4, sentence) for g, sentence in zip(gens, sentences)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import RagtuneError
+from ragtune.generation.base import Generation
+from ragtune.runs import adapter_dir
+
+START_TOKENS = 2
+"""Tokens of the refusal sentence that make its start: scored, and never emitted when the
+threshold says answer."""
+CALIBRATION_FILE = "ragtune_calibration.json"
+"""Written into the adapter folder by calibration, so the threshold travels with the adapter."""
+
+
+def refusal_start(ids: Sequence[int]) -> list[int]:
+    """The scored and suppressed start of a refusal sentence, from its token ids."""
+    if not ids:
+        raise RagtuneError("the refusal sentence encodes to no tokens")
+    return list(ids[:START_TOKENS])
+
+
+def blocked_next(generated: Sequence[int], start: Sequence[int]) -> int | None:
+    """The token that may not come next, so that a reply never begins with `start`: its last
+    token, once the reply so far is the rest of it; None otherwise."""
+    k = len(start) - 1
+    if len(generated) == k and list(generated) == list(start[:k]):
+        return start[k]
+    return None
+
+
+def start_probability(logprobs: Sequence[float]) -> float:
+    """P(start) from the log-probabilities of its tokens, each given the ones before it."""
+    return math.exp(sum(logprobs))
+
+
+def decide(gen: Generation, threshold: float | None, sentence: str) -> Generation:
+    """The reply at `threshold`: the refusal sentence when the refusal score is above it (the
+    suppressed answer kept in `unrefused`), else the answer. Unscored generations (greedy, or
+    an engine without logits) pass through."""
+    if threshold is None or gen.refusal_score is None:
+        return gen
+    if gen.refusal_score > threshold:
+        return dataclasses.replace(gen, text=sentence, unrefused=gen.text)
+    return dataclasses.replace(gen, unrefused=gen.text)
+
+
+def calibration_path(adapter: str | Path) -> Path:
+    return Path(adapter_dir(str(adapter))) / CALIBRATION_FILE
+
+
+def read_calibration(adapter: str | Path | None) -> dict[str, Any] | None:
+    """The calibration saved with an adapter (a folder), or None."""
+    if not adapter or str(adapter).endswith(".gguf"):
+        return None
+    try:
+        path = calibration_path(adapter)
+    except RagtuneError:
+        return None
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        float(record["threshold"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise RagtuneError(f"{path}: not a ragtune calibration ({e}); recalibrate") from None
+    return dict(record)
+
+
+def resolve_threshold(value: float | str | None, adapter: str | None) -> float | None:
+    """The threshold `gen.refusal_threshold` asks for: a number in [0, 1]; None for "none";
+    for "auto", the adapter's calibrated one, or None when it has none."""
+    if value is None or value == "none":
+        return None
+    if value == "auto":
+        record = read_calibration(adapter)
+        return float(record["threshold"]) if record else None
+    threshold = float(value)
+    if not 0 <= threshold <= 1:
+        raise RagtuneError(f"gen.refusal_threshold must be in [0, 1], auto or none, got {value}")
+    return threshold

@@ -1,0 +1,136 @@
+"""Calibration: the threshold that maximises overall F1 (or meets a false-refusal target) on
+held-out data, written with the adapter and used by eval by default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragtune.cli import main
+from ragtune.eval import calibrate
+from ragtune.eval import stage as evaluate
+from ragtune.example import Example, write_jsonl
+from ragtune.generation import abstain
+from ragtune.generation.load import GenerateConfig
+from ragtune.train import stage as train
+
+# answerable, refusal score, F1 of the answer given when not refused
+TABLE = [
+    ("a", True, 0.1, 1.0),
+    ("b", True, 0.6, 0.5),
+    ("c", False, 0.7, 0.0),
+    ("d", False, 0.4, 0.0),
+    ("e", True, 0.8, 1.0),
+]
+ROWS = [
+    {"id": i, "answerable": a, "refusal_score": s, "unrefused_f1": f, "unrefused_refused": False}
+    for i, a, s, f in TABLE
+]
+
+
+def test_sweep_scores_every_threshold_by_hand() -> None:
+    points = {p["threshold"]: p for p in calibrate.sweep(ROWS)}
+    assert sorted(points) == [0.0, 0.1, 0.4, 0.6, 0.7, 0.8, 1.0]
+    # t=0.1: a answered (F1 1), b..e refused: c and d right (1 each), b and e wrong
+    assert points[0.1]["f1"] == pytest.approx(60.0)
+    assert points[0.1]["refusal_accuracy"] == 100.0
+    assert points[0.1]["false_refusal_rate"] == pytest.approx(200 / 3)
+    assert points[0.0]["f1"] == pytest.approx(40.0) and points[0.0]["answered"] == 0.0
+    assert points[0.6]["f1"] == pytest.approx(50.0)  # a 1 + b 0.5 + c refused 1
+    assert points[1.0]["answered"] == 100.0 and points[1.0]["f1"] == pytest.approx(50.0)
+
+
+def test_choice_maximises_f1_or_meets_the_target() -> None:
+    points = calibrate.sweep(ROWS)
+    assert calibrate.choose(points)["threshold"] == 0.1
+    # at most a third of answerable refused: 0.6, 0.8 and 1.0 score 50; ties refuse less
+    assert calibrate.choose(points, max_false_refusal=0.34)["threshold"] == 1.0
+    # no threshold refuses under 0%... except those refusing nothing: the fewest wins
+    none = [dict(p, false_refusal_rate=10.0 + i) for i, p in enumerate(points)]
+    assert calibrate.choose(none, max_false_refusal=0.0)["threshold"] == 0.0
+
+
+def _examples(prefix: str, n: int) -> list[Example]:
+    out = []
+    for i in range(n):
+        answerable = i % 2 == 0
+        out.append(
+            Example(
+                f"{prefix}{i}",
+                f"Where is tower {i}?" if answerable else f"Who built tower {i}?",
+                [f"Tower {i} is in Paris."],
+                ["Paris"] if answerable else [],
+                answerable=answerable,
+                group=f"{prefix}g{i}",
+            )
+        )
+    return out
+
+
+def test_training_calibrates_and_eval_uses_it(
+    tmp_path: Path, tiny_train_cfg: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_jsonl(tmp_path / "train.jsonl", _examples("t", 6))
+    write_jsonl(tmp_path / "held.jsonl", _examples("h", 6))
+    cfg = tiny_train_cfg(tmp_path, eval_data=str(tmp_path / "held.jsonl"), max_steps=4)
+    result = train.run(cfg)
+    saved = abstain.read_calibration(result.adapter)
+    assert saved is not None and saved["held_out"] == 6 and saved["target"] == "max_f1"
+    assert result.metrics["refusal_calibration"]["threshold"] == saved["threshold"]
+    assert (tmp_path / "run" / "heldout.jsonl").is_file()
+    best = calibrate.choose(saved["sweep"])
+    assert saved["threshold"] == best["threshold"]
+
+    ev = evaluate.run(
+        evaluate.EvalConfig(
+            data=str(tmp_path / "held.jsonl"),
+            out=str(tmp_path / "ev"),
+            gen=GenerateConfig(model=cfg.model, adapter=str(tmp_path / "run"), max_new_tokens=4),
+            runtime=cfg.runtime,
+            latency_questions=0,
+            semantic=False,
+        )
+    )
+    assert ev["refusal_threshold"] == saved["threshold"] and ev["refusal_tradeoff"]
+    rows = [json.loads(line) for line in (tmp_path / "ev" / "predictions.jsonl").open()]
+    assert all(r["refusal_score"] is not None and "unrefused" in r for r in rows)
+    assert all(
+        r["refused"] == (r["refusal_score"] > saved["threshold"]) or r["unrefused_refused"]
+        for r in rows
+    )
+
+    # another target from the command line, same run
+    assert (
+        main(
+            [
+                "calibrate",
+                str(tmp_path / "run"),
+                "--max-false-refusal",
+                "0",
+                "runtime.threads=1",
+                "runtime.dtype=fp32",
+            ]
+        )
+        == 0
+    )
+    again = abstain.read_calibration(result.adapter)
+    assert again is not None and again["target"] == "max_false_refusal=0.0"
+    assert again["chosen"]["false_refusal_rate"] == min(
+        p["false_refusal_rate"] for p in again["sweep"]
+    )
+    assert "refusal threshold" in capsys.readouterr().out
+
+
+def test_calibration_needs_both_kinds(tmp_path: Path, tiny_adapter_dir: Path) -> None:
+    write_jsonl(tmp_path / "only.jsonl", [e for e in _examples("x", 4) if e.answerable])
+    from ragtune.config import ConfigError
+
+    with pytest.raises(ConfigError, match="answerable and unanswerable"):
+        calibrate.run(
+            calibrate.CalibrateConfig(
+                run=str(tiny_adapter_dir), data=str(tmp_path / "only.jsonl"), model="x"
+            )
+        )

@@ -1,0 +1,143 @@
+"""Calibrated abstention: the refusal score is the model's own probability of starting the
+refusal sentence, the threshold decides, and the answer never starts with the refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from ragtune.eval.answer import Question, answer_all
+from ragtune.generation import abstain
+from ragtune.generation.base import Generation
+from ragtune.generation.local import LocalGenerator
+from ragtune.models import load_model
+from ragtune.prompt.grounded import PromptConfig, build_messages, render_prompt
+
+CFG = PromptConfig()
+QUESTIONS = [
+    Question("a", "Where is the Eiffel Tower?", ["The Eiffel Tower is in Paris."]),
+    Question("b", "Who founded Marlowe Station?", ["Marlowe Station was founded by Ada Quill."]),
+    Question("c", "When?", ["It was built in 1889 by Gustave Eiffel, who lived in Paris."]),
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path) -> LocalGenerator:
+    model, tok = load_model(str(tiny_model_dir))
+    return LocalGenerator(model, tok, max_new_tokens=5, batch_size=3, name="tiny")
+
+
+def _by_hand(engine: LocalGenerator, q: Question, sentence: str) -> float:
+    """softmax probabilities of the refusal's start, one full forward pass, no cache."""
+    tok, model = engine.tokenizer, engine.model
+    prompt = tok(render_prompt(tok, build_messages(q.question, q.passages, CFG)))["input_ids"]
+    start = tok(sentence, add_special_tokens=False)["input_ids"][: abstain.START_TOKENS]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + start[:-1]])).logits[0]
+    probs = torch.softmax(logits[len(prompt) - 1 :].float(), dim=-1)
+    p = 1.0
+    for j, t in enumerate(start):
+        p *= float(probs[j, t])
+    return p
+
+
+@pytest.mark.parametrize("tokens", [1, 2])
+@pytest.mark.parametrize("cached", [True, False])  # per-row prefill, or the padded fallback
+def test_score_is_the_softmax_probability_of_the_refusal_start(
+    engine: LocalGenerator, monkeypatch: pytest.MonkeyPatch, tokens: int, cached: bool
+) -> None:
+    monkeypatch.setattr(abstain, "START_TOKENS", tokens)
+    if not cached:
+        prefill = engine._prefill
+        monkeypatch.setattr(engine, "_prefill", lambda rows: (*prefill(rows)[:2], None))
+    sentence = CFG.refusal_en
+    batch = [build_messages(q.question, q.passages, CFG) for q in QUESTIONS]
+    gens = engine.generate(batch, refusals=[sentence] * len(batch))
+    for q, g in zip(QUESTIONS, gens, strict=True):
+        assert g.refusal_score == pytest.approx(_by_hand(engine, q, sentence), rel=1e-4)
+    # the probability of the first token alone, by hand, when the start is one token
+    if tokens == 1:
+        tok = engine.tokenizer
+        first = tok(sentence, add_special_tokens=False)["input_ids"][0]
+        ids = tok(render_prompt(tok, batch[0]))["input_ids"]
+        with torch.no_grad():
+            logits = engine.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+        assert gens[0].refusal_score == pytest.approx(
+            float(torch.softmax(logits, -1)[first]), rel=1e-4
+        )
+
+
+def test_greedy_without_refusals_is_unchanged(engine: LocalGenerator) -> None:
+    batch = [build_messages(q.question, q.passages, CFG) for q in QUESTIONS]
+    plain = engine.generate(batch)
+    assert all(g.refusal_score is None for g in plain)
+
+
+def test_suppression_never_emits_the_refusal_start(
+    engine: LocalGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Make the "refusal start" exactly the tokens the model emits greedily, so only
+    # suppression can keep it out (the tiny model's tokens need not decode to clean text).
+    batch = [build_messages(q.question, q.passages, CFG) for q in QUESTIONS]
+    emitted: list[list[list[int]]] = []
+    generate = engine.model.generate
+
+    def spy(**kw: Any) -> Any:
+        seqs = generate(**kw)
+        emitted.append(seqs[:, kw["input_ids"].shape[1] :].tolist())
+        return seqs
+
+    monkeypatch.setattr(engine.model, "generate", spy)
+    for tokens in (1, 2):
+        monkeypatch.setattr(abstain, "START_TOKENS", tokens)
+        for messages in batch:
+            emitted.clear()
+            engine.generate([messages])
+            start = emitted[0][0][:tokens]
+            monkeypatch.setattr(engine, "refusal_start", lambda s, start=start: start)
+            engine.generate([messages], refusals=["(patched)"])
+            assert emitted[1][0][:tokens] != start and len(emitted[1][0]) >= tokens
+            monkeypatch.delattr(engine, "refusal_start")
+
+
+def test_threshold_zero_refuses_everything_and_one_nothing(engine: LocalGenerator) -> None:
+    refuse_all = answer_all(engine, QUESTIONS, CFG, threshold=0.0)
+    assert [g.text for g in refuse_all] == [CFG.refusal_en] * len(QUESTIONS)
+    assert all(g.unrefused is not None and g.refusal_score is not None for g in refuse_all)
+    refuse_none = answer_all(engine, QUESTIONS, CFG, threshold=1.0)
+    assert all(g.text != CFG.refusal_en for g in refuse_none)
+    # the same suppressed answers either way: one pass serves every threshold
+    assert [g.unrefused for g in refuse_all] == [g.text for g in refuse_none]
+
+
+def test_decide_and_threshold_settings(tmp_path: Path, tiny_adapter_dir: Path) -> None:
+    g = Generation("Paris", 1, 0.1, 1, refusal_score=0.3)
+    assert abstain.decide(g, 0.2, "No.").text == "No."
+    assert abstain.decide(g, 0.3, "No.").text == "Paris"  # refuse only strictly above
+    assert abstain.decide(g, None, "No.") is g
+    unscored = Generation("Paris", 1, 0.1, 1)
+    assert abstain.decide(unscored, 0.0, "No.") is unscored  # an API model: greedy decides
+    assert abstain.resolve_threshold("none", str(tiny_adapter_dir)) is None
+    assert abstain.resolve_threshold(0.25, None) == 0.25
+    assert abstain.resolve_threshold("auto", str(tiny_adapter_dir)) is None  # not calibrated
+    abstain.calibration_path(tiny_adapter_dir).write_text('{"threshold": 0.4}')
+    try:
+        assert abstain.resolve_threshold("auto", str(tiny_adapter_dir)) == 0.4
+        abstain.calibration_path(tiny_adapter_dir).write_text('{"thresh": 1}')
+        with pytest.raises(Exception, match="not a ragtune calibration"):
+            abstain.resolve_threshold("auto", str(tiny_adapter_dir))
+    finally:
+        abstain.calibration_path(tiny_adapter_dir).unlink()
+    with pytest.raises(Exception, match=r"\[0, 1\]"):
+        abstain.resolve_threshold(1.5, None)
+
+
+def test_blocked_next_follows_the_start() -> None:
+    assert abstain.blocked_next([], [7]) == 7
+    assert abstain.blocked_next([], [7, 8]) is None
+    assert abstain.blocked_next([7], [7, 8]) == 8
+    assert abstain.blocked_next([6], [7, 8]) is None
+    assert abstain.blocked_next([7, 8], [7, 8]) is None
