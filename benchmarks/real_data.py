@@ -2,8 +2,17 @@
 
 Splits both shared samples by article/document (no passage on both sides), fine-tunes one
 model on a mixed English + Chinese training subset, and scores the base and the tuned model on
-the same held-out questions through `ragtune eval`. Prints the before/after table, training
-tokens/s and wall times; everything is also written under --out (results.json, per-run reports).
+the same held-out questions through `ragtune eval`. Held-out sets, each built from held-out
+documents only:
+- en: SQuAD 2.0 questions, half unanswerable (SQuAD's own).
+- zh: CMRC 2018 questions plus unanswerable ones made as `data prepare` makes them
+  (`augment.unanswerable_share`: BM25-similar passages of other held-out documents).
+- cf_en, cf_zh: counterfactual questions (`augment`: the answer span swapped for another of
+  its kind from the held-out corpus).
+Training data gets the same augmentation from training documents. The tuned model is scored
+greedy, with its calibrated refusal threshold (chosen by training on its held-out split), and
+with calibration plus extractive decoding. Prints the before/after table and writes under
+--out results.json, per-run reports and tradeoff.png (the threshold trade-off on en).
 
     python benchmarks/real_data.py --model smollm2-135m --out benchmarks/out/smollm2
     python benchmarks/real_data.py --model ~/.cache/ragtune/models/qwen2.5-coder-0.5b-instruct.gguf \
@@ -20,10 +29,12 @@ import random
 import time
 from pathlib import Path
 
-from ragtune import atomic, runs, runtime
+from ragtune import atomic, probe, runs, runtime
+from ragtune.data.augment import COUNTERFACTUAL_KIND, add_counterfactuals, add_unanswerables
 from ragtune.data.importers import import_data
 from ragtune.data.split import split_indices
 from ragtune.eval import stage as evaluate
+from ragtune.eval.calibrate import CalibrateSection
 from ragtune.eval.stage import EvalConfig
 from ragtune.example import Example, write_jsonl
 from ragtune.generation.load import GenerateConfig, load_generator
@@ -62,6 +73,52 @@ def sample(
     return rng.sample(pos, min(n - k, len(pos))) + rng.sample(neg, k)
 
 
+def plot_tradeoff(tuned: dict[str, dict[str, dict]], path: Path) -> None:
+    """Refusal accuracy and false refusals over thresholds on en, with the chosen point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = tuned.get("calibrated", {}).get("en") or {}
+    points = scored.get("refusal_tradeoff") or []
+    if not points:
+        return
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
+    ax.plot(
+        [p["false_refusal_rate"] for p in points],
+        [p["refusal_accuracy"] for p in points],
+        ".-",
+        color="#2563eb",
+        label="thresholds",
+    )
+    chosen = scored.get("refusal_threshold")
+    at = min(points, key=lambda p: abs(p["threshold"] - (chosen or 0)))
+    ax.plot(
+        [at["false_refusal_rate"]],
+        [at["refusal_accuracy"]],
+        "o",
+        color="#dc2626",
+        label=f"calibrated ({chosen:.3f})",
+    )
+    greedy = tuned.get("greedy", {}).get("en")
+    if greedy:
+        ax.plot(
+            [greedy["false_refusal_rate"]],
+            [greedy["refusal_accuracy"]],
+            "s",
+            color="#6b7280",
+            label="greedy",
+        )
+    ax.set_xlabel("false refusals, answerable (%)")
+    ax.set_ylabel("refusal accuracy, unanswerable (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -86,6 +143,23 @@ def main() -> None:
         help="share of unanswerable SQuAD training questions (more makes the model over-refuse)",
     )
     ap.add_argument("--eval-zh", type=int, default=100, help="held-out CMRC questions")
+    ap.add_argument("--eval-zh-unanswerable", type=int, default=50, help="synthetic, held-out")
+    ap.add_argument("--eval-cf", type=int, default=40, help="counterfactual questions per language")
+    ap.add_argument(
+        "--zh-unanswerable",
+        type=float,
+        default=0.3,
+        help="synthetic unanswerable share, CMRC training",
+    )
+    ap.add_argument(
+        "--counterfactual", type=float, default=0.15, help="counterfactual share of training"
+    )
+    ap.add_argument("--max-false-refusal", type=float, default=None, help="calibration target")
+    ap.add_argument(
+        "--variants",
+        default="greedy,calibrated,extractive",
+        help="tuned-model scorings: greedy, calibrated, extractive (calibrated + extractive)",
+    )
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--rank", type=int, default=16)
@@ -108,31 +182,51 @@ def main() -> None:
     # Separate generators: the held-out sets do not change when the training sizes do,
     # so base-model scores stay comparable (and reusable) across training settings.
     eval_rng, train_rng = random.Random(args.seed), random.Random(args.seed + 1)
+
+    def counterfactuals(pool: list[Example], n: int, rng: random.Random) -> list[Example]:
+        made = [
+            e for e in add_counterfactuals(pool, 1.0, args.seed) if e.kind == COUNTERFACTUAL_KIND
+        ]
+        return rng.sample(made, min(n, len(made)))
+
+    zh_unans = [e for e in add_unanswerables(zh_eval, 1.0, args.seed) if not e.answerable]
     evals = {
         "en": sample(en_eval, args.eval_en, 0.5, eval_rng),
-        "zh": eval_rng.sample(zh_eval, min(args.eval_zh, len(zh_eval))),
+        "zh": eval_rng.sample(zh_eval, min(args.eval_zh, len(zh_eval)))
+        + eval_rng.sample(zh_unans, min(args.eval_zh_unanswerable, len(zh_unans))),
+        "cf_en": counterfactuals(en_eval, args.eval_cf, eval_rng),
+        "cf_zh": counterfactuals(zh_eval, args.eval_cf, eval_rng),
     }
-    train_set = sample(en_train, args.train_en, args.train_unanswerable, train_rng)
-    train_set += train_rng.sample(zh_train, min(args.train_zh, len(zh_train)))
+    en_part = sample(en_train, args.train_en, args.train_unanswerable, train_rng)
+    zh_part = train_rng.sample(zh_train, min(args.train_zh, len(zh_train)))
+    zh_part = add_unanswerables(zh_part, args.zh_unanswerable, args.seed)
+    train_set = add_counterfactuals(en_part + zh_part, args.counterfactual, args.seed)
     train_rng.shuffle(train_set)
     write_jsonl(out / "data" / "train.jsonl", train_set)
     for lang, exs in evals.items():
         write_jsonl(out / "data" / f"eval_{lang}.jsonl", exs)
+    kinds = {k: sum(e.kind == k for e in train_set) for k in {e.kind for e in train_set}}
     print(
-        f"train {len(train_set)} examples ({len({e.group for e in train_set})} articles); "
-        f"eval en {len(evals['en'])}, zh {len(evals['zh'])} on held-out articles"
+        f"train {len(train_set)} examples ({len({e.group for e in train_set})} articles; "
+        f"kinds {kinds}); eval "
+        + ", ".join(f"{k} {len(v)}" for k, v in evals.items())
+        + " on held-out articles"
     )
 
     timings: dict[str, float] = {}
     rt_section = RuntimeSection(threads=args.threads)
 
-    def score(label: str, adapter: str | None) -> dict[str, dict]:
+    def score(
+        label: str, adapter: str | None, threshold: str = "none", extractive: bool = False
+    ) -> dict[str, dict]:
         results = {}
         gen_cfg = GenerateConfig(
             model=args.model,
             adapter=adapter,
             max_new_tokens=args.max_new_tokens,
             batch_size=8,
+            refusal_threshold=threshold,  # type: ignore[arg-type]
+            extractive=extractive,
         )
         generator = None  # loaded once per model, on the first eval that is not done yet
         for lang in evals:
@@ -173,29 +267,46 @@ def main() -> None:
                 batch_size=args.batch_size,
                 grad_accum=2,
                 max_length=args.max_length,
-                eval_fraction=0.05,
+                eval_fraction=0.1,  # by article: eval loss and the refusal calibration
                 seed=args.seed,
                 runtime=rt_section,
                 resume=True,
+                calibrate=CalibrateSection(max_false_refusal=args.max_false_refusal),
             )
         ).metrics
-    tuned = score("tuned", str(train_dir))
+    variants = [v for v in args.variants.split(",") if v]
+    tuned = {
+        v: score(
+            f"tuned-{v}",
+            str(train_dir),
+            threshold="none" if v == "greedy" else "auto",
+            extractive=v == "extractive",
+        )
+        for v in variants
+    }
+    if tuned and "en" in next(iter(tuned.values())):
+        plot_tradeoff(tuned, out / "tradeoff.png")
 
     rows = []
     for lang in evals:
         for key in HEADLINE:
-            b, t = base[lang].get(key), tuned[lang].get(key)
-            rows.append((lang, key, b, t))
+            rows.append(
+                (lang, key, base[lang].get(key), *[tuned[v][lang].get(key) for v in variants])
+            )
     print(
         f"\nmodel {args.model}; trained on {tm['train_examples']} examples, {tm['steps']} steps, "
         f"{tm['tokens_seen']} tokens in {tm['wall_s']} s = {tm['tokens_per_s']} tokens/s "
         f"({tm['threads']} threads, {tm['dtype']}, peak RSS {tm['peak_rss_mb']} MiB)"
     )
-    print(f"{'lang':<5}{'metric':<26}{'base':>10}{'tuned':>10}")
-    for lang, key, b, t in rows:
-        fb = f"{b:.1f}" if isinstance(b, (int, float)) else "-"
-        ft = f"{t:.1f}" if isinstance(t, (int, float)) else "-"
-        print(f"{lang:<5}{key:<26}{fb:>10}{ft:>10}")
+    cal = tm.get("refusal_calibration") or {}
+    if cal:
+        print(
+            f"refusal threshold {cal['threshold']:.4f} ({cal['target']}, {cal['held_out']} held out)"
+        )
+    print(f"{'set':<7}{'metric':<26}{'base':>10}" + "".join(f"{v:>12}" for v in variants))
+    for lang, key, b, *ts in rows:
+        cells = [f"{x:.1f}" if isinstance(x, (int, float)) else "-" for x in (b, *ts)]
+        print(f"{lang:<7}{key:<26}{cells[0]:>10}" + "".join(f"{c:>12}" for c in cells[1:]))
     atomic.write_json(
         out / "results.json",
         {
@@ -205,6 +316,7 @@ def main() -> None:
             "timings": timings,
             "base": base,
             "tuned": tuned,
+            "cpu": probe.cpu_model_name(),
             "cpu_bf16": runtime.cpu_has_bf16(),
         },
     )

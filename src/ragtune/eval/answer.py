@@ -53,13 +53,17 @@ def _read_partial(path: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
 def _generate(
     generator: Generator,
     batch: list[Any],
-    questions: list[str],
+    part: Sequence[Question],
     prompt: PromptConfig,
     threshold: float | None,
+    extractive: bool,
 ) -> list[Generation]:
-    if threshold is None:  # greedy: the one-argument call every engine takes
+    if threshold is None and not extractive:  # the one-argument call every engine takes
         return generator.generate(batch)
-    return generator.generate(batch, [refusal_for(q, prompt) for q in questions])
+    sentences = [refusal_for(q.question, prompt) for q in part]
+    refusals = sentences if threshold is not None else None
+    spans = [[*q.passages, s] for q, s in zip(part, sentences, strict=True)] if extractive else None
+    return generator.generate(batch, refusals, spans)
 
 
 def answer_all(
@@ -69,10 +73,12 @@ def answer_all(
     partial: Path | None = None,
     chunk: int = 64,
     threshold: float | None = None,
+    extractive: bool = False,
 ) -> list[Generation]:
     """One Generation per question, in order. With `partial`, answers already saved there
     are reused and each finished chunk is appended to it. With a refusal `threshold`, each
-    answer is scored and decided by it (`generation.abstain`); None: greedy decoding."""
+    answer is scored and decided by it (`generation.abstain`); None: greedy decoding.
+    `extractive` keeps answers to spans of their passages (`generation.extractive`)."""
     done = _read_partial(partial, {q.id for q in questions}) if partial else {}
     todo = [q for q in questions if q.id not in done]
     bar = tqdm(total=len(questions), initial=len(done), desc=f"eval {generator.name}", unit="q")
@@ -81,7 +87,7 @@ def answer_all(
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
             batch = [build_messages(q.question, q.passages, prompt) for q in part]
-            gens = _generate(generator, batch, [q.question for q in part], prompt, threshold)
+            gens = _generate(generator, batch, part, prompt, threshold, extractive)
             for q, g in zip(part, gens, strict=True):
                 done[q.id] = {"id": q.id, **asdict(g)}
                 if f:
@@ -106,6 +112,7 @@ def single_request_latency(
     prompt: PromptConfig,
     n: int,
     threshold: float | None = None,
+    extractive: bool = False,
 ) -> list[float]:
     """Wall time of answering each of the first `n` questions alone (batch 1), seconds: what
     one user waits, which a batched eval's per-answer time does not show."""
@@ -113,6 +120,6 @@ def single_request_latency(
     for q in questions[:n]:
         t0 = time.perf_counter()
         batch = [build_messages(q.question, q.passages, prompt)]
-        _generate(generator, batch, [q.question], prompt, threshold)
+        _generate(generator, batch, [q], prompt, threshold, extractive)
         out.append(time.perf_counter() - t0)
     return out

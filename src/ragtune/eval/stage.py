@@ -173,9 +173,11 @@ def _evaluate(
         generator = load_generator(cfg.gen, rt)
     questions, shortened = _questions(cfg, examples, generator)
     partial = out / runs.PARTIAL_PREDICTIONS
-    gens = answer_all(generator, questions, cfg.prompt, partial, cfg.gen.batch_size * 4, threshold)
+    extractive = cfg.gen.extractive
+    chunk = cfg.gen.batch_size * 4
+    gens = answer_all(generator, questions, cfg.prompt, partial, chunk, threshold, extractive)
     single = single_request_latency(
-        generator, questions, cfg.prompt, cfg.latency_questions, threshold
+        generator, questions, cfg.prompt, cfg.latency_questions, threshold, extractive
     )
     scores, rows = metrics.evaluate(
         examples,

@@ -45,12 +45,17 @@ class Generator(Protocol):
     With `refusals` (each conversation's refusal sentence), an engine that sees its logits
     scores each conversation's refusal start and decodes the answer with that start
     suppressed (`generation.abstain`); one that cannot (an API model) answers as usual and
-    leaves `refusal_score` None."""
+    leaves `refusal_score` None. With `spans` (per conversation, the texts its answer must be
+    copied from: passages and the refusal sentence), an engine that can constrain decoding
+    emits only a contiguous piece of one of them (`generation.extractive`)."""
 
     name: str
 
     def generate(
-        self, batch: list[Messages], refusals: list[str] | None = None
+        self,
+        batch: list[Messages],
+        refusals: list[str] | None = None,
+        spans: list[list[str]] | None = None,
     ) -> list[Generation]: ...
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation, GenerationError, Messages
+from ragtune.generation.extractive import SpanConstraint
 
 
 class LlamaCppGenerator:
@@ -133,24 +134,38 @@ class LlamaCppGenerator:
         return abstain.start_probability(logprobs)
 
     def _one(
-        self, ids: list[int], start: list[int] | None = None
+        self,
+        ids: list[int],
+        start: list[int] | None = None,
+        copy: SpanConstraint | None = None,
     ) -> tuple[list[int], float, float]:
         self._check_length(ids)
         out: list[int] = []
         sampled = 0
         t0 = time.perf_counter()
         t_first = t_last = t0
-        processors = None
-        if start is not None:
-            prompt_len = len(ids)
+        prompt_len = len(ids)
+        stops = [t for t in range(self.llm.n_vocab()) if self.is_eog(t)] if copy else []
 
-            def suppress(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        def constrain(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+            if start is not None:
                 token = abstain.blocked_next(list(input_ids[prompt_len:]), start)
                 if token is not None:
                     scores[token] = -np.inf
-                return scores
+            if copy is not None:
+                if len(input_ids) - prompt_len > copy.length:
+                    copy.advance(int(input_ids[-1]))
+                allowed = list(copy.next_tokens())
+                if copy.may_stop or not allowed:
+                    allowed += stops
+                keep = np.full_like(scores, -np.inf)
+                keep[allowed] = 0.0
+                scores = scores + keep
+            return scores
 
-            processors = self._llama_cpp.LogitsProcessorList([suppress])
+        processors = None
+        if start is not None or copy is not None:
+            processors = self._llama_cpp.LogitsProcessorList([constrain])
         for tid in self.llm.generate(
             ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True, logits_processor=processors
         ):
@@ -171,10 +186,20 @@ class LlamaCppGenerator:
         return out, t_last - t0, t_first - t0
 
     def generate(
-        self, batch: list[Messages], refusals: list[str] | None = None
+        self,
+        batch: list[Messages],
+        refusals: list[str] | None = None,
+        spans: list[list[str]] | None = None,
     ) -> list[Generation]:
         gens = []
         for i, messages in enumerate(batch):
+            copy = None
+            if spans is not None:
+                sources = [
+                    list(self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=False))
+                    for t in spans[i]
+                ]
+                copy = SpanConstraint(sources, [False] * (len(sources) - 1) + [True])
             prompt = self.tokenize(self.render(messages))
             start, score, score_s = None, None, 0.0
             if refusals is not None:
@@ -182,7 +207,7 @@ class LlamaCppGenerator:
                 start = self.refusal_start(refusals[i])
                 score = self.refusal_score(prompt, start)
                 score_s = time.perf_counter() - t0
-            ids, latency, prompt_s = self._one(prompt, start)
+            ids, latency, prompt_s = self._one(prompt, start, copy)
             text = self.llm.detokenize(ids).decode("utf-8", errors="replace").strip()
             gens.append(
                 Generation(

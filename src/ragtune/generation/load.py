@@ -56,6 +56,10 @@ class GenerateConfig:
     decoding decides. For a GGUF run by llama.cpp, give the number from the run's
     adapter/ragtune_calibration.json."""
 
+    extractive: bool = False
+    """Constrain answers to spans of the passages or the refusal sentence
+    (`generation.extractive`; local engines only, an API model answers freely)."""
+
     def __post_init__(self) -> None:
         require(self, "refusal_threshold", min=0, max=1, allow=("auto", "none"))
         require(self, "max_new_tokens", min=1)

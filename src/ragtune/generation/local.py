@@ -19,6 +19,7 @@ import torch
 
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation, Messages
+from ragtune.generation.extractive import SpanConstraint
 from ragtune.prompt.grounded import render_prompt
 
 
@@ -59,7 +60,10 @@ class LocalGenerator:
 
     @torch.inference_mode()
     def generate(
-        self, batch: list[Messages], refusals: list[str] | None = None
+        self,
+        batch: list[Messages],
+        refusals: list[str] | None = None,
+        spans: list[list[str]] | None = None,
     ) -> list[Generation]:
         prompts = [render_prompt(self.tokenizer, m) for m in batch]
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -75,11 +79,18 @@ class LocalGenerator:
             ids, mask, cache = self._prefill(rows)
             prompt_s = time.perf_counter() - t0 if cache is not None else 0.0
             scores: list[float | None] = [None] * len(idx)
-            extra: dict[str, Any] = {}
+            processors: list[Any] = []
+            if spans is not None:
+                processors.append(self._extractive([spans[i] for i in idx], ids.shape[1]))
             if starts is not None:
                 row_starts = [starts[i] for i in idx]
                 scores = self._refusal_scores(rows, ids, mask, cache, row_starts)
-                extra["logits_processor"] = _suppress(row_starts, ids.shape[1])
+                processors.append(_suppress(row_starts, ids.shape[1]))
+            extra: dict[str, Any] = {}
+            if processors:
+                from transformers import LogitsProcessorList
+
+                extra["logits_processor"] = LogitsProcessorList(processors)
             seqs = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
@@ -101,6 +112,15 @@ class LocalGenerator:
                     text, n, latency, len(idx), len(encoded[i]), prompt_s, refusal_score=score
                 )
         return [g for g in out if g is not None]
+
+    def _extractive(self, row_spans: list[list[str]], prompt_len: int) -> Any:
+        """A logits processor keeping each row's answer a span of its texts: the last text
+        is the refusal sentence, copied from its start only."""
+        constraints = []
+        for texts in row_spans:
+            ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+            constraints.append(SpanConstraint(ids, [False] * (len(ids) - 1) + [True]))
+        return _constrain(constraints, prompt_len, self.stop_ids)
 
     def _refusal_scores(
         self, rows: list[list[int]], ids: Any, mask: Any, cache: Any, starts: list[list[int]]
@@ -178,7 +198,7 @@ class LocalGenerator:
 def _suppress(starts: list[list[int]], prompt_len: int) -> Any:
     """A transformers logits processor that keeps each row's reply from beginning with its
     refusal start (`abstain.blocked_next`)."""
-    from transformers import LogitsProcessor, LogitsProcessorList
+    from transformers import LogitsProcessor
 
     class SuppressRefusalStart(LogitsProcessor):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -189,4 +209,24 @@ def _suppress(starts: list[list[int]], prompt_len: int) -> Any:
                     scores[b, token] = -float("inf")
             return scores
 
-    return LogitsProcessorList([SuppressRefusalStart()])
+    return SuppressRefusalStart()
+
+
+def _constrain(constraints: list[SpanConstraint], prompt_len: int, stop_ids: list[int]) -> Any:
+    """A transformers logits processor that masks every token outside each row's spans."""
+    from transformers import LogitsProcessor
+
+    class CopySpans(LogitsProcessor):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            step = input_ids.shape[1] - prompt_len
+            mask = torch.full_like(scores, -float("inf"))
+            for b, c in enumerate(constraints):
+                if step > c.length:  # the token chosen at the previous step
+                    c.advance(int(input_ids[b, -1]))
+                allowed = list(c.next_tokens())
+                if c.may_stop or not allowed:
+                    allowed += stop_ids
+                mask[b, allowed] = 0.0
+            return scores + mask
+
+    return CopySpans()

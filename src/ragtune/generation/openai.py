@@ -81,10 +81,14 @@ class OpenAIGenerator:
             ) from None
 
     def generate(
-        self, batch: list[Messages], refusals: list[str] | None = None
+        self,
+        batch: list[Messages],
+        refusals: list[str] | None = None,
+        spans: list[list[str]] | None = None,
     ) -> list[Generation]:
-        # An API sends no logits of its prompt's answer start: refusals cannot be scored, so
-        # the answer is the model's own reply (refusal_score stays None).
+        # An API sends no logits of its prompt's answer start and takes no token mask:
+        # refusals cannot be scored nor spans enforced, so the answer is the model's own
+        # reply (refusal_score stays None).
         out = []
         for messages in batch:
             t0 = time.perf_counter()
