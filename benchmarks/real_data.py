@@ -74,49 +74,15 @@ def sample(
 
 
 def plot_tradeoff(tuned: dict[str, dict[str, dict]], path: Path) -> None:
-    """Refusal accuracy and false refusals over thresholds on en, with the chosen point."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The calibrated model's threshold trade-off on en, with the chosen point."""
+    from ragtune import html
 
     scored = tuned.get("calibrated", {}).get("en") or {}
-    points = scored.get("refusal_tradeoff") or []
-    if not points:
-        return
-    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
-    ax.plot(
-        [p["false_refusal_rate"] for p in points],
-        [p["refusal_accuracy"] for p in points],
-        ".-",
-        color="#2563eb",
-        label="thresholds",
-    )
-    chosen = scored.get("refusal_threshold")
-    at = min(points, key=lambda p: abs(p["threshold"] - (chosen or 0)))
-    ax.plot(
-        [at["false_refusal_rate"]],
-        [at["refusal_accuracy"]],
-        "o",
-        color="#dc2626",
-        label=f"calibrated ({chosen:.3f})",
-    )
-    greedy = tuned.get("greedy", {}).get("en")
-    if greedy:
-        ax.plot(
-            [greedy["false_refusal_rate"]],
-            [greedy["refusal_accuracy"]],
-            "s",
-            color="#6b7280",
-            label="greedy",
+    if scored.get("refusal_tradeoff"):
+        fig = html.tradeoff_figure(
+            scored["refusal_tradeoff"], scored.get("refusal_threshold"), "SQuAD 2.0 held out"
         )
-    ax.set_xlabel("false refusals, answerable (%)")
-    ax.set_ylabel("refusal accuracy, unanswerable (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+        fig.savefig(path)
 
 
 def main() -> None:

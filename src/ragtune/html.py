@@ -108,6 +108,35 @@ def histogram(values: Sequence[float], title: str, xlabel: str) -> str:
     return data_uri(fig)
 
 
+def tradeoff_figure(points: Sequence[dict[str, Any]], chosen: float | None, title: str) -> Any:
+    """Refusal accuracy against false refusals, one point per refusal threshold, the chosen
+    threshold marked: the abstention trade-off of `ragtune.eval.calibrate.sweep` points."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 3.8), dpi=110)
+    ax = fig.add_subplot()
+    xs = [p["false_refusal_rate"] or 0.0 for p in points]
+    ys = [p["refusal_accuracy"] or 0.0 for p in points]
+    ax.plot(xs, ys, ".-", color=PALETTE[0], label="thresholds")
+    if chosen is not None and points:
+        at = min(points, key=lambda p: abs(p["threshold"] - chosen))
+        ax.plot(
+            [at["false_refusal_rate"] or 0.0],
+            [at["refusal_accuracy"] or 0.0],
+            "o",
+            color=PALETTE[1],
+            markersize=9,
+            label=f"threshold {chosen:.3f}: F1 {at['f1']:.1f}",
+        )
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel("false refusals, answerable (%)")
+    ax.set_ylabel("refusal accuracy, unanswerable (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def data_uri(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

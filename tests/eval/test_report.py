@@ -72,3 +72,29 @@ def test_worst_predictions_come_first_and_are_highlighted(tmp_path: Path) -> Non
     assert page.count('<tr class="worst">') == 1
     worst_row = page.split('<tr class="worst">', 1)[1].split("</tr>", 1)[0]
     assert "&lt;script&gt;" in worst_row
+
+
+def test_scored_refusals_get_the_tradeoff_section(tmp_path: Path) -> None:
+    from ragtune.eval.calibrate import sweep
+
+    examples = [
+        Example("a", "Capital of France?", ["The capital of France is Paris."], ["Paris"]),
+        Example("c", "Who is the mayor?", ["Paris is in France."], [], answerable=False),
+    ]
+    refusal = "The context does not contain the answer."
+    gens = [
+        Generation("Paris", 1, 1.0, 2, refusal_score=0.2, unrefused="Paris"),
+        Generation(refusal, 8, 1.0, 2, refusal_score=0.9, unrefused="Lyon"),
+    ]
+    metrics, rows = evaluate(examples, [g.text for g in gens], gens, semantic=False)
+    assert rows[1]["unrefused"] == "Lyon" and rows[1]["refusal_score"] == 0.9
+    metrics["refusal_tradeoff"] = sweep(rows)
+    metrics["refusal_threshold"] = 0.5
+    # t=0.5 answers a (F1 1) and refuses c (1): 100; t=1 answers both: 50
+    f1 = {p["threshold"]: p["f1"] for p in metrics["refusal_tradeoff"]}
+    assert f1[0.2] == 100.0 and f1[1.0] == 50.0 and f1[0.0] == 50.0
+    write_report(tmp_path, metrics, rows, title="t", meta={})
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "## Refusal threshold trade-off" in md and "t = 0.5" in md
+    assert 'alt="refusal trade-off"' in page

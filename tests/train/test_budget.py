@@ -71,7 +71,7 @@ def test_the_run_is_cut_to_the_steps_that_fit(
     _run_steps(cb, clock, state, 100, step_s=2.0)
     # decided after step 4 at t=8: 8 + (s - 4) * 2 <= 30  ->  s = 15
     assert state.max_steps == 15 and state.global_step == 15
-    assert state.save_steps == 3  # 20 * 15/100: checkpoints keep their spacing
+    assert state.save_steps == 20  # checkpoints keep their spacing (the end is saved too)
     saved = json.loads((tmp_path / "budget.json").read_text())
     assert saved == {**saved, "planned_steps": 100, "max_steps": 15, "step_s": 2.0}
 
@@ -85,9 +85,9 @@ def test_evaluations_count_against_the_budget(
     # eval guess: 2 s/step * 1/3 * 12 examples / 4 per step = 2 s per evaluation
     cb = TimeBudget(40, tmp_path, eval_examples=12, examples_per_step=4)
     _run_steps(cb, clock, state, 4, step_s=2.0)
-    # evaluations keep their share of the run, every floor(10 * s/100) steps:
-    # s = 12 evaluates at every step 5-12: 8 + 8 * 2 + 8 * 2 = 40
-    assert state.max_steps == 12 and state.eval_steps == 1
+    # evaluations keep their spacing, at step 10 and at the end:
+    # 8 + (s - 4) * 2 + 2 * 2 <= 40  ->  s = 18
+    assert state.max_steps == 18 and state.eval_steps == 10
     assert cb.decision is not None and cb.decision["eval_s"] == 2.0
     # the first real evaluation takes 5 s: the run is re-sized with it
     clock.t += 2.0  # step 5
@@ -95,8 +95,9 @@ def test_evaluations_count_against_the_budget(
     cb.on_step_end(SimpleNamespace(eval_steps=10, save_steps=10), state, None)
     clock.t += 5.0
     cb.on_evaluate(SimpleNamespace(eval_steps=10, save_steps=10), state, None)
-    # now t=15: 15 + (s - 5) * 2 + (s - 5) * 5 <= 40  ->  s = 8
-    assert state.max_steps == 8
+    # now t=15: 15 + (s - 5) * 2 + evaluations (at 10, and at s unless s = 10) * 5 <= 40
+    # -> s = 12: 15 + 14 + 2 * 5 = 39
+    assert state.max_steps == 12
 
 
 def test_a_run_that_fits_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -114,6 +114,30 @@ def render_markdown(
     group_header = ["Group", *(label(k) for k in GROUP_KEYS)]
     parts += ["## By kind", "", kit.md_table(group_header, t["by_kind"]), ""]
     parts += ["## By language", "", kit.md_table(group_header, t["by_lang"]), ""]
+    points = metrics.get("refusal_tradeoff") or []
+    if points:
+        step = max(1, len(points) // 12)  # a dozen rows: the curve's shape, not every point
+        shown_points = points[::step] + ([points[-1]] if (len(points) - 1) % step else [])
+        parts += [
+            "## Refusal threshold trade-off",
+            "",
+            _tradeoff_note(metrics),
+            "",
+            kit.md_table(
+                ["Threshold", "F1", "Refusal accuracy", "False refusals", "Answered"],
+                [
+                    [
+                        f"{p['threshold']:.4f}",
+                        f"{p['f1']:.1f}",
+                        format_metric("refusal_accuracy", p["refusal_accuracy"]),
+                        format_metric("false_refusal_rate", p["false_refusal_rate"]),
+                        f"{p['answered']:.1f}%",
+                    ]
+                    for p in shown_points
+                ],
+            ),
+            "",
+        ]
     parts += ["## Latency", "", kit.md_table(["Metric", "Value"], t["latency"]), ""]
     shown, n_worst = pick_samples(rows)
     parts += [
@@ -143,6 +167,14 @@ def render_markdown(
         "Units: scores and rates are percentages 0-100; semantic similarity is a mean cosine; latency in seconds."
     ]
     return "\n".join(parts) + "\n"
+
+
+def _tradeoff_note(metrics: dict[str, Any]) -> str:
+    return (
+        f"Each refusal threshold t refuses the questions whose refusal score is above t; "
+        f"this eval used t = {metrics.get('refusal_threshold')}. F1 counts a refusal of an "
+        "unanswerable question as 1 (SQuAD 2.0)."
+    )
 
 
 def _meta_value(v: Any) -> str:
@@ -190,6 +222,14 @@ def render_html(
                 f"{heading} (%)",
             )
             body.append(f'<p><img alt="{esc(heading)} chart" src="{uri}"></p>')
+    points = metrics.get("refusal_tradeoff") or []
+    if points:
+        body += [
+            "<h2>Refusal threshold trade-off</h2>",
+            f'<p class="notes">{esc(_tradeoff_note(metrics))}</p>',
+        ]
+        fig = kit.tradeoff_figure(points, metrics.get("refusal_threshold"), "Abstention")
+        body.append(f'<p><img alt="refusal trade-off" src="{kit.data_uri(fig)}"></p>')
     body += ["<h2>Latency</h2>", kit.html_table(["Metric", "Value"], t["latency"])]
     lat = [
         float(r["latency_s"]) / max(int(r.get("batch_size") or 1), 1)

@@ -4,10 +4,11 @@ A fixed number of steps takes 8 minutes on one processor and 20 on another (bf16
 speed, free cores). `TimeBudget` times a few optimizer steps after the first (which pays for
 kernel selection and allocation), projects the whole run, evaluation passes included, and
 when it would overrun shortens it: `state.max_steps` moves (the Trainer's own flow then
-evaluates, saves and stops there), the learning-rate schedule is compressed to the new length
-so it still warms up and decays fully, and evaluation and checkpoints keep their spacing
-relative to the run. It re-checks after each evaluation, whose cost is only known then, and
-only ever shortens. The decision is written to `budget.json` in the run folder, so a resumed
+evaluates, saves and stops there), and the learning-rate schedule is compressed to the new
+length so it still warms up and decays fully. Evaluation keeps its configured spacing, so a
+shortened run evaluates less often: in the demo on fp32 an evaluation pass cost two steps,
+and scaling the spacing down with the run spent a third of the budget on them. It re-checks
+after the first evaluation, whose cost is only known then, and only ever shortens. The decision is written to `budget.json` in the run folder, so a resumed
 run keeps the same length instead of measuring again.
 
     trainer = Trainer(..., callbacks=[TimeBudget(300, out, evals_per_run=5)])
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ class TimeBudget(TrainerCallback):
         while fits > step + 1:  # the most steps s with: now + steps + evaluations <= budget
             evals = 0
             if configured_eval:
-                every = self._spacing(configured_eval, fits)
+                every = int(configured_eval)
                 evals = fits // every - step // every + (fits % every != 0)  # + the final one
             if now + (fits - step) * step_s + evals * eval_s <= self.budget_s:
                 break
@@ -139,23 +139,12 @@ class TimeBudget(TrainerCallback):
         elif self.decision is None:
             self.decision = record
 
-    def _spacing(self, configured: int, steps: int) -> int:
-        """Evaluation (and checkpoint) spacing for a run shortened to `steps`: the configured
-        spacing scaled with the run, so patience and checkpoints mean the same share of it."""
-        return max(1, math.floor(configured * steps / self.planned))
-
     def _shorten(
         self, args: Any, state: Any, lr_scheduler: Any, steps: int, record: dict[str, Any]
     ) -> None:
         if steps >= state.max_steps:
             return
-        # The schedule is compressed from its current length; evaluation and checkpoint
-        # spacing are set from the configured ones (a resumed state holds them shortened).
         compress_schedule(lr_scheduler, state.max_steps, steps)
-        for name in ("eval_steps", "save_steps"):
-            configured = getattr(args, name, None)
-            if isinstance(configured, int) and configured > 0 and getattr(state, name, None):
-                setattr(state, name, self._spacing(configured, steps))
         old, state.max_steps = state.max_steps, steps
         self.decision = record
         print(
