@@ -141,3 +141,23 @@ def test_blocked_next_follows_the_start() -> None:
     assert abstain.blocked_next([7], [7, 8]) == 8
     assert abstain.blocked_next([6], [7, 8]) is None
     assert abstain.blocked_next([7, 8], [7, 8]) is None
+
+
+def test_scoring_leaves_the_cache_as_it_was(
+    engine: LocalGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With suppression switched off, a scored run must decode exactly what greedy does: the
+    # scoring pass appends to the prefilled cache and must crop it back.
+    from ragtune.generation import local
+
+    monkeypatch.setattr(local, "_suppress", lambda *a: _NoOp())
+    batch = [build_messages(q.question, q.passages, CFG) for q in QUESTIONS]
+    greedy = engine.generate(batch)
+    scored = engine.generate(batch, refusals=[CFG.refusal_en] * len(batch))
+    assert [g.text for g in scored] == [g.text for g in greedy]
+    assert all(g.refusal_score is not None for g in scored)
+
+
+class _NoOp:
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        return scores

@@ -83,17 +83,22 @@ def add_unanswerables(examples: list[Example], share: float, seed: int = 0) -> l
                 owner.append(e.group)
     if len(set(owner)) < 2:
         return list(examples)  # one document: nothing is "another document"
+    have = {e.id for e in examples}
     retriever = bm25s.BM25()
     retriever.index([lexical_tokens(p) or ["_"] for p in passages], show_progress=False)
     added = []
     for i in _pick(examples, share, seed, "unanswerable"):
         e = examples[i]
+        if f"{e.id}#unanswerable" in have or e.kind == COUNTERFACTUAL_KIND:
+            continue  # augmented before (data prepare, then train), or itself a rewrite
         want = max(1, len(e.contexts))
         query = lexical_tokens(e.question) or ["_"]
         k = min(CANDIDATES, len(passages))
-        ids, _ = retriever.retrieve([query], k=k, show_progress=False)
+        ids, scores = retriever.retrieve([query], k=k, show_progress=False)
         chosen: list[str] = []
-        for j in ids[0].tolist():
+        for j, score in zip(ids[0].tolist(), scores[0].tolist(), strict=True):
+            if score <= 0:
+                break  # no word in common: not a look-alike, just any passage
             if owner[j] == e.group or answer_in_context_any(e.answers, passages[j]):
                 continue
             if passages[j] not in chosen:
@@ -172,8 +177,11 @@ def add_counterfactuals(examples: list[Example], share: float, seed: int = 0) ->
                     bucket.append(e.answer.strip())
     rng = random.Random(f"{seed}:counterfactual:pick")
     added = []
+    have = {e.id for e in examples}
     for i in _pick(examples, share, seed, "counterfactual"):
         e = examples[i]
+        if e.kind == COUNTERFACTUAL_KIND or f"{e.id}#counterfactual" in have:
+            continue  # already a rewrite, or rewritten before
         made = _rewrite(e, pool, rng)
         if made is not None:
             added.append(made)

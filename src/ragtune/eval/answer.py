@@ -20,8 +20,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ragtune.config import ConfigError
+from ragtune.example import Example
 from ragtune.generation.abstain import decide
-from ragtune.generation.base import Generation, Generator
+from ragtune.generation.base import CountsTokens, Generation, Generator
+from ragtune.prompt.fit import fit_passages
 from ragtune.prompt.grounded import PromptConfig, build_messages, refusal_for
 
 
@@ -33,6 +36,37 @@ class Question:
     """The user's question."""
     passages: Sequence[str]
     """The passages to answer from, in prompt order."""
+
+
+def fit_questions(
+    generator: Generator,
+    examples: Sequence[Example],
+    prompt: PromptConfig,
+    max_length: int,
+    max_new_tokens: int,
+) -> tuple[list[Question], int]:
+    """One Question per example, its passages fitted into `max_length` tokens with room for
+    `max_new_tokens`, as training fits them; (questions, how many were shortened). API
+    models, which cannot count, are left whole. Eval and calibration both ask through this,
+    so a threshold is chosen on the prompts it will be used on."""
+    if not isinstance(generator, CountsTokens):
+        return [Question(e.id, e.question, e.contexts) for e in examples], 0
+    budget = max_length - max_new_tokens
+    questions, shortened = [], 0
+    for e in examples:
+        passages, cut = fit_passages(
+            generator.count_prompt_tokens, e.question, e.contexts, prompt, budget
+        )
+        if any(c.strip() for c in e.contexts) and not passages:
+            bare = generator.count_prompt_tokens(build_messages(e.question, [], prompt))
+            raise ConfigError(
+                f"max_length: {max_length} tokens leave no room for any passage of "
+                f'"{e.id}" (the instruction and question take {bare}, the answer '
+                f"max_new_tokens={max_new_tokens}); raise max_length"
+            )
+        questions.append(Question(e.id, e.question, passages))
+        shortened += cut
+    return questions, shortened
 
 
 def _read_partial(path: Path, ids: set[str]) -> dict[str, dict[str, Any]]:

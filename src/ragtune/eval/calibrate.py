@@ -8,7 +8,7 @@ one, an answer scores its F1 against the gold answers (0 on an unanswerable ques
 it is itself a refusal). The chosen threshold maximises overall F1, or, with
 `max_false_refusal`, overall F1 among the thresholds that refuse at most that share of
 answerable questions. It is written into the adapter folder (`abstain.CALIBRATION_FILE`),
-where eval, RAG and serving find it (`gen.refusal_threshold=auto`).
+where eval finds it (`gen.refusal_threshold=auto`), as RAG and serving will.
 
 Training calibrates on the split it held out for eval loss (never the eval set) and keeps
 that split as `heldout.jsonl` in its run folder; this command does it again with another
@@ -44,10 +44,13 @@ class CalibrateSection:
     maximises overall F1."""
     max_examples: int = 300
     """Held-out questions answered for it, at most (whole articles, drawn with the seed)."""
+    max_new_tokens: int = 48
+    """Answer length cap while answering them (gen.max_new_tokens's default)."""
 
     def __post_init__(self) -> None:
         require(self, "max_false_refusal", min=0, max=1)
         require(self, "max_examples", min=1)
+        require(self, "max_new_tokens", min=1)
 
 
 @dataclass
@@ -59,15 +62,12 @@ class CalibrateConfig:
     model: str | None = None
     """Base model spec; default: the run's."""
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
-    """Target and size."""
-    max_new_tokens: int = 32
-    """Answer length cap while answering the held-out questions."""
+    """Target, size and answer length."""
     seed: int = 0
     """Seed of the max_examples sample."""
     runtime: runtime.RuntimeSection = field(default_factory=runtime.RuntimeSection)
-    """Device, dtype and CPU threads."""
-    prompt: PromptConfig = field(default_factory=PromptConfig)
-    """Grounded prompt settings (as in training)."""
+    """Device, dtype and CPU threads. The prompt settings and max_length are the run's own
+    (its train_config.yaml), so the threshold is chosen on the prompts it was trained on."""
 
 
 Config = CalibrateConfig
@@ -130,17 +130,25 @@ def calibrate(
     examples: Sequence[Example],
     prompt: PromptConfig,
     target: CalibrateSection,
+    max_length: int = 1024,
 ) -> dict[str, Any]:
-    """The calibration record for `generator` on held-out `examples`: the chosen threshold,
-    the point it scores, and the whole sweep."""
+    """The calibration record for `generator` on held-out `examples`, their passages fitted
+    into `max_length` as eval fits them: the chosen threshold, the point it scores, and the
+    whole sweep."""
     from ragtune.eval import metrics
-    from ragtune.eval.answer import Question, answer_all
+    from ragtune.eval.answer import answer_all, fit_questions
 
-    questions = [Question(e.id, e.question, e.contexts) for e in examples]
+    questions, _ = fit_questions(generator, examples, prompt, max_length, target.max_new_tokens)
     gens = answer_all(generator, questions, prompt, threshold=1.0)  # score all, refuse none
     if all(g.refusal_score is None for g in gens):
         raise ConfigError(f"{generator.name}: this engine cannot score refusals (no logits)")
-    _, rows = metrics.evaluate(examples, [g.text for g in gens], gens, refusal_cfg=prompt)
+    _, rows = metrics.evaluate(
+        examples,
+        [g.text for g in gens],
+        gens,
+        refusal_cfg=prompt,
+        contexts=[q.passages for q in questions],
+    )
     points = sweep(rows)
     best = choose(points, target.max_false_refusal)
     return {
@@ -176,14 +184,17 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
     data = cfg.data or str(run_dir / runs.HELDOUT)
     if not Path(data).is_file():
         raise ConfigError(f"data: {data} not found; name held-out questions with data=FILE")
-    model = cfg.model
-    if model is None:
-        saved = run_dir / runs.TRAIN_CONFIG
-        if not saved.is_file():
-            raise ConfigError(f"model: {saved} not found; name the base model with model=SPEC")
+    saved_path = run_dir / runs.TRAIN_CONFIG
+    saved: dict[str, Any] = {}
+    if saved_path.is_file():
         import yaml
 
-        model = str(yaml.safe_load(saved.read_text(encoding="utf-8"))["model"])
+        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    model = cfg.model or saved.get("model")
+    if not model:
+        raise ConfigError(f"model: {saved_path} not found; name the base model with model=SPEC")
+    prompt = PromptConfig(**(saved.get("prompt") or {}))
+    max_length = int(saved.get("max_length") or 1024)
     examples = sample(load_examples(data), cfg.calibrate.max_examples, cfg.seed)
     if not has_both_kinds(examples):
         raise ConfigError(
@@ -193,8 +204,8 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
     rt = runtime.resolve(cfg.runtime, model_config(model))
     if rt.device == "cpu":
         runtime.set_torch_threads(rt.threads)
-    gen = GenerateConfig(model=model, adapter=adapter, max_new_tokens=cfg.max_new_tokens)
-    record = calibrate(load_generator(gen, rt), examples, cfg.prompt, cfg.calibrate)
+    gen = GenerateConfig(model=str(model), adapter=adapter)
+    record = calibrate(load_generator(gen, rt), examples, prompt, cfg.calibrate, max_length)
     record["data"] = data
     record["path"] = str(save(adapter, record))
     return record

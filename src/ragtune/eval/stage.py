@@ -22,12 +22,11 @@ from ragtune.config import ConfigError, require, save_config
 from ragtune.data.importers import load_examples
 from ragtune.data.split import sample
 from ragtune.eval import metrics, report
-from ragtune.eval.answer import Question, answer_all, single_request_latency
+from ragtune.eval.answer import answer_all, fit_questions, single_request_latency
 from ragtune.generation import abstain
 from ragtune.generation.base import CountsTokens, Generator
 from ragtune.generation.load import GenerateConfig, load_generator
-from ragtune.prompt.fit import fit_passages
-from ragtune.prompt.grounded import PromptConfig, build_messages
+from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
 
 
@@ -128,31 +127,6 @@ def _adapter_weights(adapter: str | None) -> str | None:
     return str(Path(runs.adapter_dir(adapter)) / "adapter_model.safetensors")
 
 
-def _questions(
-    cfg: EvalConfig, examples: list[Any], generator: Generator
-) -> tuple[list[Question], int]:
-    """One Question per example, its passages fitted into max_length as training fits them;
-    (questions, how many were shortened). API models, which cannot count, are left whole."""
-    if not isinstance(generator, CountsTokens):
-        return [Question(e.id, e.question, e.contexts) for e in examples], 0
-    budget = cfg.max_length - cfg.gen.max_new_tokens
-    questions, shortened = [], 0
-    for e in examples:
-        passages, cut = fit_passages(
-            generator.count_prompt_tokens, e.question, e.contexts, cfg.prompt, budget
-        )
-        if any(c.strip() for c in e.contexts) and not passages:
-            bare = generator.count_prompt_tokens(build_messages(e.question, [], cfg.prompt))
-            raise ConfigError(
-                f"max_length: {cfg.max_length} tokens leave no room for any passage of "
-                f'"{e.id}" (the instruction and question take {bare}, the answer '
-                f"gen.max_new_tokens={cfg.gen.max_new_tokens}); raise max_length"
-            )
-        questions.append(Question(e.id, e.question, passages))
-        shortened += cut
-    return questions, shortened
-
-
 def _evaluate(
     cfg: EvalConfig,
     out: Path,
@@ -171,7 +145,9 @@ def _evaluate(
         if rt.device == "cpu":
             runtime.set_torch_threads(rt.threads)
         generator = load_generator(cfg.gen, rt)
-    questions, shortened = _questions(cfg, examples, generator)
+    questions, shortened = fit_questions(
+        generator, examples, cfg.prompt, cfg.max_length, cfg.gen.max_new_tokens
+    )
     partial = out / runs.PARTIAL_PREDICTIONS
     extractive = cfg.gen.extractive
     chunk = cfg.gen.batch_size * 4

@@ -7,7 +7,7 @@ its start. Token spans decode to substrings of the text (byte-level BPE), so the
 never hold a word the passages do not. Whether it helps is measured, not assumed:
 `gen.extractive` is off by default (benchmarks/RESULTS.md).
 
-    allowed = SpanConstraint([passage_ids, refusal_ids], whole=[False, True])
+    allowed = SpanConstraint([passage_ids, refusal_ids], from_start=[False, True])
     allowed.next_tokens()        # first tokens of any span
     allowed.advance(token_id)
 """

@@ -78,6 +78,7 @@ class LlamaCppGenerator:
             else None
         )
         self.stats = {"prompt_tokens": 0, "prompt_s": 0.0, "decode_tokens": 0, "decode_s": 0.0}
+        self._eog: list[int] | None = None
 
     def token_text(self, tid: int) -> str:
         return self.llm.detokenize([tid], special=True).decode("utf-8", errors="replace")
@@ -97,6 +98,12 @@ class LlamaCppGenerator:
 
     def count_prompt_tokens(self, messages: Messages) -> int:
         return len(self.tokenize(self.render(messages)))
+
+    def eog_ids(self) -> list[int]:
+        """The vocabulary's end-of-generation ids (looked up once: one call per token)."""
+        if self._eog is None:
+            self._eog = [t for t in range(self.llm.n_vocab()) if self.is_eog(t)]
+        return self._eog
 
     def is_eog(self, tid: int) -> bool:
         return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, tid))
@@ -145,7 +152,7 @@ class LlamaCppGenerator:
         t0 = time.perf_counter()
         t_first = t_last = t0
         prompt_len = len(ids)
-        stops = [t for t in range(self.llm.n_vocab()) if self.is_eog(t)] if copy else []
+        stops = self.eog_ids() if copy is not None or start is not None else []
 
         def constrain(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
             if start is not None:
@@ -161,6 +168,8 @@ class LlamaCppGenerator:
                 keep = np.full_like(scores, -np.inf)
                 keep[allowed] = 0.0
                 scores = scores + keep
+            if np.isinf(scores).all():  # blocking left nothing: end the answer
+                scores[stops] = 0.0
             return scores
 
         processors = None

@@ -85,7 +85,7 @@ class LocalGenerator:
             if starts is not None:
                 row_starts = [starts[i] for i in idx]
                 scores = self._refusal_scores(rows, ids, mask, cache, row_starts)
-                processors.append(_suppress(row_starts, ids.shape[1]))
+                processors.append(_suppress(row_starts, ids.shape[1], self.stop_ids))
             extra: dict[str, Any] = {}
             if processors:
                 from transformers import LogitsProcessorList
@@ -149,7 +149,8 @@ class LocalGenerator:
                 input_ids=torch.cat([ids, tail], dim=1),
                 attention_mask=full_mask,
                 position_ids=positions,
-            ).logits[:, -k:]
+                logits_to_keep=k,  # (B, k, V), not (B, T, V): a 150k vocabulary is large
+            ).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         return [
             abstain.start_probability([float(logprobs[b, j, t]) for j, t in enumerate(s)])
@@ -195,9 +196,10 @@ class LocalGenerator:
         return ids, mask, merged
 
 
-def _suppress(starts: list[list[int]], prompt_len: int) -> Any:
+def _suppress(starts: list[list[int]], prompt_len: int, stop_ids: list[int]) -> Any:
     """A transformers logits processor that keeps each row's reply from beginning with its
-    refusal start (`abstain.blocked_next`)."""
+    refusal start (`abstain.blocked_next`). Runs after the extractive mask: when blocking
+    leaves a row no token at all, the row may end its (empty) answer."""
     from transformers import LogitsProcessor
 
     class SuppressRefusalStart(LogitsProcessor):
@@ -207,6 +209,8 @@ def _suppress(starts: list[list[int]], prompt_len: int) -> Any:
                 token = abstain.blocked_next(done, start)
                 if token is not None:
                     scores[b, token] = -float("inf")
+                    if torch.isinf(scores[b]).all():
+                        scores[b, stop_ids] = 0.0
             return scores
 
     return SuppressRefusalStart()

@@ -9,9 +9,10 @@ length so it still warms up and decays fully. Evaluation keeps its configured sp
 shortened run evaluates less often: in the demo on fp32 an evaluation pass cost two steps,
 and scaling the spacing down with the run spent a third of the budget on them. It re-checks
 after the first evaluation, whose cost is only known then, and only ever shortens. The decision is written to `budget.json` in the run folder, so a resumed
-run keeps the same length instead of measuring again.
+run keeps the same length instead of measuring again (`saved_length`: the stage sets it as
+the run's max_steps and adds no callback).
 
-    trainer = Trainer(..., callbacks=[TimeBudget(300, out, evals_per_run=5)])
+    trainer = Trainer(..., callbacks=[TimeBudget(300, out, eval_examples=50)])
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ MEASURE_STEPS = 3
 EVAL_COST_PER_EXAMPLE = 1 / 3
 """An eval example's forward pass, as a share of a training example's forward + backward:
 the first guess of an evaluation's cost, replaced by its measured time after the first one."""
+
+
+def saved_length(out: Path) -> dict[str, Any] | None:
+    """The decision an earlier session of this run (the folder's identity is checked by the
+    stage) wrote, or None."""
+    try:
+        record = json.loads((Path(out) / TRAIN_BUDGET).read_text(encoding="utf-8"))
+        int(record["max_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dict(record)
 
 
 def compress_schedule(lr_scheduler: Any, old_steps: int, new_steps: int) -> bool:
@@ -72,19 +84,12 @@ class TimeBudget(TrainerCallback):
         self.t0 = 0.0
         self.step_t: dict[int, float] = {}  # global step -> perf_counter at its end
         self.eval_s: float | None = None  # measured seconds of one evaluation
-        self.eval_started = 0.0
         self.planned = 0  # the max_steps before any shortening
         self.decision: dict[str, Any] | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.t0 = time.perf_counter()
         self.planned = state.max_steps
-        try:
-            saved = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if saved.get("planned_steps") == state.max_steps:  # a resumed run: keep its length
-            self._shorten(args, state, kw.get("lr_scheduler"), int(saved["max_steps"]), saved)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.step_t[state.global_step] = time.perf_counter()
@@ -144,11 +149,14 @@ class TimeBudget(TrainerCallback):
     ) -> None:
         if steps >= state.max_steps:
             return
-        compress_schedule(lr_scheduler, state.max_steps, steps)
+        compressed = compress_schedule(lr_scheduler, state.max_steps, steps)
         old, state.max_steps = state.max_steps, steps
         self.decision = record
+        how = (
+            "schedule compressed to fit" if compressed else "its schedule has no length to compress"
+        )
         print(
             f"\ntrain: time budget {self.budget_s / 60:.1f} min: {record.get('step_s')} s a step, "
-            f"{old} -> {steps} steps (schedule compressed to fit)",
+            f"{old} -> {steps} steps ({how})",
             flush=True,
         )

@@ -160,7 +160,7 @@ def _train(
     from ragtune.models import model_config
     from ragtune.train import attention, checkpoints
     from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
-    from ragtune.train.budget import TimeBudget
+    from ragtune.train.budget import TimeBudget, saved_length
     from ragtune.train.callbacks import ProgressBar, plot_loss_curve
     from ragtune.train.loss import answer_loss, supports_logits_to_keep
     from ragtune.train.model import build_model
@@ -181,7 +181,8 @@ def _train(
     torch.manual_seed(cfg.seed)
 
     save_config(cfg, out / runs.TRAIN_CONFIG)
-    if eval_ex:  # kept for `ragtune calibrate` and for seeing what eval loss was taken on
+    first_process = int(os.environ.get("RANK", "0")) == 0  # under accelerate: one writer
+    if eval_ex and first_process:  # kept for `ragtune calibrate`; what eval loss was on
         write_jsonl(out / runs.HELDOUT, eval_ex)
     model, tokenizer = build_model(
         cfg.model,
@@ -204,8 +205,19 @@ def _train(
     callbacks: list[Any] = [progress]
     if do_eval and cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    budget = None
-    if cfg.time_budget_min > 0:
+    budget, decided = None, saved_length(out) if resume else None
+    args = training_args(cfg, out, rt, packed, len(train_rows), do_eval)
+    if decided is not None:
+        # A resumed run keeps the length its budget chose: set up front, so a run killed
+        # after its last step (during calibration, say) does not take one step more.
+        args.max_steps = int(decided["max_steps"])
+        print(f"train: time budget: keeping the {args.max_steps} steps chosen before")
+    elif cfg.time_budget_min > 0:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError(
+                "time_budget_min: each process would time its own steps and stop at its own "
+                "length; under accelerate launch set max_steps instead"
+            )
         per_step = int(cfg.batch_size or 1) * int(cfg.grad_accum or 1)
         budget = TimeBudget(
             cfg.time_budget_min * 60, out, eval_examples=len(eval_rows), examples_per_step=per_step
@@ -213,7 +225,7 @@ def _train(
         callbacks.append(budget)
     trainer = Trainer(
         model=model,
-        args=training_args(cfg, out, rt, packed, len(train_rows), do_eval),
+        args=args,
         data_collator=collate_packed(answer_only)
         if packed
         else collate(tokenizer.pad_token_id, answer_only),
@@ -236,7 +248,7 @@ def _train(
     atomic.publish_dir(tmp, final_dir)
     state, loss = trainer.state, float(train_out.training_loss)
     del trainer, model  # calibration loads the adapter as eval will: free these first
-    calibration = _calibrate(cfg, final_dir, eval_ex, rt)
+    calibration = _calibrate(cfg, final_dir, eval_ex, rt) if first_process else None
     metrics = {
         "model": cfg.model,
         "method": cfg.method,
@@ -252,7 +264,7 @@ def _train(
         "dtype_probe": rt.dtype_probe,
         "threads_probe": rt.threads_probe,
         "attention_probe": attention_probe,
-        "time_budget": budget.decision if budget else None,
+        "time_budget": budget.decision if budget else decided,
         "refusal_calibration": calibration,
     }
     plot_loss_curve(state.log_history, out / runs.LOSS_CURVE)
@@ -274,8 +286,9 @@ def _calibrate(
         print("calibrate: skipped, the held-out split lacks answerable or unanswerable questions")
         return None
     examples = sample(held_out, cfg.calibrate.max_examples, cfg.seed)
-    gen = GenerateConfig(model=cfg.model, adapter=str(adapter), max_new_tokens=32)
-    record = calibrate.calibrate(load_generator(gen, rt), examples, cfg.prompt, cfg.calibrate)
+    gen = GenerateConfig(model=cfg.model, adapter=str(adapter))
+    engine = load_generator(gen, rt)
+    record = calibrate.calibrate(engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length)
     calibrate.save(adapter, record)
     calibrate.show(record)
     return {k: record[k] for k in ("threshold", "target", "chosen", "held_out")}
