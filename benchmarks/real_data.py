@@ -133,6 +133,12 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--refusal-weight", type=float, default=1.0, help="train refusal_loss_weight")
+    ap.add_argument(
+        "--tag",
+        default="",
+        help="name of this training setting: several settings share one --out and its base evals",
+    )
     ap.add_argument("--threads", type=runtime.threads_arg, default="auto", help="a number, or auto")
     args = ap.parse_args()
 
@@ -168,7 +174,9 @@ def main() -> None:
     zh_part = add_unanswerables(zh_part, args.zh_unanswerable, args.seed)
     train_set = add_counterfactuals(en_part + zh_part, args.counterfactual, args.seed)
     train_rng.shuffle(train_set)
-    write_jsonl(out / "data" / "train.jsonl", train_set)
+    suffix = f"-{args.tag}" if args.tag else ""
+    train_file = out / "data" / f"train{suffix}.jsonl"
+    write_jsonl(train_file, train_set)
     for lang, exs in evals.items():
         write_jsonl(out / "data" / f"eval_{lang}.jsonl", exs)
     kinds = {k: sum(e.kind == k for e in train_set) for k in {e.kind for e in train_set}}
@@ -218,13 +226,14 @@ def main() -> None:
         return results
 
     base = score("base", None)
-    train_dir = out / "train"
+    train_dir = out / f"train{suffix}"
     if runs.train_finished(train_dir):
         tm = json.loads((train_dir / runs.TRAIN_METRICS).read_text())
     else:
         tm = train.run(
             TrainConfig(
-                data=str(out / "data" / "train.jsonl"),
+                data=str(train_file),
+                refusal_loss_weight=args.refusal_weight,
                 model=args.model,
                 out=str(train_dir),
                 lora=LoraSection(r=args.rank, alpha=2 * args.rank),
@@ -243,7 +252,7 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     tuned = {
         v: score(
-            f"tuned-{v}",
+            f"tuned{suffix}-{v}",
             str(train_dir),
             threshold="none" if v == "greedy" else "auto",
             extractive=v == "extractive",
@@ -251,7 +260,7 @@ def main() -> None:
         for v in variants
     }
     if tuned and "en" in next(iter(tuned.values())):
-        plot_tradeoff(tuned, out / "tradeoff.png")
+        plot_tradeoff(tuned, out / f"tradeoff{suffix}.png")
 
     rows = []
     for lang in evals:
@@ -274,7 +283,7 @@ def main() -> None:
         cells = [f"{x:.1f}" if isinstance(x, (int, float)) else "-" for x in (b, *ts)]
         print(f"{lang:<7}{key:<26}{cells[0]:>10}" + "".join(f"{c:>12}" for c in cells[1:]))
     atomic.write_json(
-        out / "results.json",
+        out / f"results{suffix}.json",
         {
             "model": args.model,
             "args": vars(args),

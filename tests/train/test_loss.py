@@ -78,3 +78,35 @@ def test_gradients_match(tiny_model_dir: Path, qa_examples: list) -> None:
     for n, p in model.named_parameters():
         if n in ref:
             assert torch.allclose(p.grad, ref[n], atol=1e-6), n
+
+
+def test_refusal_targets_are_weighted_and_the_rest_is_unchanged(
+    tiny_model_dir: Path, qa_examples: list
+) -> None:
+    from ragtune.train.batches import collate_packed
+    from ragtune.train.loss import target_weights, weighted_answer_loss
+
+    model, tok = load_model(str(tiny_model_dir))
+    cfg = PromptConfig()
+    refusals = [tok(cfg.refusal_en, add_special_tokens=False)["input_ids"]]
+    rows = [encode_example(tok, e, cfg, 512) for e in qa_examples]
+    for batch in (_batch(tok, qa_examples), collate_packed(True)(rows)):
+        with torch.no_grad():
+            kept = model(**{k: v for k, v in batch.items() if k != "labels"})
+        labels = batch["labels"]
+        w = target_weights(labels, refusals, 0.25)
+        n_refusal = len(refusals[0]) + 1  # the sentence and the end-of-turn marker after it
+        # one unanswerable example: exactly its reply tokens get the weight
+        assert (
+            int((w == 0.25).sum()) >= len(refusals[0]) and int((w == 0.25).sum()) <= n_refusal + 1
+        )
+        assert int((w == 1.0).sum()) == w.numel() - int((w == 0.25).sum())
+        # weight 1 is the plain loss; a lower weight lowers exactly the refusal part
+        same = weighted_answer_loss(refusals, 1.0)(kept, labels)
+        assert same.item() == pytest.approx(answer_loss(kept, labels).item(), rel=1e-6)
+        per_token = torch.nn.functional.cross_entropy(
+            kept.logits.float(), labels[:, 1:][labels[:, 1:] != -100], reduction="none"
+        )
+        lighter = weighted_answer_loss(refusals, 0.25)(kept, labels)
+        assert lighter.item() == pytest.approx((per_token * w).sum().item() / w.numel(), rel=1e-5)
+        assert lighter.item() < same.item()

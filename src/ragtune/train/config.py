@@ -92,6 +92,10 @@ class TrainConfig:
     """Passes over the data; default: chosen from the data size and preset (1 to 10)."""
     max_steps: int = -1
     """Stop after this many optimizer steps (-1: run the epochs)."""
+    refusal_loss_weight: float = 1.0
+    """Weight of the refusal sentence's tokens in the loss, against 1 for answers: below 1,
+    the model is pushed less towards refusing (an answer-only-loss model; a lever against
+    refusing answerable questions)."""
     time_budget_min: float = 0.0
     """Minutes the training loop may take (0: no limit). The first steps are timed and, if
     the run would take longer, it is shortened to fit, its learning-rate schedule compressed
@@ -153,6 +157,7 @@ class TrainConfig:
         require(self, "epochs", above=0)
         require(self, "max_steps", min=1, allow=(-1,))
         require(self, "time_budget_min", min=0)
+        require(self, "refusal_loss_weight", min=0)
         for key in ("batch_size", "grad_accum", "eval_steps", "logging_steps", "max_examples"):
             require(self, key, min=1)
         require(self, "save_total_limit", min=1)

@@ -44,6 +44,43 @@ def answer_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = No
     return loss / num_items_in_batch
 
 
+def target_weights(labels: torch.Tensor, refusals: list[list[int]], weight: float) -> torch.Tensor:
+    """(N,) weights of the answer-only targets, in `answer_loss`'s order: `weight` for the
+    tokens of an answer that begins with one of the `refusals` token sequences, 1 elsewhere.
+    An answer is a run of consecutive labels (one example's reply, packed or padded)."""
+    out = []
+    for row in labels[:, 1:].tolist():
+        run: list[int] = []
+        for token in [*row, IGNORE_INDEX]:  # the sentinel closes the last run
+            if token != IGNORE_INDEX:
+                run.append(token)
+                continue
+            if run:
+                refusal = any(r and run[: len(r)] == r for r in refusals)
+                out.extend([weight if refusal else 1.0] * len(run))
+                run = []
+    return torch.tensor(out)
+
+
+def weighted_answer_loss(refusals: list[list[int]], weight: float) -> Any:
+    """`answer_loss` with the refusal targets' tokens weighted by `weight` (train's
+    `refusal_loss_weight`): below 1, refusing counts for less than answering, a lever
+    against a model that learns to refuse answerable questions."""
+
+    def loss_fn(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> Any:
+        shifted = labels[:, 1:]
+        targets = shifted[shifted != IGNORE_INDEX]
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        per_token = F.cross_entropy(logits.float(), targets.to(logits.device), reduction="none")
+        w = target_weights(labels, refusals, weight).to(per_token.device)
+        loss = (per_token * w).sum()
+        if num_items_in_batch is None:
+            return loss / max(1, targets.numel())
+        return loss / num_items_in_batch
+
+    return loss_fn
+
+
 def supports_logits_to_keep(model: Any) -> bool:
     """True when the (possibly peft-wrapped) model's forward takes `logits_to_keep`."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -162,7 +162,7 @@ def _train(
     from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
     from ragtune.train.budget import TimeBudget, saved_length
     from ragtune.train.callbacks import ProgressBar, plot_loss_curve
-    from ragtune.train.loss import answer_loss, supports_logits_to_keep
+    from ragtune.train.loss import answer_loss, supports_logits_to_keep, weighted_answer_loss
     from ragtune.train.model import build_model
 
     layer = model_config(cfg.model)
@@ -201,6 +201,18 @@ def _train(
     eval_rows = encode_all(tokenizer, eval_ex, cfg.prompt, cfg.max_length)
     do_eval = bool(eval_rows)
     answer_only = supports_logits_to_keep(model)
+    loss_fn = answer_loss if answer_only else None
+    if cfg.refusal_loss_weight != 1.0:
+        if not answer_only:
+            raise ConfigError(
+                "refusal_loss_weight: this model's forward takes no logits_to_keep, so the "
+                "answer-only loss that weights refusals is not available; leave it at 1"
+            )
+        refusals = [
+            tokenizer(r, add_special_tokens=False)["input_ids"]
+            for r in (cfg.prompt.refusal_en, cfg.prompt.refusal_zh)
+        ]
+        loss_fn = weighted_answer_loss(refusals, cfg.refusal_loss_weight)
     progress = ProgressBar()
     callbacks: list[Any] = [progress]
     if do_eval and cfg.early_stopping_patience > 0:
@@ -229,7 +241,7 @@ def _train(
         data_collator=collate_packed(answer_only)
         if packed
         else collate(tokenizer.pad_token_id, answer_only),
-        compute_loss_func=answer_loss if answer_only else None,
+        compute_loss_func=loss_fn,
         train_dataset=EncodedDataset(train_rows),
         eval_dataset=EncodedDataset(eval_rows) if do_eval else None,
         processing_class=tokenizer,
