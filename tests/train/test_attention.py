@@ -24,6 +24,19 @@ from ragtune.train.loss import answer_loss
 from ragtune.train.model import build_model
 
 
+def _count_matmul_attention(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets one entry per call of the matmul-softmax path."""
+    calls: list[int] = []
+    plain = attention.matmul_attention
+
+    def spy(*a: object, **kw: object) -> object:
+        calls.append(1)
+        return plain(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(attention, "matmul_attention", spy)
+    return calls
+
+
 def _padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
     ids = torch.randint(3, 500, (3, 24), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
@@ -37,14 +50,7 @@ def test_hybrid_attention_matches_eager(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, eager_max_len: int
 ) -> None:
     monkeypatch.setattr(attention, "EAGER_MAX_LEN", eager_max_len)
-    calls = []
-    plain = attention.matmul_attention
-
-    def spy(*a: object, **kw: object) -> object:
-        calls.append(1)
-        return plain(*a, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(attention, "matmul_attention", spy)
+    calls = _count_matmul_attention(monkeypatch)
     ids, mask = _padded_batch()
     logits = {}
     for impl in ("eager", attention.register()):
@@ -229,14 +235,7 @@ def test_real_kernel_timing_is_positive() -> None:
 def test_register_switches_at_the_given_length(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, eager_max_len: int
 ) -> None:
-    calls = []
-    plain = attention.matmul_attention
-
-    def spy(*a: object, **kw: object) -> object:
-        calls.append(1)
-        return plain(*a, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(attention, "matmul_attention", spy)
+    calls = _count_matmul_attention(monkeypatch)
     ids, mask = _padded_batch()  # 24 tokens
     impl = attention.register(eager_max_len)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=impl)

@@ -51,6 +51,14 @@ class Clock:
         return self.t
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The budget's clock, moved by hand."""
+    fake = Clock()
+    monkeypatch.setattr(budget.time, "perf_counter", fake)
+    return fake
+
+
 def _run_steps(cb: TimeBudget, clock: Clock, state: Any, steps: int, step_s: float) -> None:
     args = SimpleNamespace(eval_steps=state.eval_steps, save_steps=state.save_steps)
     sched = _scheduler("linear", state.max_steps, 0)
@@ -61,11 +69,7 @@ def _run_steps(cb: TimeBudget, clock: Clock, state: Any, steps: int, step_s: flo
         cb.on_step_end(args, state, None, lr_scheduler=sched)
 
 
-def test_the_run_is_cut_to_the_steps_that_fit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = Clock()
-    monkeypatch.setattr(budget.time, "perf_counter", clock)
+def test_the_run_is_cut_to_the_steps_that_fit(tmp_path: Path, clock: Clock) -> None:
     state = SimpleNamespace(global_step=0, max_steps=100, eval_steps=0, save_steps=20)
     cb = TimeBudget(30, tmp_path)
     _run_steps(cb, clock, state, 100, step_s=2.0)
@@ -76,11 +80,7 @@ def test_the_run_is_cut_to_the_steps_that_fit(
     assert saved == {**saved, "planned_steps": 100, "max_steps": 15, "step_s": 2.0}
 
 
-def test_evaluations_count_against_the_budget(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = Clock()
-    monkeypatch.setattr(budget.time, "perf_counter", clock)
+def test_evaluations_count_against_the_budget(tmp_path: Path, clock: Clock) -> None:
     state = SimpleNamespace(global_step=0, max_steps=100, eval_steps=10, save_steps=10)
     # eval guess: 2 s/step * 1/3 * 12 examples / 4 per step = 2 s per evaluation
     cb = TimeBudget(40, tmp_path, eval_examples=12, examples_per_step=4)
@@ -100,9 +100,7 @@ def test_evaluations_count_against_the_budget(
     assert state.max_steps == 12
 
 
-def test_a_run_that_fits_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(budget.time, "perf_counter", clock)
+def test_a_run_that_fits_is_left_alone(tmp_path: Path, clock: Clock) -> None:
     state = SimpleNamespace(global_step=0, max_steps=10, eval_steps=0, save_steps=5)
     cb = TimeBudget(600, tmp_path)
     _run_steps(cb, clock, state, 10, step_s=2.0)

@@ -301,7 +301,7 @@ def _calibrate(
     gen = GenerateConfig(model=cfg.model, adapter=str(adapter))
     engine = load_generator(gen, rt)
     record = calibrate.calibrate(engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length)
-    calibrate.save(adapter, record)
+    record["path"] = str(calibrate.save(adapter, record))
     calibrate.show(record)
     return {k: record[k] for k in ("threshold", "target", "chosen", "held_out")}
 
