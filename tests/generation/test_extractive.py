@@ -36,6 +36,23 @@ def test_constraint_follows_every_occurrence() -> None:
     assert refusal.next_tokens() == {8}
 
 
+def test_a_word_may_begin_the_answer_without_its_leading_space(tiny_model_dir: Path) -> None:
+    from ragtune.generation.extractive import word_starts
+
+    _, tok = load_model(str(tiny_model_dir))
+    ids = tok(" in Paris", add_special_tokens=False)["input_ids"]
+    twins = word_starts(tok, ids)
+    bare = tok.convert_tokens_to_ids(tok.convert_ids_to_tokens(ids[0])[1:])
+    assert twins.get(0) == bare  # " in" -> "in"
+    c = SpanConstraint([ids], [False], [twins])
+    assert bare in c.next_tokens()
+    c.advance(bare)
+    assert c.next_tokens() == {ids[1]}  # and the answer goes on as the passage does
+    c2 = SpanConstraint([ids], [False], [twins])
+    c2.advance(ids[0])
+    assert bare not in c2.next_tokens()  # a twin stands in for the first token only
+
+
 @pytest.mark.parametrize("threshold", [None, 1.0])
 def test_answers_are_spans_of_their_passages_or_the_refusal(
     tiny_model_dir: Path, threshold: float | None

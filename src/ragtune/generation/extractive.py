@@ -7,7 +7,8 @@ its start. Token spans decode to substrings of the text (byte-level BPE), so the
 never hold a word the passages do not. Whether it helps is measured, not assumed:
 `gen.extractive` is off by default (benchmarks/RESULTS.md).
 
-    allowed = SpanConstraint([passage_ids, refusal_ids], from_start=[False, True])
+    allowed = SpanConstraint([passage_ids, refusal_ids], from_start=[False, True],
+                             aliases=[word_starts(tokenizer, passage_ids), {}])
     allowed.next_tokens()        # first tokens of any span
     allowed.advance(token_id)
 """
@@ -15,13 +16,24 @@ never hold a word the passages do not. Whether it helps is measured, not assumed
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class SpanConstraint:
-    """Which tokens may come next so that the tokens so far stay a span of one source."""
+    """Which tokens may come next so that the tokens so far stay a span of one source.
 
-    def __init__(self, sources: Sequence[Sequence[int]], from_start: Sequence[bool]):
+    `aliases` (per source, position -> token id) name another token that may stand for the
+    source's token at that position when it begins the answer: in running text a word is a
+    token with its leading space (" Paris"), while an answer begins without one ("Paris")."""
+
+    def __init__(
+        self,
+        sources: Sequence[Sequence[int]],
+        from_start: Sequence[bool],
+        aliases: Sequence[dict[int, int]] | None = None,
+    ):
         self.sources = [list(s) for s in sources]
+        self.aliases = [dict(a) for a in aliases] if aliases else [{} for _ in self.sources]
         # (source, position of the next token) for every place the answer so far matches
         self.live = [
             (i, p)
@@ -32,13 +44,18 @@ class SpanConstraint:
         self.length = 0
 
     def next_tokens(self) -> set[int]:
-        return {self.sources[i][p] for i, p in self.live if p < len(self.sources[i])}
+        out = {self.sources[i][p] for i, p in self.live if p < len(self.sources[i])}
+        if self.length == 0:
+            out |= {self.aliases[i][p] for i, p in self.live if p in self.aliases[i]}
+        return out
 
     def advance(self, token: int) -> None:
+        first = self.length == 0
         self.live = [
             (i, p + 1)
             for i, p in self.live
-            if p < len(self.sources[i]) and self.sources[i][p] == token
+            if p < len(self.sources[i])
+            and (self.sources[i][p] == token or (first and self.aliases[i].get(p) == token))
         ]
         self.length += 1
 
@@ -46,3 +63,18 @@ class SpanConstraint:
     def may_stop(self) -> bool:
         """An answer of at least one token may end anywhere."""
         return self.length > 0
+
+
+SPACE_MARKS = ("\u0120", "\u2581")  # byte-level BPE's "Ġ" and SentencePiece's "▁": a leading space
+
+
+def word_starts(tokenizer: Any, ids: Sequence[int]) -> dict[int, int]:
+    """position -> the id of the same token without its leading space, for the tokens of
+    `ids` that begin a word and have such a twin in the vocabulary."""
+    out = {}
+    for p, piece in enumerate(tokenizer.convert_ids_to_tokens(list(ids))):
+        if isinstance(piece, str) and piece[:1] in SPACE_MARKS and len(piece) > 1:
+            twin = tokenizer.convert_tokens_to_ids(piece[1:])
+            if isinstance(twin, int) and twin >= 0 and twin != tokenizer.unk_token_id:
+                out[p] = twin
+    return out

@@ -19,7 +19,7 @@ import torch
 
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation, Messages
-from ragtune.generation.extractive import SpanConstraint
+from ragtune.generation.extractive import SpanConstraint, word_starts
 from ragtune.prompt.grounded import render_prompt
 
 
@@ -119,7 +119,8 @@ class LocalGenerator:
         constraints = []
         for texts in row_spans:
             ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-            constraints.append(SpanConstraint(ids, [False] * (len(ids) - 1) + [True]))
+            aliases = [word_starts(self.tokenizer, i) for i in ids]
+            constraints.append(SpanConstraint(ids, [False] * (len(ids) - 1) + [True], aliases))
         return _constrain(constraints, prompt_len, self.stop_ids)
 
     def _refusal_scores(
