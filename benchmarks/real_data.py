@@ -292,7 +292,6 @@ def main() -> None:
             "base": base,
             "tuned": tuned,
             "cpu": probe.cpu_model_name(),
-            "cpu_bf16": runtime.cpu_has_bf16(),
         },
     )
 

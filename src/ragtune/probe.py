@@ -22,7 +22,8 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,19 @@ def _cache_path(key: dict[str, Any], kind: str = "dtype") -> Path:
     return cache_dir() / "probe" / f"{kind}-{digest}.json"
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `n` for a measurement, restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def machine_key(threads: int) -> dict[str, Any]:
     """What every measurement depends on: the processor, the thread count, the torch build."""
     import torch
@@ -139,18 +153,13 @@ def choose_dtype(
 ) -> DtypeProbe:
     """bf16 or fp32 for these shapes on this CPU: from the cache, or measured (with
     `measure`, unless a `measure_fn` is given) and cached."""
-    import torch
 
     measure_fn = measure_fn or measure
     key = {**machine_key(threads), "shapes": [list(s) for s in shapes]}
 
     def compute() -> dict[str, Any]:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
+        with torch_threads(threads):
             gflops = {d: round(measure_fn(shapes, d), 1) for d in ("bf16", "fp32")}
-        finally:
-            torch.set_num_threads(before)
         choice = "bf16" if gflops["bf16"] >= BF16_MARGIN * gflops["fp32"] else "fp32"
         return {"choice": choice, "gflops": gflops}
 
@@ -201,7 +210,6 @@ def choose_threads(
     """The thread count, at most `free`, that computes these shapes fastest in `dtype`.
     More threads than physical cores, or threads that wait on each other, can be slower than
     fewer; a count needs to be 5% faster than the next smaller one to be worth its cores."""
-    import torch
 
     measure_fn = measure_fn or measure
     if physical is None:
@@ -218,14 +226,10 @@ def choose_threads(
     }
 
     def compute() -> dict[str, Any]:
-        before = torch.get_num_threads()
         gflops: dict[str, float] = {}
-        try:
-            for n in candidates:
-                torch.set_num_threads(n)
+        for n in candidates:
+            with torch_threads(n):
                 gflops[str(n)] = round(measure_fn(shapes, dtype), 1)
-        finally:
-            torch.set_num_threads(before)
         best = candidates[0]
         for n in candidates[1:]:
             if gflops[str(n)] >= THREADS_MARGIN * gflops[str(best)]:

@@ -33,8 +33,8 @@ class RuntimeSection:
     device: str = "auto"
     """auto (CUDA when present, else CPU), cpu, or cuda[:N]."""
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    """Compute dtype: auto (bf16 on CUDA with bf16 support and on CPUs with bf16
-    instructions, else fp32/fp16), bf16, fp16 or fp32."""
+    """Compute dtype: auto (bf16 on CUDA with bf16 support, else fp16; on a CPU whichever of
+    bf16 and fp32 `ragtune.probe` measured faster), bf16, fp16 or fp32."""
     threads: int | Literal["auto"] = "auto"
     """CPU threads: a number, or auto for the cores free right now (a busy core would stall
     every thread)."""
@@ -76,16 +76,6 @@ def pick_device(device: str = "auto") -> str:
     if device != "cpu" and not device.startswith(("cuda", "mps", "xpu")):
         raise RagtuneError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return device
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 beats fp32."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 # A 0.5B model's layer (Qwen2.5-0.5B: hidden 896, MLP 4864, 14 heads, 2 KV heads): the shapes

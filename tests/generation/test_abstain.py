@@ -70,10 +70,13 @@ def test_score_is_the_softmax_probability_of_the_refusal_start(
         )
 
 
-def test_greedy_without_refusals_is_unchanged(engine: LocalGenerator) -> None:
+def test_without_refusals_nothing_is_scored_or_suppressed(engine: LocalGenerator) -> None:
     batch = [build_messages(q.question, q.passages, CFG) for q in QUESTIONS]
     plain = engine.generate(batch)
-    assert all(g.refusal_score is None for g in plain)
+    assert all(g.refusal_score is None and g.unrefused is None for g in plain)
+    # and greedy stays the model's own greedy: the same as one prompt at a time
+    alone = [engine.generate([m])[0].text for m in batch]
+    assert [g.text for g in plain] == alone
 
 
 def test_suppression_never_emits_the_refusal_start(

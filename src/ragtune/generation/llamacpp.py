@@ -113,6 +113,9 @@ class LlamaCppGenerator:
         self._check_length(ids)
         self.llm.reset()
         self.llm.eval(ids)
+        return self._last_logits()
+
+    def _last_logits(self) -> np.ndarray:
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
 
@@ -134,8 +137,7 @@ class LlamaCppGenerator:
         for j, tid in enumerate(start):
             if j:
                 self.llm.eval([start[j - 1]])
-                ptr = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
-                logits = np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
+                logits = self._last_logits()
             z = logits.astype(np.float64)
             logprobs.append(float(z[tid] - z.max() - np.log(np.exp(z - z.max()).sum())))
         return abstain.start_probability(logprobs)

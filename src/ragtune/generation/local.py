@@ -203,8 +203,12 @@ def _suppress(starts: list[list[int]], prompt_len: int, stop_ids: list[int]) -> 
     leaves a row no token at all, the row may end its (empty) answer."""
     from transformers import LogitsProcessor
 
+    longest = max(len(s) for s in starts)
+
     class SuppressRefusalStart(LogitsProcessor):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            if input_ids.shape[1] - prompt_len >= longest:
+                return scores  # past every start: nothing left to block (most steps)
             generated = input_ids[:, prompt_len:].tolist()
             for b, (done, start) in enumerate(zip(generated, starts, strict=True)):
                 token = abstain.blocked_next(done, start)

@@ -229,14 +229,10 @@ def measured_crossover(
     }
 
     def compute() -> dict[str, Any]:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
+        with probe.torch_threads(threads):
             runs = [
                 time_fn(heads, kv_heads, head_dim, n, dtype, PROBE_BUDGET_S) for n in PROBE_LENGTHS
             ]
-        finally:
-            torch.set_num_threads(before)
         seconds = {name: [round(r[name], 6) for r in runs] for name in ("eager", "sdpa")}
         return {"eager_max_len": probe.crossover(PROBE_LENGTHS, seconds), "seconds": seconds}
 

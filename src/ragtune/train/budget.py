@@ -93,8 +93,7 @@ class TimeBudget(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.step_t[state.global_step] = time.perf_counter()
-        timed = sorted(self.step_t)
-        if len(timed) == MEASURE_STEPS + 1 and self.decision is None:
+        if len(self.step_t) == MEASURE_STEPS + 1 and self.decision is None:
             self._check(args, state, kw.get("lr_scheduler"))
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
