@@ -95,14 +95,17 @@ def main() -> None:
         lang, embedder = pair.split("=")
         examples = import_data(sets[lang], skip_empty_questions=True).examples
         docs = out / f"docs_{lang}"
-        n_passages = write_passages(
-            examples, docs
-        )  # same files, same hashes: a reused index stays valid
+        # The same files with the same hashes each run: a reused index stays valid.
+        n_passages = write_passages(examples, docs)
         qa = out / f"questions_{lang}.jsonl"
         write_jsonl(
             qa, random.Random(args.seed).sample(examples, min(args.questions, len(examples)))
         )
         folder = out / f"index_{lang}_{embedder}"
+        indexes.setdefault(lang, folder)
+        done = out / f"retrieval_{lang}_{embedder}" / "retrieval.json"
+        if args.reuse and done.is_file() and (folder / "manifest.json").is_file():
+            continue
         if folder.exists():
             shutil.rmtree(folder)
         t0 = time.perf_counter()
@@ -110,7 +113,6 @@ def main() -> None:
             IndexConfig(docs=[str(docs)], out=str(folder), embedder=embedder, threads=args.threads)
         )
         build_s = time.perf_counter() - t0
-        indexes.setdefault(lang, folder)
         cfg = retrieval.EvalRetrievalConfig(
             index=str(folder), data=str(qa), modes=args.modes.split(","), threads=args.threads,
             out=str(out / f"retrieval_{lang}_{embedder}"),

@@ -36,6 +36,7 @@ from ragtune.eval import retrieval as eval_retrieval
 from ragtune.eval import stage as evaluate
 from ragtune.export import stage as export
 from ragtune.rag import ask, index_stage
+from ragtune.serve import stage as serve
 from ragtune.train import stage as train
 
 
@@ -76,6 +77,8 @@ STAGES = [
           {MODEL: "gen.model", "--adapter": "gen.adapter", "--mode": "retrieval.mode", "-k": "retrieval.k"}, "index question", ("json",)),
     Stage("eval-retrieval", eval_retrieval, "Retrieval quality on a QA file: recall@k, MRR, nDCG, latency for BM25 / dense / hybrid / +rerank.",
           {DATA: "data", OUT: "out", FORMAT: "format"}, "index"),
+    Stage("serve", serve, "An OpenAI-compatible server: base + adapters on one model, RAG mode with citations, a web page.",
+          {MODEL: "model", "--adapter": "adapters", "--index": "indexes", "--port": "port", "--host": "host", "--api-key": "api_key"}),
     Stage("demo", demo, "The main job, offline: build a demo set, evaluate the base model, fine-tune, evaluate again, report.",
           {MODEL: "model", OUT: "out"}),
 ]  # fmt: skip
@@ -123,11 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--config", help="YAML file of config keys (overrides on the command line win)"
         )
         for flag, key in stage.flags.items():
+            many = "." not in key and _is_list_key(stage.module.Config, key)
             p.add_argument(
                 flag,
                 dest="flag:" + key,
                 metavar=key.split(".")[-1].upper(),
-                help=f"same as {key}=VALUE",
+                action="append" if many else "store",  # --adapter a=x --adapter b=y
+                help=f"same as {key}=VALUE" + (" (repeatable)" if many else ""),
             )
         for switch in stage.switches:
             p.add_argument(f"--{switch}", action="store_true", help=f"same as {switch}=true")

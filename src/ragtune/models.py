@@ -235,14 +235,14 @@ def check_adapter_fits(model: Any, adapter: str | Path) -> None:
             )
 
 
-def load_adapter(model: Any, adapter: str | Path) -> Any:
+def load_adapter(model: Any, adapter: str | Path, adapter_name: str = "default") -> Any:
     """`model` wrapped with the LoRA adapter in folder `adapter` (a PeftModel), after
     checking that the adapter fits it."""
     from peft import PeftModel
 
     check_adapter_fits(model, adapter)
     with peft_quietly():
-        return PeftModel.from_pretrained(model, str(adapter))
+        return PeftModel.from_pretrained(model, str(adapter), adapter_name=adapter_name)
 
 
 def model_config(spec: str) -> dict[str, Any] | None:

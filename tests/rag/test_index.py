@@ -217,10 +217,16 @@ def test_qdrant_local_mode_gives_the_same_top_k_as_the_default_store(
         q.close()
 
 
-def test_an_english_only_reranker_leaves_chinese_queries_in_base_order(tiny_cross_encoder_dir: Path) -> None:
+def test_an_english_only_reranker_leaves_chinese_queries_in_base_order(
+    tiny_cross_encoder_dir: Path,
+) -> None:
     from ragtune.rag.rerank import load_reranker
 
     reranker = load_reranker(str(tiny_cross_encoder_dir))
     base = Fixed("x", ["一", "二", "三"])
     reranker.languages = {"en"}
-    assert [p.chunk.id for p in Reranked(base, reranker, 3).retrieve("北京大学在哪里？", 3)] == ["一", "二", "三"]
+    assert [p.chunk.id for p in Reranked(base, reranker, 3).retrieve("北京大学在哪里？", 3)] == [
+        "一",
+        "二",
+        "三",
+    ]

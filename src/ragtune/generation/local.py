@@ -13,7 +13,7 @@ the base model's speed.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -64,7 +64,10 @@ class LocalGenerator:
         batch: list[Messages],
         refusals: list[str] | None = None,
         spans: list[list[str]] | None = None,
+        stream: StreamHooks | None = None,
     ) -> list[Generation]:
+        """`stream` (the server's) hears each row's refusal score before its decoding starts
+        and its text as it grows, so a client can watch an answer arrive."""
         prompts = [render_prompt(self.tokenizer, m) for m in batch]
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         starts = [self.refusal_start(s) for s in refusals] if refusals is not None else None
@@ -87,6 +90,11 @@ class LocalGenerator:
                 scores = self._refusal_scores(rows, ids, mask, cache, row_starts)
                 processors.append(_suppress(row_starts, ids.shape[1], self.stop_ids))
             extra: dict[str, Any] = {}
+            if stream is not None:
+                for i, score in zip(idx, scores, strict=True):
+                    if score is not None:
+                        stream.score(i, score)
+                extra["streamer"] = _Streamer(self.tokenizer, idx, self.stop_ids, stream)
             if processors:
                 from transformers import LogitsProcessorList
 
@@ -195,6 +203,47 @@ class LocalGenerator:
                 values.append(torch.nn.functional.pad(kv[layer_idx][1], (0, 0, pad, 0)))
             merged.update(torch.cat(keys), torch.cat(values), layer_idx)
         return ids, mask, merged
+
+
+class StreamHooks(Protocol):
+    def score(self, i: int, value: float) -> None: ...
+
+    def text(self, i: int, delta: str) -> None: ...
+
+
+class _Streamer:
+    """A transformers streamer for a whole batch: generate() calls put() with the prompt
+    (B, T) first, then with each step's (B,) new tokens. Each row's tokens are decoded as
+    they grow and the new text is passed on; a row stops at its end-of-turn token. A word
+    piece that decodes to an incomplete character waits for the next token."""
+
+    def __init__(self, tokenizer: Any, rows: list[int], stop_ids: list[int], hooks: StreamHooks):
+        self.tokenizer, self.rows, self.stop, self.hooks = tokenizer, rows, set(stop_ids), hooks
+        self.tokens: list[list[int]] = [[] for _ in rows]
+        self.sent = [""] * len(rows)
+        self.done = [False] * len(rows)
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for b, t in enumerate(value.reshape(-1).tolist()):
+            if self.done[b]:
+                continue
+            if t in self.stop:
+                self.done[b] = True
+                continue
+            self.tokens[b].append(t)
+            text = self.tokenizer.decode(self.tokens[b], skip_special_tokens=True).lstrip()
+            if text.endswith("\ufffd") or not text.startswith(self.sent[b]):
+                continue
+            if len(text) > len(self.sent[b]):
+                self.hooks.text(self.rows[b], text[len(self.sent[b]) :])
+                self.sent[b] = text
+
+    def end(self) -> None:
+        pass
 
 
 def _suppress(starts: list[list[int]], prompt_len: int, stop_ids: list[int]) -> Any:

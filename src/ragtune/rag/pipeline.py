@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ragtune.generation.abstain import decide
-from ragtune.generation.base import CountsTokens, Generator
+from ragtune.generation.base import CountsTokens, Generation, Generator
 from ragtune.generation.grounded import generate_grounded
 from ragtune.prompt.fit import fit_passages
 from ragtune.prompt.grounded import PromptConfig, refusal_for
@@ -118,11 +118,15 @@ class Pipeline:
             generate_grounded(self.generator, items, self.prompt, self.threshold) if items else []
         )
         for i, g in zip(rag, gens, strict=True):
-            q = questions[i]
-            g = decide(g, self.threshold, refusal_for(q, self.prompt))
-            refused = is_refusal(g.text, self.prompt)
-            numbers = [] if refused else cite(g.text, found[i])
-            answers[i] = Answer(q, g.text, refused, citations(numbers, found[i]), found[i],
-                                refusal_score=g.refusal_score, new_tokens=g.new_tokens,
-                                latency_s=g.latency_s)  # fmt: skip
+            answers[i] = self.answer_from(questions[i], g, found[i])
         return [a for a in answers if a is not None]
+
+    def answer_from(self, question: str, gen: Generation, passages: list[Passage]) -> Answer:
+        """The Answer for a generation on `passages`: decided by the threshold, refusal
+        recognised, citations found (a server that generated in its own batches calls this)."""
+        g = decide(gen, self.threshold, refusal_for(question, self.prompt))
+        refused = is_refusal(g.text, self.prompt)
+        numbers = [] if refused else cite(g.text, passages)
+        return Answer(question, g.text, refused, citations(numbers, passages), passages,
+                      refusal_score=g.refusal_score, new_tokens=g.new_tokens,
+                      latency_s=g.latency_s)  # fmt: skip

@@ -1,0 +1,100 @@
+"""One base model and its LoRA adapters, loaded once, answering per request's model name.
+
+The adapters are loaded side by side into one peft model (`load_adapter`, one name each) and
+switched per batch (`set_adapter`; the base runs with adapters disabled), so adding an
+adapter costs its few MB, not another copy of the base. A batch always holds requests for a
+single name: the batcher groups them, and a lock keeps one batch on the model at a time.
+(llama.cpp's server scales one global LoRA for all requests, which mixes adapters across
+concurrent requests: llama.cpp #10374.)
+
+    pool = ModelPool.load("smollm2-135m", {"support": "runs/lora"}, rt, max_new_tokens=48)
+    pool.generate("support", [messages], max_new_tokens=32)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ragtune import runtime
+from ragtune.errors import RagtuneError
+from ragtune.generation import abstain
+from ragtune.generation.base import Generation, Messages
+from ragtune.generation.local import LocalGenerator, StreamHooks
+from ragtune.runs import adapter_dir
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    """What clients put in the `model` field."""
+    adapter: str | None
+    """The adapter's folder (None: the base model)."""
+    threshold: float | None
+    """The adapter's calibrated refusal threshold (RAG mode applies it), if it has one."""
+
+
+class ModelPool:
+    def __init__(self, generator: Any, base_name: str, adapters: dict[str, str],
+                 thresholds: dict[str, float | None]):  # fmt: skip
+        self.generator = generator
+        self.base_name = base_name
+        self.entries = {base_name: ModelEntry(base_name, None, None)} | {
+            n: ModelEntry(n, d, thresholds.get(n)) for n, d in adapters.items()
+        }
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model: str, adapters: dict[str, str], rt: runtime.Runtime,
+             max_new_tokens: int = 48, batch_size: int = 8) -> ModelPool:  # fmt: skip
+        from ragtune.models import check_adapter_fits, load_adapter, load_model, peft_quietly
+
+        if model.startswith("openai:"):
+            raise RagtuneError(
+                "--model: serve runs a local model (alias, folder or .gguf); for an API model "
+                "point clients at it directly"
+            )
+        base, tokenizer = load_model(model, rt.dtype, rt.device)
+        net: Any = base
+        thresholds: dict[str, float | None] = {}
+        for i, (name, folder) in enumerate(adapters.items()):
+            if name == model or name.startswith("rag:"):
+                raise RagtuneError(f"--adapter {name}={folder}: the name is taken (base or rag:)")
+            path = adapter_dir(folder)
+            if i == 0:
+                net = load_adapter(base, path, adapter_name=name)
+            else:
+                check_adapter_fits(base, path)
+                with peft_quietly():
+                    net.load_adapter(path, adapter_name=name)
+            record = abstain.read_calibration(folder)
+            thresholds[name] = float(record["threshold"]) if record else None
+        net.eval()
+        gen = LocalGenerator(net, tokenizer, max_new_tokens, batch_size, model)
+        return cls(gen, model, adapters, thresholds)
+
+    @contextlib.contextmanager
+    def _selected(self, name: str) -> Iterator[None]:
+        net = getattr(self.generator, "model", None)
+        if not hasattr(net, "set_adapter"):  # no adapters loaded: only the base exists
+            yield
+        elif name == self.base_name:
+            with net.disable_adapter():
+                yield
+        else:
+            net.set_adapter(name)
+            yield
+
+    def generate(self, name: str, batch: list[Messages], max_new_tokens: int,
+                 refusals: list[str] | None = None, stream: StreamHooks | None = None) -> list[Generation]:  # fmt: skip
+        if name not in self.entries:
+            raise KeyError(name)
+        with self.lock, self._selected(name):
+            self.generator.max_new_tokens = max_new_tokens
+            return self.generator.generate(batch, refusals, stream=stream)
+
+    def count_prompt_tokens(self, messages: Messages) -> int:
+        return self.generator.count_prompt_tokens(messages)

@@ -1,0 +1,188 @@
+"""`ragtune serve` driven through the official openai client on loopback: chat, streaming
+with the usage chunk, adapters on one base, RAG mode with citations, auth, bad requests,
+overload (429, never 5xx), and draining."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.serve.conftest import scripted_pool
+
+Q = [{"role": "user", "content": "Where is the Eiffel Tower?"}]
+
+
+def client(url: str, key: str = "none") -> openai.OpenAI:
+    return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def post(url: str, body: dict | bytes, key: str | None = None) -> tuple[int, dict, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url + "/v1/chat/completions", data=data, headers={"Content-Type": "application/json"}
+    )
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read()), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), dict(e.headers)
+
+
+def test_chat_streaming_usage_and_two_adapters_on_one_base(
+    start_server, tiny_pool, tiny_pool_parts
+) -> None:  # type: ignore[no-untyped-def]
+    url, state = start_server(tiny_pool)
+    c = client(url)
+    assert {m.id for m in c.models.list().data} == {tiny_pool.base_name, "a1", "a2"}
+    replies = {}
+    for name in (tiny_pool.base_name, "a1", "a2"):
+        r = c.chat.completions.create(model=name, messages=Q, max_tokens=6)
+        assert r.usage.prompt_tokens > 0 and 0 < r.usage.completion_tokens <= 6
+        replies[name] = r.choices[0].message.content
+        pieces, usage = [], None
+        for ch in c.chat.completions.create(model=name, messages=Q, max_tokens=6, stream=True,
+                                            stream_options={"include_usage": True}):  # fmt: skip
+            if ch.usage is not None:
+                usage = ch.usage
+            pieces += [ch.choices[0].delta.content or ""] if ch.choices else []
+        assert "".join(pieces).strip() == replies[name]  # greedy: the stream says the same
+        assert usage is not None and usage.completion_tokens == r.usage.completion_tokens
+    assert len(set(replies.values())) == 3  # each adapter gives its own answer, base too
+    # ... and the same answer as that adapter merged into its own copy of the model
+    from ragtune.generation.load import GenerateConfig, load_generator
+
+    model, adapters = tiny_pool_parts
+    merged = load_generator(GenerateConfig(model=model, adapter=adapters["a2"], max_new_tokens=6))
+    assert merged.generate([Q])[0].text == replies["a2"]
+
+
+def test_requests_for_one_model_are_batched_together(start_server) -> None:  # type: ignore[no-untyped-def]
+    pool = scripted_pool(lambda m: "ok", delay_s=0.3)
+    url, _ = start_server(pool, max_batch=8)
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda: codes.append(post(url, {"model": "base", "messages": Q})[0]))
+               for _ in range(6)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200] * 6
+    assert max(pool.generator.batches) > 1  # concurrency became batches, not a queue of ones
+
+
+def test_rag_mode_returns_citations_and_passages(start_server, tiny_pool, docs_index: Path) -> None:  # type: ignore[no-untyped-def]
+    url, _ = start_server(scripted_pool(lambda m: "Ada Quill"), indexes={"docs": docs_index})
+    r = client(url).chat.completions.create(
+        model="rag:docs", messages=[{"role": "user", "content": "Who founded Marlowe Station?"}]
+    )
+    rag = r.model_extra["ragtune"]
+    assert r.choices[0].message.content == "Ada Quill" and rag["refused"] is False
+    assert rag["citations"][0]["heading"] == ["Marlowe Station"] and rag["citations"][0][
+        "file"
+    ].endswith("guide.md")
+    assert rag["passages"][0]["text"].startswith("Marlowe Station was founded")
+    chunks = list(client(url).chat.completions.create(model="rag:docs", stream=True,
+                  messages=[{"role": "user", "content": "Who founded Marlowe Station?"}]))  # fmt: skip
+    assert chunks[-1].model_extra["ragtune"]["citations"][0]["n"] == 1
+    nothing = client(url).chat.completions.create(
+        model="rag:docs", messages=[{"role": "user", "content": "zebra?"}]
+    )
+    assert nothing.model_extra["ragtune"]["refused"] is True  # nothing retrieved: refused
+    # the real model behind RAG mode, with an adapter named: passages come back with the answer
+    url2, _ = start_server(tiny_pool, indexes={"docs": docs_index})
+    r2 = client(url2).chat.completions.create(
+        model="rag:docs@a1",
+        messages=[{"role": "user", "content": "When does the last train leave?"}],
+        max_tokens=4,
+    )
+    assert r2.model_extra["ragtune"]["passages"][0]["heading"] == ["Marlowe Station", "Trains"]
+
+
+def test_api_key_is_required_when_set(start_server) -> None:  # type: ignore[no-untyped-def]
+    url, _ = start_server(scripted_pool(lambda m: "ok"), api_key="s3cret")
+    with pytest.raises(openai.AuthenticationError) as err:
+        client(url, "wrong").chat.completions.create(model="base", messages=Q)
+    assert "API key" in str(err.value)
+    assert (
+        client(url, "s3cret")
+        .chat.completions.create(model="base", messages=Q)
+        .choices[0]
+        .message.content
+        == "ok"
+    )
+    with urllib.request.urlopen(url + "/health", timeout=10) as r:  # no key needed
+        assert json.loads(r.read())["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "base", "messages": Q, "max_tokens": 100000}, "max_tokens"),
+        ({"model": "base", "messages": Q, "max_tokens": 0}, "max_tokens"),
+        ({"model": "base"}, "messages"),
+        ({"model": "base", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        ({"model": "base", "messages": [{"role": "user", "content": "x" * 40000}]}, "messages"),
+        ({"messages": Q}, "model"),
+        ({"model": "rag:nope", "messages": Q}, "ragtune.index"),
+        (b"{not json", "body"),
+        (b"x" * 2_000_000, "body"),
+    ],
+)
+def test_bad_requests_get_400_naming_the_field(start_server, body, param) -> None:  # type: ignore[no-untyped-def]
+    url, _ = start_server(scripted_pool(lambda m: "ok"))
+    status, err, _ = post(url, body)
+    assert status == 400 and err["error"]["param"] == param
+    assert err["error"]["message"].startswith(param)
+
+
+def test_unknown_model_is_404(start_server) -> None:  # type: ignore[no-untyped-def]
+    url, _ = start_server(scripted_pool(lambda m: "ok"))
+    with pytest.raises(openai.NotFoundError):
+        client(url).chat.completions.create(model="gpt-17", messages=Q)
+
+
+def test_overload_answers_429_with_retry_after_never_5xx(start_server) -> None:  # type: ignore[no-untyped-def]
+    url, state = start_server(
+        scripted_pool(lambda m: "ok", delay_s=0.5), max_batch=1, max_waiting=2
+    )
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        status, _, headers = post(url, {"model": "base", "messages": Q})
+        with lock:
+            results.append((status, headers))
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = [s for s, _ in results]
+    assert set(codes) <= {200, 429} and codes.count(429) >= 1 and codes.count(200) >= 3
+    assert all(int(h["retry-after"]) >= 1 for s, h in results if s == 429)
+    assert post(url, {"model": "base", "messages": Q})[0] == 200  # and it recovers
+
+
+def test_sigterm_drain_finishes_in_flight_and_refuses_new(start_server) -> None:  # type: ignore[no-untyped-def]
+    url, state = start_server(scripted_pool(lambda m: "done", delay_s=1.0))
+    out: list[tuple[int, dict, dict]] = []
+    t = threading.Thread(target=lambda: out.append(post(url, {"model": "base", "messages": Q})))
+    t.start()
+    import time
+
+    time.sleep(0.3)  # the request is on the model now
+    state.stop()
+    time.sleep(0.1)
+    status, err, headers = post(url, {"model": "base", "messages": Q})
+    assert status == 503 and "shutting down" in err["error"]["message"]
+    t.join(10)
+    assert out[0][0] == 200 and out[0][1]["choices"][0]["message"]["content"] == "done"
