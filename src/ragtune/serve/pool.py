@@ -78,7 +78,7 @@ class ModelPool:
 
     @contextlib.contextmanager
     def _selected(self, name: str) -> Iterator[None]:
-        net = getattr(self.generator, "model", None)
+        net: Any = getattr(self.generator, "model", None)
         if not hasattr(net, "set_adapter"):  # no adapters loaded: only the base exists
             yield
         elif name == self.base_name:
