@@ -64,6 +64,17 @@ def test_chat_streaming_usage_and_two_adapters_on_one_base(
     assert merged.generate([Q])[0].text == replies["a2"]
 
 
+def test_a_base_model_without_adapters_serves(start_server, tiny_model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from ragtune import runtime
+    from ragtune.serve.pool import ModelPool
+
+    rt = runtime.resolve(runtime.RuntimeSection(dtype="fp32", threads=1))
+    pool = ModelPool.load(str(tiny_model_dir), {}, rt, max_new_tokens=4)
+    url, _ = start_server(pool)
+    r = client(url).chat.completions.create(model=pool.base_name, messages=Q, max_tokens=4)
+    assert r.choices[0].finish_reason in ("stop", "length") and r.usage.completion_tokens > 0
+
+
 def test_requests_for_one_model_are_batched_together(start_server) -> None:  # type: ignore[no-untyped-def]
     pool = scripted_pool(lambda m: "ok", delay_s=0.3)
     url, _ = start_server(pool, max_batch=8)

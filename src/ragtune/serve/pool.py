@@ -79,7 +79,7 @@ class ModelPool:
     @contextlib.contextmanager
     def _selected(self, name: str) -> Iterator[None]:
         net: Any = getattr(self.generator, "model", None)
-        if not hasattr(net, "set_adapter"):  # no adapters loaded: only the base exists
+        if len(self.entries) == 1:  # no adapters loaded: a plain model, only the base exists
             yield
         elif name == self.base_name:
             with net.disable_adapter():
