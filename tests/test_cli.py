@@ -278,3 +278,22 @@ def test_non_ascii_paths_pass_through(tmp_path: Path, capsys: pytest.CaptureFixt
     named = src.rename(tmp_path / "données 😀.json")
     assert main(["data", "check", str(named)]) == 0
     assert "format: squad" in capsys.readouterr().out
+
+
+def test_repeatable_flags_and_two_positionals_fill_their_keys() -> None:
+    from ragtune.cli import build_parser, overrides_for
+    from ragtune.config import load_config
+
+    args, extra = build_parser().parse_known_args(
+        ["serve", "--adapter", "a=runs/a", "--adapter", "b=runs/b", "--index", "docs=idx"]
+    )
+    cfg = load_config(args.stage.module.Config, None, overrides_for(args.stage, args))
+    assert cfg.adapters == ["a=runs/a", "b=runs/b"] and cfg.indexes == ["docs=idx"]
+    args, extra = build_parser().parse_known_args(
+        ["ask", "my-index", "What is x=1 for?", "retrieval.k=2"]
+    )
+    cfg = load_config(args.stage.module.Config, None, overrides_for(args.stage, args))
+    assert (cfg.index, cfg.question, cfg.retrieval.k) == ("my-index", "What is x=1 for?", 2)
+    args, extra = build_parser().parse_known_args(["ask", "idx", "prompt.system=Be brief.", "q?"])
+    cfg = load_config(args.stage.module.Config, None, overrides_for(args.stage, args))
+    assert (cfg.question, cfg.prompt.system) == ("q?", "Be brief.")

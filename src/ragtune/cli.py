@@ -173,10 +173,15 @@ def overrides_for(stage: Stage, args: argparse.Namespace) -> list[str]:
     positionals: list[str] = []
     keys = stage.positional.split() if stage.positional else []
     many = len(keys) == 1 and _is_list_key(stage.module.Config, keys[0])
+    known = _keys(stage.module.Config)
     for i, a in enumerate(args.args):
-        if _OVERRIDE.match(a) and not (keys and len(positionals) == len(keys) - 1 and " " in a):
-            overrides.append(a)  # (a question with "=" and spaces is a positional, not a key)
-        elif keys and (many or len(positionals) < len(keys)):
+        key = a.split("=", 1)[0]
+        section = key.split(".", 1)[0]  # lora.rank: a typo in a known section is still a key
+        is_key = key in known or any(k.split(".", 1)[0] == section for k in known if "." in k)
+        wanted = bool(keys) and (many or len(positionals) < len(keys))
+        if _OVERRIDE.match(a) and (is_key or not wanted):
+            overrides.append(a)  # (an unknown key is still an override: load_config names it)
+        elif wanted:
             positionals.append(a)
         else:
             nxt = args.args[i + 1] if i + 1 < len(args.args) else None

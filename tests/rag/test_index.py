@@ -230,3 +230,17 @@ def test_an_english_only_reranker_leaves_chinese_queries_in_base_order(
         "二",
         "三",
     ]
+
+
+def test_qdrant_collection_is_rebuilt_when_the_embedder_changes(
+    tmp_path: Path, docs: Path, tiny_embedder_dir: Path
+) -> None:
+    out = tmp_path / "q"
+    _build(docs, out, "use-multilingual", store="qdrant")  # 512-d
+    r = _build(docs, out, str(tiny_embedder_dir), store="qdrant")  # 32-d: a new collection
+    assert "re-indexed" in r.notes[0]
+    q = Index.open(out)
+    try:
+        assert q.retriever(RetrievalSection(mode="dense")).retrieve("docking costs", 1)
+    finally:
+        q.close()

@@ -144,6 +144,14 @@ def test_api_key_is_required_when_set(start_server) -> None:  # type: ignore[no-
         ({"messages": Q}, "model"),
         ({"model": "rag:nope", "messages": Q}, "ragtune.index"),
         (b"{not json", "body"),
+        (b"[" * 200_000, "body"),
+        (
+            {
+                "model": "base",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}],
+            },
+            "messages[0].content",
+        ),
         (b"x" * 2_000_000, "body"),
     ],
 )
@@ -197,3 +205,19 @@ def test_sigterm_drain_finishes_in_flight_and_refuses_new(start_server) -> None:
     assert status == 503 and "shutting down" in err["error"]["message"]
     t.join(10)
     assert out[0][0] == 200 and out[0][1]["choices"][0]["message"]["content"] == "done"
+
+
+def test_other_host_headers_are_refused_on_loopback(start_server) -> None:  # type: ignore[no-untyped-def]
+    url, _ = start_server(scripted_pool(lambda m: "ok"))
+    req = urllib.request.Request(url + "/health", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 400  # DNS rebinding: a page on another name cannot read it
+
+
+def test_max_waiting_must_admit_someone() -> None:
+    from ragtune.config import ConfigError
+    from ragtune.serve.stage import ServeConfig
+
+    with pytest.raises(ConfigError, match="max_waiting"):
+        ServeConfig(max_waiting=0)

@@ -41,14 +41,19 @@ def retrieve_for(
 
 
 def score_retrieval(
-    rows: list[dict[str, Any]], gold: Sequence[Example], found: Sequence[list[Passage]]
+    rows: list[dict[str, Any]],
+    gold: Sequence[Example],
+    found: Sequence[list[Passage]],
+    shown: Sequence[Sequence[str]],
 ) -> dict[str, Any]:
-    """Annotate `rows` (in place) and return the end-to-end metrics."""
+    """Annotate `rows` (in place) and return the end-to-end metrics. `shown` are the passage
+    texts the model saw (fitted to max_length): citations point into those."""
     misses = answerable = answered = cited_ok = 0
-    for row, ex, ps in zip(rows, gold, found, strict=True):
-        row["retrieved_relevant"] = any(relevant(p.chunk, ex) for p in ps)
+    for row, ex, retrieved, texts in zip(rows, gold, found, shown, strict=True):
+        row["retrieved_relevant"] = any(relevant(p.chunk, ex) for p in retrieved)
+        ps = [replace(p, chunk=replace(p.chunk, text=t)) for p, t in zip(retrieved, texts)]
         row["citations"] = [] if row["refused"] else cite(row["prediction"], ps)
-        row["retrieved"] = [p.chunk.id for p in ps]
+        row["retrieved"] = [p.chunk.id for p in retrieved]
         if not ex.answerable:
             continue
         answerable += 1

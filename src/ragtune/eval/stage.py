@@ -24,9 +24,9 @@ from ragtune.data.split import sample
 from ragtune.eval import metrics, report
 from ragtune.eval.answer import answer_all, fit_questions, single_request_latency
 from ragtune.generation import abstain
-from ragtune.generation.base import CountsTokens, Generator
+from ragtune.generation.base import CountsTokens, Generation, Generator
 from ragtune.generation.load import GenerateConfig, load_generator
-from ragtune.prompt.grounded import PromptConfig
+from ragtune.prompt.grounded import PromptConfig, refusal_for
 from ragtune.rag.settings import RetrievalSection
 from ragtune.runtime import RuntimeSection
 
@@ -99,7 +99,9 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
                 f'{cfg.data}: id "{e.id}" occurs more than once; eval needs unique ids'
             )
         seen.add(e.id)
-    ident = runs.identity("eval", cfg, inputs, ignore=IDENTITY_IGNORES)
+    # Without an index the retrieval settings change nothing: earlier evals keep matching.
+    ignore = IDENTITY_IGNORES + (() if cfg.index else ("retrieval",))
+    ident = runs.identity("eval", cfg, inputs, ignore=ignore)
     with runs.claim(out, ident, "eval", resume=True, overwrite=cfg.overwrite) as same:
         done = runs.finished(out) if same else None
         if done is not None:
@@ -170,7 +172,15 @@ def _evaluate(
     partial = out / runs.PARTIAL_PREDICTIONS
     extractive = cfg.gen.extractive
     chunk = cfg.gen.batch_size * 4
-    gens = answer_all(generator, questions, cfg.prompt, partial, chunk, threshold, extractive)
+    if found is None:
+        gens = answer_all(generator, questions, cfg.prompt, partial, chunk, threshold, extractive)
+    else:  # as the pipeline does: nothing retrieved is a refusal, the model is not asked
+        asked = [q for q in questions if q.passages]
+        got = dict(zip([q.id for q in asked], answer_all(
+            generator, asked, cfg.prompt, partial, chunk, threshold, extractive
+        )))  # fmt: skip
+        gens = [got.get(q.id) or Generation(refusal_for(q.question, cfg.prompt), 0, 0.0, 1)
+                for q in questions]  # fmt: skip
     single = single_request_latency(
         generator, questions, cfg.prompt, cfg.latency_questions, threshold, extractive
     )
@@ -185,7 +195,7 @@ def _evaluate(
     if found is not None:
         from ragtune.eval.end_to_end import score_retrieval
 
-        scores.update(score_retrieval(rows, gold, found))
+        scores.update(score_retrieval(rows, gold, found, [q.passages for q in questions]))
         scores["index"] = cfg.index
         scores["retrieval"] = asdict(cfg.retrieval)
     label = cfg.label or generator.name

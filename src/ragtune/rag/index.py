@@ -38,6 +38,7 @@ from ragtune.rag.chunk import Chunk, chunk_document
 from ragtune.rag.lexical import Bm25Retriever
 from ragtune.rag.retrieve import Fused, Reranked, Retriever
 from ragtune.rag.settings import QdrantSection, RetrievalSection
+from ragtune.runs import file_sha256
 from ragtune.text import language
 
 MANIFEST = "manifest.json"
@@ -97,14 +98,6 @@ class BuildReport:
     bytes: int = 0
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _file_key(path: str) -> str:
     return hashlib.sha1(path.encode("utf-8")).hexdigest()[:12]
 
@@ -147,6 +140,13 @@ def build(settings: IndexConfig) -> BuildReport:
     report = BuildReport(str(folder))
     files, report.problems = documents.collect(docs)
     old = _read_manifest(folder)
+    if settings.store == "qdrant" and settings.qdrant.collection is None:
+        # One collection per index (two indexes on one server must not share one), named at
+        # the first build and kept in the manifest.
+        stored = (old or {}).get("settings", {}).get("qdrant") or {}
+        settings.qdrant.collection = stored.get("collection") or (
+            "ragtune_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+        )
     old_chunks: dict[str, list[Chunk]] = {}
     old_vectors: np.ndarray | None = None
     same = old is not None and all(
@@ -171,7 +171,7 @@ def build(settings: IndexConfig) -> BuildReport:
     hashes: dict[str, str] = {}
     for path in files:
         name = str(path)
-        digest = _sha256(path)
+        digest = file_sha256(path)
         prev = (old or {}).get("files", {}).get(name) if same else None
         if prev and prev["sha256"] == digest and name in old_chunks:
             cs = old_chunks[name]
@@ -210,6 +210,7 @@ def build(settings: IndexConfig) -> BuildReport:
         if stored["store"] == settings.store and stored["qdrant"] == asdict(settings.qdrant):
             report.files, report.chunks, report.embedder = len(kept), old["chunks"], old["embedder"]
             report.notes.append("up to date: nothing changed since the last run")
+            _remove_stale(folder, old["data"])
             report.seconds = round(time.perf_counter() - t0, 2)
             report.bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
             return report
@@ -250,7 +251,7 @@ def build(settings: IndexConfig) -> BuildReport:
     if settings.store == "qdrant":
         if vectors is None:
             raise RagtuneError("store=qdrant needs dense vectors: set embedder (not none)")
-        _sync_qdrant(folder, settings.qdrant, old, kept, vectors, report)
+        _sync_qdrant(folder, settings.qdrant, old, same, kept, vectors, report)
     manifest = {
         "format": FORMAT,
         "data": data.name,
@@ -262,16 +263,22 @@ def build(settings: IndexConfig) -> BuildReport:
         "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic.write_json(folder / MANIFEST, manifest)  # the switch: the new data is live from here
-    for stale in folder.glob("data-*"):
-        if stale.name != data.name and stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
+    _remove_stale(folder, data.name)
     report.files = len(kept)
     report.seconds = round(time.perf_counter() - t0, 2)
     report.bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return report
 
 
-def _sync_qdrant(folder: Path, section: QdrantSection, old: dict[str, Any] | None,
+def _remove_stale(folder: Path, live: str) -> None:
+    """Data folders of earlier runs (or of a killed one). A process that opened the index
+    before has it loaded in memory, so removing its files does not break it."""
+    for stale in folder.glob("data-*"):
+        if stale.name != live and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _sync_qdrant(folder: Path, section: QdrantSection, old: dict[str, Any] | None, same: bool,
                  kept: list[tuple[str, list[Chunk], Any]], vectors: np.ndarray,
                  report: BuildReport) -> None:  # fmt: skip
     from ragtune.rag.qdrant import QdrantStore
@@ -279,7 +286,8 @@ def _sync_qdrant(folder: Path, section: QdrantSection, old: dict[str, Any] | Non
     store = QdrantStore.connect(section, folder)
     try:
         was = (old or {}).get("settings", {}).get("qdrant") if old else None
-        fresh = not (old and old["settings"].get("store") == "qdrant" and was == asdict(section))
+        fresh = not (old and same and old["settings"].get("store") == "qdrant" and was == asdict(section)
+                     and old.get("dim") == int(vectors.shape[1]))  # fmt: skip
         if fresh and store.client.collection_exists(store.collection):
             store.client.delete_collection(store.collection)
         redo = {name for name, _, _ in kept} if fresh else set(report.embedded)

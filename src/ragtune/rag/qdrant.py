@@ -67,12 +67,13 @@ class QdrantStore:
     def connect(cls, section: QdrantSection, index_folder: str | Path) -> QdrantStore:
         from qdrant_client import QdrantClient
 
+        collection = section.collection or "ragtune"
         if section.url:
             key = os.environ.get(section.api_key_env) or None
-            return cls(QdrantClient(url=section.url, api_key=key), section.collection, section.url)
+            return cls(QdrantClient(url=section.url, api_key=key), collection, section.url)
         path = Path(index_folder) / LOCAL_FOLDER
         path.mkdir(parents=True, exist_ok=True)
-        return cls(QdrantClient(path=str(path)), section.collection, f"local:{path}")
+        return cls(QdrantClient(path=str(path)), collection, f"local:{path}")
 
     def close(self) -> None:
         self.client.close()
@@ -95,7 +96,7 @@ class QdrantStore:
         their `vectors`, row for row): re-running after a kill converges to the same state."""
         from qdrant_client import models as qm
 
-        self._ensure(int(vectors.shape[1]) if len(vectors) else 1)
+        self._ensure(int(vectors.shape[1]))
         for f in files:
             self.client.delete(
                 self.collection,

@@ -47,7 +47,8 @@ class QdrantSection:
     url: str | None = None
     """A Qdrant server or cluster (http://host:6333); unset: Qdrant's local mode, in process,
     stored in the index folder (qdrant/)."""
-    collection: str = "ragtune"
-    """Collection holding the chunks: a dense vector, a BM25 sparse vector and the chunk as payload."""
+    collection: str | None = None
+    """Collection holding the chunks (a dense vector, a BM25 sparse vector and the chunk as
+    payload); unset: one named after the index folder, fixed at its first build."""
     api_key_env: str = "QDRANT_API_KEY"
     """Environment variable with the server's API key, if it needs one."""

@@ -137,28 +137,31 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
-        raw = await request.body()
-        if len(raw) > state.max_request_bytes:
-            raise ApiError(
-                400,
-                f"body: {len(raw)} bytes; this server takes at most {state.max_request_bytes}",
-                "body",
-            )
+        raw = bytearray()
+        async for part in request.stream():  # a chunked upload has no Content-Length to check
+            raw += part
+            if len(raw) > state.max_request_bytes:
+                raise ApiError(
+                    400, f"body: over {state.max_request_bytes} bytes, this server's limit", "body"
+                )
         try:
             body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"body: not valid JSON ({e})", "body") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise ApiError(400, f"body: not valid JSON ({type(e).__name__}: {e})", "body") from None
         req = parse_chat(body, state.limits)
         if req.index is not None and not req.model:
             req.model = state.rag_model()
         if req.model not in state.pool.entries:
             known = ", ".join([*state.pool.entries, *(f"rag:{n}" for n in state.indexes)])
-            raise ApiError(404 if req.index is None else 400, f"model: {req.model!r} is not served here (models: {known})",
-                           "model", kind="model_not_found" if req.index is None else "invalid_request_error")  # fmt: skip
+            err = ApiError(404 if req.index is None else 400,
+                           f"model: {req.model!r} is not served here (models: {known})", "model")  # fmt: skip
+            err.code = "model_not_found"
+            raise err
         if req.index is not None and req.index not in state.indexes:
             raise ApiError(400, f"ragtune.index: no index {req.index!r} (indexes: {', '.join(state.indexes) or 'none'})",
                            "ragtune.index")  # fmt: skip
         max_tokens = req.max_tokens or state.default_max_tokens
+        _admission(state)  # before retrieval: an overloaded server spends nothing on a 429
         state.inflight += 1
         try:
             job, pipe, passages = await _prepare(state, req, max_tokens)
@@ -175,7 +178,7 @@ def create_app(state: ServerState) -> FastAPI:
             gen, answer = await _run(state, future, pipe, passages, req)
         finally:
             state.inflight -= 1
-        finish = "length" if gen.new_tokens >= max_tokens else "stop"
+        finish = _finish_reason(gen, answer, max_tokens)
         text = answer.text if answer else gen.text
         rag = _rag_payload(answer) if answer else None
         return completion(completion_id(), _model_label(req), text, finish,
@@ -216,13 +219,34 @@ async def _prepare(
     return Job(req.model, messages, max_tokens, refusal), pipe, passages
 
 
+def _finish_reason(gen: Generation, answer: Answer | None, max_tokens: int) -> str:
+    if answer is not None and answer.refused:
+        return "stop"  # the refusal sentence is complete, whatever the suppressed answer did
+    return "length" if gen.new_tokens >= max_tokens else "stop"
+
+
+def _admission(state: ServerState) -> None:
+    try:
+        state.batcher.check_admission()
+    except Overloaded as e:
+        raise _busy(state, e) from None
+    except Draining:
+        raise ApiError(
+            503, "server is shutting down", kind="server_error", headers={"Retry-After": "5"}
+        ) from None
+
+
+def _busy(state: ServerState, e: Overloaded) -> ApiError:
+    return ApiError(429, f"server busy: {state.batcher.load()} requests in progress; retry after "
+                    f"{e.retry_after} s", kind="rate_limit_error",
+                    headers={"Retry-After": str(e.retry_after)})  # fmt: skip
+
+
 def _enqueue(state: ServerState, job: Job) -> asyncio.Future[Generation]:
     try:
         return state.batcher.enqueue(job)
     except Overloaded as e:
-        raise ApiError(429, f"server busy: {state.batcher.load()} requests in progress; retry after "
-                       f"{e.retry_after} s", kind="rate_limit_error",
-                       headers={"Retry-After": str(e.retry_after)}) from None  # fmt: skip
+        raise _busy(state, e) from None
     except Draining:
         raise ApiError(
             503, "server is shutting down", kind="server_error", headers={"Retry-After": "5"}
@@ -244,8 +268,16 @@ async def _stream(state: ServerState, req: ChatRequest, job: Job | None,
                   future: asyncio.Future[Generation] | None, pipe: Pipeline | None,
                   passages: list) -> AsyncIterator[dict[str, str]]:  # fmt: skip
     cid, label = completion_id(), _model_label(req)
+    get: asyncio.Task[Any] | None = None
+    task: asyncio.Task[tuple[Generation, Answer | None]] | None = None
     try:
-        yield {"data": json.dumps(chunk(cid, label, {"role": "assistant", "content": ""}))}
+        yield {
+            "data": json.dumps(
+                chunk(
+                    cid, label, {"role": "assistant", "content": ""}, usage_null=req.include_usage
+                )
+            )
+        }
         threshold = state.pool.entries[req.model].threshold if pipe else None
         task = asyncio.create_task(_run(state, future, pipe, passages, req))
         refused_early = False
@@ -261,7 +293,11 @@ async def _stream(state: ServerState, req: ChatRequest, job: Job | None,
                 refused_early = True  # the reply is the refusal sentence: send it at the end
             elif kind == "text" and not refused_early:
                 sent += value
-                yield {"data": json.dumps(chunk(cid, label, {"content": value}))}
+                yield {
+                    "data": json.dumps(
+                        chunk(cid, label, {"content": value}, usage_null=req.include_usage)
+                    )
+                }
         try:
             gen, answer = await task
         except Exception as e:  # the engine failed after the stream began: say so in it
@@ -272,15 +308,24 @@ async def _stream(state: ServerState, req: ChatRequest, job: Job | None,
         text = answer.text if answer else gen.text
         rest = text[len(sent) :] if text.startswith(sent) else ("" if sent else text)
         if rest:
-            yield {"data": json.dumps(chunk(cid, label, {"content": rest}))}
-        finish = "length" if gen.new_tokens >= (job.max_new_tokens if job else 1) else "stop"
+            yield {
+                "data": json.dumps(
+                    chunk(cid, label, {"content": rest}, usage_null=req.include_usage)
+                )
+            }
+        finish = _finish_reason(gen, answer, job.max_new_tokens if job else 1)
         rag = _rag_payload(answer) if answer else None
-        yield {"data": json.dumps(chunk(cid, label, {}, finish, rag))}
+        yield {"data": json.dumps(chunk(cid, label, {}, finish, rag, req.include_usage))}
         if req.include_usage:
             final = chunk(cid, label, {})
             final["choices"] = []
             final["usage"] = usage(gen.prompt_tokens, gen.new_tokens)
             yield {"data": json.dumps(final)}
         yield {"data": "[DONE]"}
-    finally:
+    finally:  # also when the client went away mid-stream: nothing is left running for it
+        for pending in (get, task):
+            if pending is not None and not pending.done():
+                pending.cancel()
+        if future is not None and not future.done():
+            future.cancel()  # a job still queued is skipped by the batcher
         state.inflight -= 1

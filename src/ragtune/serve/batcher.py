@@ -117,23 +117,35 @@ class Batcher:
 
     def _take(self) -> list[Job]:
         with self.cv:
-            while not self.pending and not self.closed:
-                self.cv.wait()
-            if self.closed:
-                return []
-            key = self.pending[0].key
-            deadline = time.monotonic() + self.wait_s
-            # A short wait lets requests that arrive together share the batch.
-            while sum(j.key == key for j in self.pending) < self.max_batch:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self.cv.wait(left)
-            batch = [j for j in self.pending if j.key == key][: self.max_batch]
-            for j in batch:
-                self.pending.remove(j)
-            self.running = len(batch)
-            return batch
+            while True:
+                while not self.pending and not self.closed:
+                    self.cv.wait()
+                if self.closed:
+                    return []
+                key = self.pending[0].key
+                deadline = time.monotonic() + self.wait_s
+                # A short wait lets requests that arrive together share the batch.
+                while sum(j.key == key for j in self.pending) < self.max_batch:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self.cv.wait(left)
+                batch = [j for j in self.pending if j.key == key][: self.max_batch]
+                for j in batch:
+                    self.pending.remove(j)
+                batch = [j for j in batch if j.future is None or not j.future.done()]  # gone: skip
+                if batch:
+                    self.running = len(batch)
+                    return batch
+
+    def check_admission(self) -> None:
+        """Raise now what `enqueue` would (Overloaded, Draining), before a request spends
+        work on retrieval."""
+        with self.cv:
+            if self.draining or self.closed:
+                raise Draining()
+            if len(self.pending) >= self.max_waiting:
+                raise Overloaded(self.retry_after())
 
     def _work(self) -> None:
         while True:

@@ -23,10 +23,12 @@ class ApiError(Exception):
         self.status, self.message, self.param, self.kind = status, message, param, kind
         self.headers = headers or {}
 
+    code: str | None = None
+    """OpenAI's machine-readable code (model_not_found), when there is one."""
+
     def body(self) -> dict[str, Any]:
-        return {
-            "error": {"message": self.message, "type": self.kind, "param": self.param, "code": None}
-        }
+        err = {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
+        return {"error": err}
 
 
 @dataclass
@@ -74,11 +76,12 @@ def parse_chat(body: Any, limits: Limits) -> ChatRequest:
             raise _bad(f"messages[{i}].role", "must be system, user or assistant")
         content = m.get("content")
         if isinstance(content, list):  # [{"type": "text", "text": ...}] parts
-            content = "".join(
-                p.get("text", "")
-                for p in content
-                if isinstance(p, dict) and p.get("type") == "text"
-            )
+            texts = [
+                p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"
+            ]
+            if not all(isinstance(t, str) for t in texts):
+                raise _bad(f"messages[{i}].content", "text parts must hold strings")
+            content = "".join(str(t) for t in texts)
         if not isinstance(content, str):
             raise _bad(f"messages[{i}].content", "must be a string (or text parts)")
         chars += len(content)
@@ -140,11 +143,13 @@ def completion(cid: str, model: str, text: str, finish: str, use: dict[str, int]
 
 
 def chunk(cid: str, model: str, delta: dict[str, str], finish: str | None = None,
-          rag: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+          rag: dict[str, Any] | None = None, usage_null: bool = False) -> dict[str, Any]:  # fmt: skip
     body: dict[str, Any] = {
         "id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }  # fmt: skip
+    if usage_null:  # with include_usage, every chunk but the usage one says "usage": null
+        body["usage"] = None
     if rag is not None:
         body["ragtune"] = rag
     return body

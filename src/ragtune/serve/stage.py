@@ -65,7 +65,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         for key in ("max_batch", "max_tokens", "max_request_bytes", "max_length"):
             require(self, key, min=1)
-        require(self, "max_waiting", min=0)
+        require(self, "max_waiting", min=1)
         require(self, "port", min=0, max=65535)
         for key in ("adapters", "indexes"):
             for item in getattr(self, key):
@@ -94,8 +94,13 @@ def build_state(cfg: ServeConfig) -> Any:
     indexes = {name: Index.open(path) for name, path in _pairs(cfg.indexes).items()}
     batcher = Batcher(pool, cfg.max_batch, cfg.max_waiting, cfg.batch_wait_ms / 1000)
     key = cfg.api_key or os.environ.get("RAGTUNE_API_KEY") or None
-    return ServerState(pool, batcher, indexes, key, cfg.limits, cfg.max_request_bytes, cfg.max_length,
-                       cfg.max_tokens, cfg.prompt, cfg.retrieval)  # fmt: skip
+    state = ServerState(pool, batcher, indexes, key, cfg.limits, cfg.max_request_bytes, cfg.max_length,
+                        cfg.max_tokens, cfg.prompt, cfg.retrieval)  # fmt: skip
+    # Loaded now, not on the first request: a config error stops startup instead of failing
+    # every request, and the event loop never waits on an embedder or reranker load.
+    for name in indexes:
+        state.retriever(name)
+    return state
 
 
 async def serve(
@@ -107,15 +112,21 @@ async def serve(
 
     from ragtune.serve.api import create_app
 
-    config = uvicorn.Config(
-        create_app(state), host=host, port=port, log_level="warning", lifespan="off"
-    )
+    app = create_app(state)
+    if host in ("127.0.0.1", "localhost", "::1"):
+        # Served on loopback: refuse other Host headers, so a web page the user visits cannot
+        # read this server through DNS rebinding.
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        loopback = ["127.0.0.1", "localhost", "[::1]", "::1"]
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=loopback)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     loop = asyncio.get_running_loop()
 
     def drain() -> None:
         if state.draining:
-            server.should_exit = True  # a second signal: stop now
+            server.should_exit = server.force_exit = True  # a second signal: stop now
             return
         state.draining = True
         state.batcher.drain()
@@ -148,6 +159,8 @@ async def _finish(state: Any, server: Any, timeout_s: float) -> None:
     while state.inflight > 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     server.should_exit = True
+    # uvicorn then waits for open connections; past the deadline it must not wait on.
+    server.force_exit = state.inflight > 0
 
 
 def run(cfg: ServeConfig) -> dict[str, Any]:
