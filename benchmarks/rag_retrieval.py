@@ -139,7 +139,11 @@ def main() -> None:
                         out / f"e2e_{Path(args.e2e_model).stem}_{Path(data).stem}_{label}_{source}"
                     )
                     gen = GenerateConfig(
-                        model=args.e2e_model, adapter=adapter, max_new_tokens=32, batch_size=8
+                        model=args.e2e_model,
+                        adapter=adapter,
+                        max_new_tokens=32,
+                        batch_size=8,
+                        refusal_threshold=args.refusal_threshold,
                     )
                     m = evaluate.run(EvalConfig(
                         data=data, out=str(run_dir), gen=gen, latency_questions=0, semantic=False,
