@@ -193,6 +193,8 @@ def overrides_for(stage: Stage, args: argparse.Namespace) -> list[str]:
             overrides.insert(0, f"{k}={json.dumps(v, ensure_ascii=False)}")
     for flag_key in stage.flags.values():
         value = getattr(args, "flag:" + flag_key)
+        if isinstance(value, list):  # a repeatable flag: each may also list several (a,b)
+            value = [v.strip() for item in value for v in item.split(",") if v.strip()]
         if value is not None:
             overrides.append(f"{flag_key}={json.dumps(value, ensure_ascii=False)}")
     overrides += [f"{s}=true" for s in stage.switches if getattr(args, s)]

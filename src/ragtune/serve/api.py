@@ -19,9 +19,10 @@ with Retry-After when the queue is full, and 503 while draining after SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -225,32 +226,28 @@ def _finish_reason(gen: Generation, answer: Answer | None, max_tokens: int) -> s
     return "length" if gen.new_tokens >= max_tokens else "stop"
 
 
-def _admission(state: ServerState) -> None:
+@contextlib.contextmanager
+def _admission_errors(state: ServerState) -> Iterator[None]:
+    """The batcher's refusals as API errors: 429 with Retry-After, or 503 while draining."""
     try:
-        state.batcher.check_admission()
+        yield
     except Overloaded as e:
-        raise _busy(state, e) from None
+        raise ApiError(429, f"server busy: {state.batcher.load()} requests in progress; retry after "
+                       f"{e.retry_after} s", kind="rate_limit_error",
+                       headers={"Retry-After": str(e.retry_after)}) from None  # fmt: skip
     except Draining:
-        raise ApiError(
-            503, "server is shutting down", kind="server_error", headers={"Retry-After": "5"}
-        ) from None
+        raise ApiError(503, "server is shutting down", kind="server_error",
+                       headers={"Retry-After": "5"}) from None  # fmt: skip
 
 
-def _busy(state: ServerState, e: Overloaded) -> ApiError:
-    return ApiError(429, f"server busy: {state.batcher.load()} requests in progress; retry after "
-                    f"{e.retry_after} s", kind="rate_limit_error",
-                    headers={"Retry-After": str(e.retry_after)})  # fmt: skip
+def _admission(state: ServerState) -> None:
+    with _admission_errors(state):
+        state.batcher.check_admission()
 
 
 def _enqueue(state: ServerState, job: Job) -> asyncio.Future[Generation]:
-    try:
+    with _admission_errors(state):
         return state.batcher.enqueue(job)
-    except Overloaded as e:
-        raise _busy(state, e) from None
-    except Draining:
-        raise ApiError(
-            503, "server is shutting down", kind="server_error", headers={"Retry-After": "5"}
-        ) from None
 
 
 async def _run(state: ServerState, future: asyncio.Future[Generation] | None, pipe: Pipeline | None,
