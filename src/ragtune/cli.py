@@ -37,6 +37,7 @@ from ragtune.eval import stage as evaluate
 from ragtune.export import stage as export
 from ragtune.rag import ask, index_stage
 from ragtune.serve import stage as serve
+from ragtune.synth import from_docs, raft
 from ragtune.train import stage as train
 
 
@@ -61,6 +62,10 @@ STAGES = [
           {DATA: "data", FORMAT: "format", MODEL: "model", OUT: "out"}, "data"),
     Stage("data prepare", prepare, "Clean a data file and write train.jsonl / eval.jsonl split by article, so no context leaks.",
           {DATA: "data", FORMAT: "format", OUT: "out"}, "data"),
+    Stage("data from-docs", from_docs, "QA examples from your documents' structure (headings, definitions, lists, code), checked and reported.",
+          {OUT: "out"}, "docs"),
+    Stage("data raft", raft, "RAFT examples: each question with its passage plus BM25-retrieved distractors; a share without the passage.",
+          {DATA: "data", OUT: "out", FORMAT: "format", "--index": "index"}, "data"),
     Stage("train", train, "LoRA / QLoRA / full fine-tuning with loss on the answer only; eval loss, early stopping, resume.",
           {DATA: "data", "--eval-data": "eval_data", MODEL: "model", OUT: "out", "--preset": "preset", FORMAT: "format"}, "data", ("resume", "overwrite")),
     Stage("eval", evaluate, "Answer a held-out set with a model (+adapter, or an OpenAI-compatible API) and score it; writes a report.",
@@ -109,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ragtune {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data = sub.add_parser(
-        "data", help="Inspect and prepare data (check, prepare).", description=FORMAT_HELP
+        "data", help="Inspect, prepare and make data (check, prepare, from-docs, raft).", description=FORMAT_HELP
     )
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     for stage in STAGES:
