@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ragtune {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data = sub.add_parser(
-        "data", help="Inspect, prepare and make data (check, prepare, from-docs, raft).", description=FORMAT_HELP
+        "data",
+        help="Inspect, prepare and make data (check, prepare, from-docs, raft).",
+        description=FORMAT_HELP,
     )
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     for stage in STAGES:

@@ -41,6 +41,12 @@ TOP_KEYS = [
     "false_refusal_rate",
     "hallucination_rate",
     *SPEED_KEYS,
+    "retrieval_miss_rate",
+    "citation_accuracy",
+    "judge_faithfulness",
+    "judge_correctness",
+    "judge_style",
+    "judge_failures",
 ]
 GROUP_METRICS = ["exact_match", "f1", "hallucination_rate"]
 COUNT_KEYS = frozenset({"n", "n_answerable", "n_unanswerable"})  # neither better nor worse

@@ -68,6 +68,10 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "generated_tokens_per_s": ("Generation (decoding)", "tok/s"),
     "n": ("Examples", ""),
     "retrieval_miss_rate": ("Own passage not retrieved (answerable)", "%"),
+    "judge_faithfulness": ("Judge: faithfulness (1-5)", ""),
+    "judge_correctness": ("Judge: correctness (1-5)", ""),
+    "judge_style": ("Judge: style (1-5)", ""),
+    "judge_failures": ("Judge: unparsed replies", ""),
     "citation_accuracy": ("Citation holds the answer (answered)", "%"),
     "n_answerable": ("Answerable", ""),
     "n_unanswerable": ("Unanswerable", ""),
@@ -87,10 +91,13 @@ HEADLINE = [
 ]
 # Reported by an end-to-end eval (`eval --index`, eval.end_to_end) only.
 END_TO_END_KEYS = ["retrieval_miss_rate", "citation_accuracy"]
+# Reported when an LLM judge graded the answers (`eval judge=openai:MODEL`, eval.judge).
+JUDGE_KEYS = ["judge_faithfulness", "judge_correctness", "judge_style", "judge_failures"]
 
 LOWER_IS_BETTER = frozenset(
     {
         "retrieval_miss_rate",
+        "judge_failures",
         "false_refusal_rate",
         "hallucination_rate",
         "answer_s_mean",

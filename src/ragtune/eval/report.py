@@ -22,6 +22,7 @@ from ragtune import html as kit
 from ragtune.eval.metrics import (
     END_TO_END_KEYS,
     HEADLINE,
+    JUDGE_KEYS,
     LOWER_IS_BETTER,
     METRIC_INFO,
     SPEED_KEYS,
@@ -103,7 +104,8 @@ def _sections(metrics: dict[str, Any]) -> dict[str, list[list[Any]]]:
             [g, *(format_metric(k, s.get(k)) for k in GROUP_KEYS)]
             for g, s in (metrics.get(name) or {}).items()
         ]
-    keys = [*HEADLINE, *(k for k in END_TO_END_KEYS if metrics.get(k) is not None)]
+    optional = [*END_TO_END_KEYS, *JUDGE_KEYS]
+    keys = [*HEADLINE, *(k for k in optional if metrics.get(k) is not None)]
     groups["headline"] = [[label(k), format_metric(k, metrics.get(k))] for k in keys]
     groups["latency"] = [[label(k), format_metric(k, metrics.get(k))] for k in LATENCY_KEYS]
     return groups

@@ -68,6 +68,13 @@ class EvalConfig:
     the gold ones, and report retrieval misses and citation accuracy (end to end)."""
     retrieval: RetrievalSection = field(default_factory=RetrievalSection)
     """How passages are retrieved when index is set (retrieval.mode, retrieval.k, ...)."""
+    judge: str | None = None
+    """An LLM judge, openai:MODEL (any OpenAI-compatible endpoint): rubric scores 1-5 for
+    faithfulness, correctness and style per answer (`eval.judge`)."""
+    judge_api_base: str | None = None
+    """The judge's endpoint (default $OPENAI_BASE_URL)."""
+    judge_retries: int = 2
+    """Times a judge reply that is not the required JSON is asked again; then it counts as a failure."""
 
     def __post_init__(self) -> None:
         require(self, "max_examples", min=1)
@@ -198,6 +205,8 @@ def _evaluate(
         scores.update(score_retrieval(rows, gold, found, [q.passages for q in questions]))
         scores["index"] = cfg.index
         scores["retrieval"] = asdict(cfg.retrieval)
+    if cfg.judge:
+        _judge(cfg, scores, rows, [q.passages for q in questions])
     label = cfg.label or generator.name
     scores["label"] = label
     scores["model"] = cfg.gen.model
@@ -247,6 +256,31 @@ def _evaluate(
     atomic.write_json(out / runs.EVAL_METRICS, scores)  # last: it marks the eval finished
     partial.unlink(missing_ok=True)  # everything is in predictions.jsonl now
     return scores
+
+
+def _judge(cfg: EvalConfig, scores: dict[str, Any], rows: list[dict[str, Any]],
+           contexts: list[Any]) -> None:  # fmt: skip
+    from ragtune.eval.judge import judge_rows
+
+    spec = cfg.judge or ""
+    if not spec.startswith("openai:"):
+        raise ConfigError(
+            f"judge: expected openai:MODEL (an OpenAI-compatible endpoint), got {spec!r}"
+        )
+    judge = load_generator(
+        GenerateConfig(model=spec, api_base=cfg.judge_api_base, max_new_tokens=160)
+    )
+    summary, verdicts = judge_rows(judge, rows, contexts, cfg.judge_retries)
+    for row, v in zip(rows, verdicts, strict=True):
+        row["judge"] = v
+    scores.update(summary)
+    scores["judge"] = cfg.judge
+    if summary["judge_failures"]:
+        scores["notes"].append(
+            f"judge {cfg.judge}: {summary['judge_failures']} of {len(rows)} replies were not "
+            f"valid verdicts after {cfg.judge_retries} retries (e.g. {summary['judge_error_example']}); "
+            "the means are over the rest"
+        )
 
 
 def show(scores: dict[str, Any]) -> None:

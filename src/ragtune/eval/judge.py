@@ -1,0 +1,107 @@
+"""An LLM judge: rubric scores 1-5 for each answer, from any OpenAI-compatible model.
+
+`ragtune eval judge=openai:MODEL` (with `judge_api_base=URL`) asks the judge, at temperature
+0, to grade each prediction on three written criteria: faithfulness to the passages,
+correctness against the gold answer, and style. It must reply with strict JSON (`parse`
+checks the keys and that each score is an integer 1-5). A reply that does not parse is asked
+again, up to `retries` more times. What still fails is counted (`judge_failures`) and named
+in the notes, never dropped silently. The prompt holds no numeric example, so the judge does
+not anchor on one. Means per criterion go into metrics.json and the report, so `ragtune
+compare` shows them per model side by side.
+
+    scores, failures = judge_rows(generator, rows, contexts, retries=2)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ragtune.generation.base import Generator
+
+CRITERIA = ("faithfulness", "correctness", "style")
+SYSTEM = """You grade one answer given by a question-answering system that must answer only from the numbered passages it was shown.
+
+Score each criterion with an integer from 1 (worst) to 5 (best):
+- faithfulness: every claim in the answer is supported by the passages. Best: fully supported, or a refusal when the passages do not hold the answer. Middle: partly supported. Worst: it contradicts the passages or invents facts.
+- correctness: the answer means the same as the gold answer. Best: the same meaning, whatever the wording. Middle: partly right or incomplete. Worst: wrong. When the gold answer says the question is unanswerable, only a refusal is correct.
+- style: short and direct, in the language of the question. Best: as short as the answer allows. Middle: a few needless words. Worst: rambling or off-topic.
+
+Reply with a JSON object only, no other text, with exactly these keys: "faithfulness", "correctness", "style" (integers) and "reason" (one short sentence)."""
+
+_OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+class VerdictError(ValueError):
+    """A judge reply that is not the required JSON; the message says what was wrong."""
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The verdict in a judge reply: {"faithfulness", "correctness", "style": 1-5, "reason"}.
+    A code fence or text around the one JSON object is tolerated; anything else raises."""
+    m = _OBJECT.search(text)
+    if not m:
+        raise VerdictError("no JSON object in the reply")
+    try:
+        obj = json.loads(m.group(0))
+    except json.JSONDecodeError as e:
+        raise VerdictError(f"invalid JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise VerdictError("the JSON is not an object")
+    out: dict[str, Any] = {}
+    for key in CRITERIA:
+        v = obj.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5:
+            raise VerdictError(f'"{key}" must be an integer 1-5, got {v!r}')
+        out[key] = v
+    out["reason"] = str(obj.get("reason", ""))[:300]
+    return out
+
+
+def messages_for(
+    question: str, passages: Sequence[str], gold: str, answer: str
+) -> list[dict[str, str]]:
+    numbered = "\n\n".join(f"[{i}] {p}" for i, p in enumerate(passages, 1))
+    user = (f"Passages:\n{numbered or '(none)'}\n\nQuestion: {question}\n\nGold answer: {gold}\n\n"
+            f"Answer to grade: {answer}")  # fmt: skip
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def judge_one(
+    generator: Generator, msgs: list[dict[str, str]], retries: int
+) -> tuple[dict[str, Any] | None, str]:
+    """(verdict or None, the last parse error)."""
+    error = ""
+    for _ in range(retries + 1):
+        reply = generator.generate([msgs])[0].text
+        try:
+            return parse(reply), ""
+        except VerdictError as e:
+            error = str(e)
+    return None, error
+
+
+def judge_rows(generator: Generator, rows: Sequence[dict[str, Any]], contexts: Sequence[Sequence[str]],
+               retries: int = 2, concurrency: int = 4) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:  # fmt: skip
+    """(summary: means per criterion, failures, an example error; verdict per row or None).
+    Rows are eval prediction rows (question, answers, answerable, prediction)."""
+    msgs = [
+        messages_for(r["question"], ctx, r["answers"][0] if r.get("answerable") and r.get("answers")
+                     else "(unanswerable: the passages do not hold the answer)", r["prediction"])
+        for r, ctx in zip(rows, contexts, strict=True)
+    ]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        results = list(pool.map(lambda m: judge_one(generator, m, retries), msgs))
+    verdicts = [v for v, _ in results]
+    ok = [v for v in verdicts if v is not None]
+    errors = [e for v, e in results if v is None]
+    summary: dict[str, Any] = {
+        f"judge_{k}": (sum(v[k] for v in ok) / len(ok) if ok else None) for k in CRITERIA
+    }
+    summary["judge_failures"] = len(errors)
+    summary["judge_scored"] = len(ok)
+    summary["judge_error_example"] = errors[0] if errors else None
+    return summary, verdicts
