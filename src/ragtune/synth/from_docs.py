@@ -42,6 +42,15 @@ class FromDocsConfig:
     """Tokens shared by consecutive chunks."""
     max_answer_tokens: int = 80
     """Longer answers are dropped: a grounded answer is short."""
+    teacher: str | None = None
+    """openai:MODEL: also ask this model (any OpenAI-compatible endpoint) for QA pairs per
+    chunk, each kept only when grounded in its chunk (`synth.teacher`)."""
+    teacher_api_base: str | None = None
+    """The teacher's endpoint (default $OPENAI_BASE_URL)."""
+    teacher_pairs: int = 3
+    """Pairs asked for per chunk."""
+    teacher_concurrency: int = 4
+    """Teacher requests in flight at once."""
 
     def __post_init__(self) -> None:
         require(self, "max_answer_tokens", min=1)
@@ -61,10 +70,21 @@ def run(cfg: FromDocsConfig) -> dict[str, Any]:
     sample: dict[str, dict[str, str]] = {}
     kept: list[Example] = []
     seen: set[tuple[str, ...]] = set()
+    all_chunks = []
 
     def drop(reason: str, q: str, a: str) -> None:
         dropped[reason] += 1
         sample.setdefault(reason, {"question": q, "answer": a})
+
+    def keep(ex: Example) -> None:
+        q, a = ex.question, ex.answer
+        if len(metric_tokens(a, language(a))) > cfg.max_answer_tokens:
+            drop(f"answer longer than {cfg.max_answer_tokens} tokens", q, a)
+        elif example_key(ex) in seen:
+            drop("duplicate question on the same context", q, a)
+        else:
+            seen.add(example_key(ex))
+            kept.append(ex)
 
     for path in files:
         try:
@@ -74,6 +94,7 @@ def run(cfg: FromDocsConfig) -> dict[str, Any]:
             continue
         key = hashlib.sha1(str(path).encode()).hexdigest()[:10]
         chunks = chunk_document(doc, key, cfg.chunk_size, cfg.chunk_overlap)
+        all_chunks.extend(chunks)
         for sec in doc.sections:
             body = doc.text[sec.start : sec.end]
             mine = [c for c in chunks if sec.start <= c.start and c.end <= sec.end]
@@ -82,21 +103,20 @@ def run(cfg: FromDocsConfig) -> dict[str, Any]:
                 if not q.strip() or not a.strip():
                     drop("empty question or answer", q, a)
                     continue
-                if len(metric_tokens(a, language(a))) > cfg.max_answer_tokens:
-                    drop(f"answer longer than {cfg.max_answer_tokens} tokens", q, a)
-                    continue
                 ctx = next((c.text for c in mine if answer_in_context(a, [c.text])), None)
                 if ctx is None:
                     drop("answer not within one chunk (grounding check)", q, a)
                     continue
-                ex = Example(
-                    f"{key}:{rule}:{len(kept)}", q, [ctx], [a], True, str(path), f"rule_{rule}"
+                keep(
+                    Example(
+                        f"{key}:{rule}:{len(kept)}", q, [ctx], [a], True, str(path), f"rule_{rule}"
+                    )
                 )
-                if example_key(ex) in seen:
-                    drop("duplicate question on the same context", q, a)
-                    continue
-                seen.add(example_key(ex))
-                kept.append(ex)
+    teacher_stats = None
+    if cfg.teacher:
+        teacher_stats = _from_teacher(cfg, all_chunks, keep, made)
+        if teacher_stats["ungrounded"]:
+            dropped["teacher pair not grounded in its chunk"] = teacher_stats["ungrounded"]
     if not kept:
         raise ConfigError(
             f"docs: no QA pairs could be made from {len(files)} files"
@@ -108,9 +128,42 @@ def run(cfg: FromDocsConfig) -> dict[str, Any]:
         "out": str(out), "files": len(files), "kept": len(kept), "made": dict(made),
         "kept_by_rule": dict(Counter(e.kind.removeprefix("rule_") for e in kept)),
         "dropped": dict(dropped), "dropped_examples": sample, "problems": problems,
+        "teacher": teacher_stats,
     }  # fmt: skip
     atomic.write_json(out.with_suffix(out.suffix + ".report.json"), report)
     return report
+
+
+def _from_teacher(
+    cfg: FromDocsConfig, chunks: list[Any], keep: Any, made: Counter[str]
+) -> dict[str, int]:
+    from ragtune.generation.load import GenerateConfig, load_generator
+    from ragtune.synth.teacher import ask_teacher
+
+    if not (cfg.teacher or "").startswith("openai:"):
+        raise ConfigError(
+            f"teacher: expected openai:MODEL (an OpenAI-compatible endpoint), got {cfg.teacher!r}"
+        )
+    gen = load_generator(
+        GenerateConfig(model=cfg.teacher or "", api_base=cfg.teacher_api_base, max_new_tokens=400)
+    )
+    cache = Path(cfg.out + ".teacher.jsonl")
+    pairs, stats = ask_teacher(gen, chunks, cache, cfg.teacher_pairs, cfg.teacher_concurrency)
+    for i, (c, p) in enumerate(pairs):
+        made["teacher"] += 1
+        keep(
+            Example(
+                f"{c.id}:teacher:{i}",
+                p["question"],
+                [c.text],
+                [p["answer"]],
+                True,
+                c.file,
+                "teacher",
+            )
+        )
+    made["teacher"] += stats["ungrounded"]
+    return stats
 
 
 def show(r: dict[str, Any]) -> None:
@@ -121,3 +174,8 @@ def show(r: dict[str, Any]) -> None:
         print(f"  dropped {n}: {reason} (e.g. {ex['question']!r} -> {ex['answer'][:60]!r})")
     for p in r["problems"]:
         print(f"  skipped: {p}")
+    t = r.get("teacher")
+    if t:
+        print(f"  teacher: {t['requests']} requests ({t['cached']} chunks cached), {t['failures']} failed, "
+              f"{t['prompt_tokens']} prompt + {t['completion_tokens']} completion tokens, "
+              f"{t['ungrounded']} pairs not grounded")  # fmt: skip

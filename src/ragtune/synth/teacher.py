@@ -1,0 +1,131 @@
+"""QA pairs written by a teacher model, per chunk, kept only when grounded in that chunk.
+
+The teacher is any OpenAI-compatible endpoint (`teacher=openai:MODEL`, `teacher_api_base`): a
+local model behind llama.cpp's server or `ragtune serve`, or a cloud API. Each chunk is sent
+once, in its own language's instructions, asking for JSON pairs with a supporting quote. A
+pair is kept when its answer or its quote occurs in the chunk (`text.answer_in_context`);
+the rest is counted as ungrounded. Requests run `concurrency` at a time; the client retries
+429s, 5xx and timeouts with backoff. Each chunk's result is appended to a cache file
+(`OUT.teacher.jsonl`) as it arrives, so a re-run skips the chunks already done and a killed
+run resumes. The totals: requests, tokens, failures.
+
+    pairs, stats = ask_teacher(generator, chunks, Path("data/x.jsonl.teacher.jsonl"), per_chunk=3)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ragtune.generation.base import GenerationError, Generator
+from ragtune.rag.chunk import Chunk
+from ragtune.text import answer_in_context, language
+
+PROMPT_EN = (
+    "Write {n} question-answer pairs that the passage below answers. Each answer must be a short "
+    "span copied from the passage. Reply with a JSON list only: "
+    '[{{"question": "...", "answer": "...", "quote": "the sentence of the passage that holds the answer"}}]'
+    "\n\nPassage:\n{passage}"
+)
+PROMPT_ZH = (
+    "根据下面的段落写{n}个问答对。每个答案必须是从段落中原样摘录的简短片段。只回复一个 JSON 列表："
+    '[{{"question": "……", "answer": "……", "quote": "段落中包含答案的那句话"}}]'
+    "\n\n段落：\n{passage}"
+)
+_LIST = re.compile(r"\[.*\]", re.S)
+
+
+def parse_pairs(text: str) -> list[dict[str, str]]:
+    """The pairs in a teacher reply (a JSON list of {question, answer, quote}); malformed
+    entries are skipped, a reply with no JSON list raises ValueError."""
+    m = _LIST.search(text)
+    if not m:
+        raise ValueError("no JSON list in the reply")
+    items = json.loads(m.group(0))
+    if not isinstance(items, list):
+        raise ValueError("the JSON is not a list")
+    out = []
+    for it in items:
+        if (
+            isinstance(it, dict)
+            and isinstance(it.get("question"), str)
+            and isinstance(it.get("answer"), str)
+        ):
+            out.append({"question": it["question"].strip(), "answer": it["answer"].strip(),
+                        "quote": str(it.get("quote") or "").strip()})  # fmt: skip
+    return out
+
+
+def grounded(pair: dict[str, str], chunk: str) -> bool:
+    if not pair["question"] or not pair["answer"]:
+        return False
+    return (
+        answer_in_context(pair["answer"], [chunk])
+        or bool(pair["quote"])
+        and answer_in_context(pair["quote"], [chunk])
+    )
+
+
+def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
+    done: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a killed run
+            if isinstance(row, dict) and "chunk" in row:
+                done[row["chunk"]] = row
+    return done
+
+
+def ask_teacher(generator: Generator, chunks: Sequence[Chunk], cache: Path, per_chunk: int = 3,
+                concurrency: int = 4) -> tuple[list[tuple[Chunk, dict[str, str]]], dict[str, int]]:  # fmt: skip
+    """(grounded pairs with their chunk, stats). Chunks in `cache` are not asked again."""
+    done = _read_cache(cache)
+    todo = [c for c in chunks if c.id not in done or "error" in done[c.id]]  # failures: again
+    stats = {"chunks": len(chunks), "cached": len(chunks) - len(todo), "requests": 0, "failures": 0,
+             "prompt_tokens": 0, "completion_tokens": 0}  # fmt: skip
+    lock = threading.Lock()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with cache.open("a", encoding="utf-8") as f:
+
+        def one(c: Chunk) -> None:
+            template = PROMPT_ZH if language(c.text) == "zh" else PROMPT_EN
+            msgs = [{"role": "user", "content": template.format(n=per_chunk, passage=c.text)}]
+            row: dict[str, Any] = {"chunk": c.id}
+            try:
+                g = generator.generate([msgs])[0]
+                row["pairs"] = parse_pairs(g.text)
+                usage = (g.prompt_tokens, g.new_tokens)
+            except (GenerationError, ValueError) as e:
+                row["error"] = f"{type(e).__name__}: {e}"[:300]
+                usage = (0, 0)
+            with lock:
+                stats["requests"] += 1
+                stats["prompt_tokens"] += usage[0]
+                stats["completion_tokens"] += usage[1]
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.flush()
+                done[c.id] = row
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            list(pool.map(one, todo))
+    pairs: list[tuple[Chunk, dict[str, str]]] = []
+    stats["ungrounded"] = 0
+    for c in chunks:
+        row = done.get(c.id, {})
+        if "error" in row:
+            stats["failures"] += 1
+            continue
+        for p in row.get("pairs", []):
+            if grounded(p, c.text):
+                pairs.append((c, p))
+            else:
+                stats["ungrounded"] += 1
+    return pairs, stats
