@@ -31,7 +31,7 @@ from ragtune.data import check, prepare
 from ragtune.data.importers import FORMAT_HELP
 from ragtune.demo import stage as demo
 from ragtune.errors import RagtuneError
-from ragtune.eval import calibrate, compare
+from ragtune.eval import advise, calibrate, compare
 from ragtune.eval import retrieval as eval_retrieval
 from ragtune.eval import stage as evaluate
 from ragtune.export import stage as export
@@ -84,6 +84,8 @@ STAGES = [
           {DATA: "data", OUT: "out", FORMAT: "format"}, "index"),
     Stage("serve", serve, "An OpenAI-compatible server: base + adapters on one model, RAG mode with citations, a web page.",
           {MODEL: "model", "--adapter": "adapters", "--index": "indexes", "--port": "port", "--host": "host", "--api-key": "api_key"}),
+    Stage("advise", advise, "Fine-tune, RAG or both? Scores base + RAG, tuned closed-book and tuned + RAG on your corpus and says which.",
+          {"--questions": "questions", MODEL: "model", "--adapter": "adapter", OUT: "out"}, "docs"),
     Stage("demo", demo, "The main job, offline: build a demo set, evaluate the base model, fine-tune, evaluate again, report.",
           {MODEL: "model", OUT: "out"}),
 ]  # fmt: skip

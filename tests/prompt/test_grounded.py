@@ -67,3 +67,31 @@ def test_refusal_detection() -> None:
     assert is_refusal("The text doesn't mention the mayor.")
     assert not is_refusal("Paris")
     assert not is_refusal("")
+
+
+def test_closed_book_prompts_carry_no_passages(tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    from ragtune.example import Example
+    from ragtune.prompt.encode import encode_example
+    from ragtune.prompt.grounded import PromptConfig, build_messages
+
+    cfg = PromptConfig(closed_book=True)
+    msgs = build_messages("Where is the Eiffel Tower?", ["The Eiffel Tower is in Paris."], cfg)
+    assert msgs[1]["content"] == "Question: Where is the Eiffel Tower?"
+    assert (
+        "Paris" not in msgs[0]["content"] + msgs[1]["content"]
+        and "from what you know" not in msgs[0]["content"]
+    )
+    assert PromptConfig().refusal_en in msgs[0]["content"]
+    zh = build_messages("北京大学在哪里？", ["北京大学位于北京。"], cfg)
+    assert PromptConfig().refusal_zh in zh[0]["content"] and "北京。" not in zh[1]["content"]
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ex = Example(
+        "1", "Where is the Eiffel Tower?", ["The Eiffel Tower is in Paris. " * 20], ["Paris"]
+    )
+    closed = encode_example(tok, ex, cfg, max_length=512)
+    open_ = encode_example(tok, ex, PromptConfig(), max_length=512)
+    assert closed is not None and open_ is not None
+    assert len(open_["input_ids"]) - len(closed["input_ids"]) > 100  # the passage is gone
+    assert tok.decode(closed["input_ids"]).count("Paris") == 1  # only the answer

@@ -40,6 +40,15 @@ class PromptConfig:
     """Refusal sentence for English (and any non-Chinese) questions."""
     refusal_zh: str = "上下文中没有答案。"
     """Refusal sentence for Chinese questions."""
+    closed_book: bool = False
+    """Leave the passages out: the model answers from what training put into it (notes turned
+    into QA, knowledge once kept in a system message). The same in train, eval and serve,
+    so a closed-book model is tuned and scored on the prompt it will see."""
+    closed_book_system: str = (
+        "Answer the question with the shortest exact answer you know. "
+        'If you do not know the answer, reply exactly: "{refusal}"'
+    )
+    """System instruction in closed-book mode; "{refusal}" as in system."""
 
 
 def refusal_for(question: str, cfg: PromptConfig) -> str:
@@ -53,6 +62,12 @@ def format_contexts(contexts: Sequence[str]) -> str:
 def build_messages(question: str, contexts: Sequence[str], cfg: PromptConfig) -> Messages:
     """System + user messages for a question on passages (the assistant turn is added for
     training only). Passages are numbered [1], [2], ... in the order given."""
+    if cfg.closed_book:  # no passages at all: not even an empty "Context:" block
+        system = cfg.closed_book_system.replace("{refusal}", refusal_for(question, cfg))
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"Question: {question.strip()}"},
+        ]
     system = cfg.system.replace("{refusal}", refusal_for(question, cfg))
     user = f"Context:\n{format_contexts(contexts)}\n\nQuestion: {question.strip()}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
