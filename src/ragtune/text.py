@@ -77,6 +77,15 @@ def metric_tokens(text: str, lang: str) -> list[str]:
     return _ARTICLES.sub(" ", text).split()
 
 
+_CITATION = re.compile(r"\s*\[\d{1,3}\]")
+
+
+def strip_citations(text: str) -> str:
+    """The text without passage markers ("Paris [2]" -> "Paris"): what is scored, whether
+    or not the model was trained to cite."""
+    return _CITATION.sub("", text).strip()
+
+
 _WORD = re.compile(r"\w+")
 _EN_STOP = frozenset(
     [

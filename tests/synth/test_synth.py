@@ -161,3 +161,24 @@ def test_raft_cli_and_too_small_a_corpus(tmp_path: Path) -> None:
     assert (
         main(["data", "raft", str(src), "--out", str(tmp_path / "r2.jsonl"), "distractors=20"]) == 2
     )
+
+
+def test_raft_cite_targets_name_the_oracle_and_metrics_ignore_the_marker() -> None:
+    from ragtune.eval.metrics import score_example
+    from ragtune.prompt.grounded import PromptConfig, build_messages
+    from ragtune.rag.chunk import Chunk
+    from ragtune.rag.cite import cite
+    from ragtune.rag.retrieve import Passage
+
+    exs = corpus_examples(16)
+    made, _ = make_raft(exs, corpus_of(exs), k=2, no_oracle_share=0.0, seed=3, cite=True)
+    by_id = {e.id: e for e in exs}
+    for m in made:
+        src = by_id[m.id.removesuffix("#raft")]
+        n = m.contexts.index(src.contexts[0]) + 1
+        assert m.answers == [f"{src.answer} [{n}]"]
+        row = score_example(m, m.answers[0])
+        assert row["em"] == 1.0 and row["prediction"].endswith(f"[{n}]")  # scored without it, kept
+        ps = [Passage(Chunk(str(i), "f", (), 0, 1, t), 1.0) for i, t in enumerate(m.contexts)]
+        assert cite(m.answers[0], ps) == [n]
+    assert "as [n]" in build_messages("q", ["p"], PromptConfig(cite=True))[0]["content"]

@@ -43,7 +43,7 @@ from ragtune.example import Example
 from ragtune.generation.base import Generation
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.prompt.refusal import is_refusal
-from ragtune.text import language, metric_tokens
+from ragtune.text import language, metric_tokens, strip_citations
 
 # key -> (label, unit) for every scalar `aggregate` reports; "%" means 0-100.
 METRIC_INFO: dict[str, tuple[str, str]] = {
@@ -182,13 +182,15 @@ def score_example(
     """One row of per-example scores (fractions 0-1), with the texts the report shows.
     `contexts` are the passages the answer came from (default: the example's own)."""
     lang = example_language(ex)
-    refused = is_refusal(prediction, refusal_cfg)
-    pred_tokens = metric_tokens(prediction, lang)
+    scored = strip_citations(prediction)  # "[2]" says where, not what: never scored
+    ex_answers = [strip_citations(a) for a in ex.answers]
+    refused = is_refusal(scored, refusal_cfg)
+    pred_tokens = metric_tokens(scored, lang)
     ctx_tokens = metric_tokens("\n".join(ex.contexts if contexts is None else contexts), lang)
     if ex.answerable:
-        em = exact_match(prediction, ex.answers, lang)
-        f = f1(prediction, ex.answers, lang)
-        rl = rouge_l(prediction, ex.answers, lang)
+        em = exact_match(scored, ex_answers, lang)
+        f = f1(scored, ex_answers, lang)
+        rl = rouge_l(scored, ex_answers, lang)
     else:
         em = f = rl = float(refused)
     ctx_set = set(ctx_tokens)

@@ -40,6 +40,11 @@ class PromptConfig:
     """Refusal sentence for English (and any non-Chinese) questions."""
     refusal_zh: str = "上下文中没有答案。"
     """Refusal sentence for Chinese questions."""
+    cite: bool = False
+    """Ask for the passage number after the answer ("Paris [2]"), as RAFT data made with
+    cite=true teaches; metrics score the answer without it, RAG maps it to the source."""
+    cite_instruction: str = "End the answer with the number of the passage it comes from, as [n]."
+    """Added to the system instruction when cite is on."""
     closed_book: bool = False
     """Leave the passages out: the model answers from what training put into it (notes turned
     into QA, knowledge once kept in a system message). The same in train, eval and serve,
@@ -69,6 +74,8 @@ def build_messages(question: str, contexts: Sequence[str], cfg: PromptConfig) ->
             {"role": "user", "content": f"Question: {question.strip()}"},
         ]
     system = cfg.system.replace("{refusal}", refusal_for(question, cfg))
+    if cfg.cite:
+        system += " " + cfg.cite_instruction
     user = f"Context:\n{format_contexts(contexts)}\n\nQuestion: {question.strip()}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragtune.rag.retrieve import Passage
-from ragtune.text import answer_in_context, language, metric_tokens
+from ragtune.text import answer_in_context, language, metric_tokens, strip_citations
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 MIN_OVERLAP = 0.5
@@ -38,16 +38,12 @@ class Citation:
         return f"[{self.n}] {self.file}" + (f" ({where})" if where else "")
 
 
-def strip_markers(answer: str) -> str:
-    return " ".join(_MARKER.sub(" ", answer).split())
-
-
 def cite(answer: str, passages: Sequence[Passage]) -> list[int]:
     """1-based numbers of the passages the answer came from, in prompt order."""
     marked = sorted({int(m) for m in _MARKER.findall(answer) if 1 <= int(m) <= len(passages)})
     if marked:
         return marked
-    bare = strip_markers(answer)
+    bare = strip_citations(answer)
     if not bare:
         return []
     found = [i for i, p in enumerate(passages, 1) if answer_in_context(bare, [p.text])]

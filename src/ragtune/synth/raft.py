@@ -49,6 +49,8 @@ class RaftConfig:
     """BM25 candidates per question searched for distractors."""
     seed: int = 0
     """Seed for which examples lose the oracle and for the passage order."""
+    cite: bool = False
+    """Targets end with the oracle's passage number ("Paris [2]"); train with prompt.cite=true."""
 
     def __post_init__(self) -> None:
         require(self, "distractors", min=1)
@@ -98,7 +100,7 @@ def distractors_for(ex: Example, bm25: Bm25Retriever, k: int, candidates: int) -
 
 
 def make_raft(examples: list[Example], corpus: list[Chunk], k: int, no_oracle_share: float,
-              seed: int, candidates: int = 30) -> tuple[list[Example], Counter[str]]:  # fmt: skip
+              seed: int, candidates: int = 30, cite: bool = False) -> tuple[list[Example], Counter[str]]:  # fmt: skip
     """(RAFT examples, counts: with oracle, without, skipped for too few distractors)."""
     rng = random.Random(seed)
     bm25 = Bm25Retriever.build(corpus)
@@ -120,7 +122,13 @@ def make_raft(examples: list[Example], corpus: list[Chunk], k: int, no_oracle_sh
         else:
             passages = [*ex.contexts, *ds]
             rng.shuffle(passages)
-            new = replace(ex, id=f"{ex.id}#raft", contexts=passages, kind=ex.kind or "raft")
+            answers = ex.answers
+            if cite:  # the first oracle passage's number in the shuffled order
+                n = passages.index(ex.contexts[0]) + 1
+                answers = [f"{a} [{n}]" for a in ex.answers]
+            new = replace(
+                ex, id=f"{ex.id}#raft", contexts=passages, answers=answers, kind=ex.kind or "raft"
+            )
             counts["with oracle"] += 1
         out.append(new)
     return out, counts
@@ -142,7 +150,7 @@ def run(cfg: RaftConfig) -> dict[str, Any]:
             f"{len(corpus)}; lower it or give index=INDEX"
         )
     made, counts = make_raft(examples, corpus, cfg.distractors, cfg.no_oracle_share, cfg.seed,
-                             cfg.candidates)  # fmt: skip
+                             cfg.candidates, cfg.cite)  # fmt: skip
     write_jsonl(cfg.out, made)
     return {"out": cfg.out, "examples": len(made), "corpus": len(corpus), **dict(counts)}
 
