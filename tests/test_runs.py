@@ -94,3 +94,18 @@ def test_an_old_torn_lock_is_stale(tmp_path: Path) -> None:
     with runs.claim(tmp_path, _ident(), "eval", resume=True):
         pass
     assert not lock.exists()
+
+
+def test_keys_added_later_at_their_default_leave_the_identity_alone() -> None:
+    from ragtune.eval.stage import EvalConfig
+    from ragtune.prompt.grounded import PromptConfig
+    from ragtune.runs import identity
+
+    plain = identity("eval", EvalConfig(data="x"), {})
+    assert not any(
+        k.startswith(("prompt.cite", "prompt.closed_book", "judge")) for k in plain["config"]
+    )
+    cited = identity("eval", EvalConfig(data="x", prompt=PromptConfig(cite=True)), {})
+    assert (
+        cited["config"]["prompt.cite"] is True and cited["config_sha256"] != plain["config_sha256"]
+    )

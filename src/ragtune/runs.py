@@ -115,6 +115,20 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Keys added after runs were made with this code: at their default they change nothing, so
+# they stay out of the identity and those runs still resume and are reused.
+ADDED_LATER = (
+    "prompt.cite",
+    "prompt.cite_instruction",
+    "prompt.closed_book",
+    "prompt.closed_book_system",
+    "index",
+    "judge",
+    "judge_api_base",
+    "judge_retries",
+)
+
+
 def identity(
     stage: str, cfg: Any, inputs: dict[str, str | None], ignore: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -127,6 +141,13 @@ def identity(
         for k, v in _flatten(dataclasses.asdict(cfg)).items()
         if not any(k == i or k.startswith(i + ".") for i in ignore)
     }
+    try:
+        defaults = _flatten(dataclasses.asdict(type(cfg)()))
+    except (TypeError, ValueError, RagtuneError):  # a config that needs arguments
+        defaults = {}
+    for key in ADDED_LATER:
+        if key in config and key in defaults and config[key] == defaults[key]:
+            del config[key]
     text = json.dumps(config, sort_keys=True, default=str)
     files = {}
     for name, path in inputs.items():

@@ -56,8 +56,18 @@ def _spaced(text: str) -> bool:
     return language(text) != "zh"
 
 
+# A marker after a space, or opening the text: "Paris [2]" is cited, "arr[0]" is code.
+_CITATION = re.compile(r"(?:^|\s+)\[\d{1,3}\](?=\W|$)")
+
+
+def strip_citations(text: str) -> str:
+    """The text without passage markers ("Paris [2]" -> "Paris"): what is scored, whether
+    or not the model was trained to cite."""
+    return _CITATION.sub("", text).strip()
+
+
 def answer_in_context(answer: str, contexts: list[str]) -> bool:
-    a = normalize(answer)
+    a = normalize(strip_citations(answer))  # a RAFT target "Paris [2]" is found as "Paris"
     if not a:
         return False
     for c in contexts:
@@ -75,15 +85,6 @@ def metric_tokens(text: str, lang: str) -> list[str]:
         return _ZH_TOKEN.findall(text.lower())
     text = text.lower().translate(_ASCII_PUNCT)
     return _ARTICLES.sub(" ", text).split()
-
-
-_CITATION = re.compile(r"\s*\[\d{1,3}\]")
-
-
-def strip_citations(text: str) -> str:
-    """The text without passage markers ("Paris [2]" -> "Paris"): what is scored, whether
-    or not the model was trained to cite."""
-    return _CITATION.sub("", text).strip()
 
 
 _WORD = re.compile(r"\w+")

@@ -48,3 +48,4 @@ def test_teacher_pairs_are_grounded_counted_and_resumable(start_server, tmp_path
     cache.write_text(cache.read_text().splitlines()[0] + "\n" + '{"chunk": "torn', encoding="utf-8")
     resumed = from_docs.run(cfg)["teacher"]
     assert resumed["requests"] == 1 and resumed["cached"] == 1  # a killed run: only the rest
+    assert from_docs.run(cfg)["teacher"]["requests"] == 0  # the resumed row was written whole

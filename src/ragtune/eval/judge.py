@@ -14,13 +14,12 @@ compare` shows them per model side by side.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ragtune.generation.base import Generator
+from ragtune.generation.base import GenerationError, Generator
+from ragtune.generation.parse import first_json
 
 CRITERIA = ("faithfulness", "correctness", "style")
 SYSTEM = """You grade one answer given by a question-answering system that must answer only from the numbered passages it was shown.
@@ -32,8 +31,6 @@ Score each criterion with an integer from 1 (worst) to 5 (best):
 
 Reply with a JSON object only, no other text, with exactly these keys: "faithfulness", "correctness", "style" (integers) and "reason" (one short sentence)."""
 
-_OBJECT = re.compile(r"\{.*\}", re.S)
-
 
 class VerdictError(ValueError):
     """A judge reply that is not the required JSON; the message says what was wrong."""
@@ -41,16 +38,10 @@ class VerdictError(ValueError):
 
 def parse(text: str) -> dict[str, Any]:
     """The verdict in a judge reply: {"faithfulness", "correctness", "style": 1-5, "reason"}.
-    A code fence or text around the one JSON object is tolerated; anything else raises."""
-    m = _OBJECT.search(text)
-    if not m:
+    A code fence or text around the JSON object is tolerated; anything else raises."""
+    obj = first_json(text, dict)
+    if obj is None:
         raise VerdictError("no JSON object in the reply")
-    try:
-        obj = json.loads(m.group(0))
-    except json.JSONDecodeError as e:
-        raise VerdictError(f"invalid JSON ({e.msg})") from None
-    if not isinstance(obj, dict):
-        raise VerdictError("the JSON is not an object")
     out: dict[str, Any] = {}
     for key in CRITERIA:
         v = obj.get(key)
@@ -75,12 +66,19 @@ def judge_one(
 ) -> tuple[dict[str, Any] | None, str]:
     """(verdict or None, the last parse error)."""
     error = ""
+    asked = list(msgs)
     for _ in range(retries + 1):
-        reply = generator.generate([msgs])[0].text
+        try:
+            reply = generator.generate([asked])[0].text
+        except GenerationError as e:  # the endpoint failed after its own retries
+            return None, str(e)
         try:
             return parse(reply), ""
         except VerdictError as e:
             error = str(e)
+            # Greedy decoding repeats itself: say what was wrong, so the retry can differ.
+            asked = [*msgs, {"role": "assistant", "content": reply},
+                     {"role": "user", "content": f"That reply was not valid ({error}). Reply with the JSON object only."}]  # fmt: skip
     return None, error
 
 

@@ -55,6 +55,14 @@ class PromptConfig:
     )
     """System instruction in closed-book mode; "{refusal}" as in system."""
 
+    def __post_init__(self) -> None:
+        if self.cite and self.closed_book:
+            from ragtune.config import ConfigError
+
+            raise ConfigError(
+                "cite: a closed-book prompt has no passages to cite; set one of cite, closed_book"
+            )
+
 
 def refusal_for(question: str, cfg: PromptConfig) -> str:
     return cfg.refusal_zh if language(question) == "zh" else cfg.refusal_en

@@ -115,8 +115,12 @@ def run(cfg: FromDocsConfig) -> dict[str, Any]:
     teacher_stats = None
     if cfg.teacher:
         teacher_stats = _from_teacher(cfg, all_chunks, keep, made)
+    if teacher_stats is not None:
+        example = teacher_stats.pop("ungrounded_example", None)
         if teacher_stats["ungrounded"]:
-            dropped["teacher pair not grounded in its chunk"] = teacher_stats["ungrounded"]
+            reason = "teacher pair not grounded in its chunk"
+            dropped[reason] = teacher_stats["ungrounded"]
+            sample.setdefault(reason, example or {"question": "", "answer": ""})
     if not kept:
         raise ConfigError(
             f"docs: no QA pairs could be made from {len(files)} files"
@@ -136,7 +140,7 @@ def run(cfg: FromDocsConfig) -> dict[str, Any]:
 
 def _from_teacher(
     cfg: FromDocsConfig, chunks: list[Any], keep: Any, made: Counter[str]
-) -> dict[str, int]:
+) -> dict[str, Any]:
     from ragtune.generation.load import GenerateConfig, load_generator
     from ragtune.synth.teacher import ask_teacher
 
@@ -170,7 +174,7 @@ def show(r: dict[str, Any]) -> None:
     print(f"from-docs: {r['kept']} examples from {r['files']} files -> {r['out']}")
     print("  kept by rule: " + ", ".join(f"{k} {v}" for k, v in r["kept_by_rule"].items()))
     for reason, n in r["dropped"].items():
-        ex = r["dropped_examples"][reason]
+        ex = r["dropped_examples"].get(reason) or {"question": "", "answer": ""}
         print(f"  dropped {n}: {reason} (e.g. {ex['question']!r} -> {ex['answer'][:60]!r})")
     for p in r["problems"]:
         print(f"  skipped: {p}")

@@ -87,11 +87,8 @@ def distractors_for(ex: Example, bm25: Bm25Retriever, k: int, candidates: int) -
         t = p.text
         if t in ex.contexts or any(near_duplicate(t, o) for o in ex.contexts):
             continue
-        if (
-            ex.answers
-            and answer_in_context(ex.answer, [t])
-            or any(near_duplicate(t, c) for c in chosen)
-        ):
+        holds = any(answer_in_context(a, [t]) for a in ex.answers)
+        if holds or any(near_duplicate(t, c) for c in chosen):
             continue
         chosen.append(t)
         if len(chosen) == k:
@@ -123,8 +120,9 @@ def make_raft(examples: list[Example], corpus: list[Chunk], k: int, no_oracle_sh
             passages = [*ex.contexts, *ds]
             rng.shuffle(passages)
             answers = ex.answers
-            if cite:  # the first oracle passage's number in the shuffled order
-                n = passages.index(ex.contexts[0]) + 1
+            if cite:  # the number of the oracle passage that holds the answer, after the shuffle
+                holds = [c for c in ex.contexts if answer_in_context(ex.answer, [c])]
+                n = passages.index((holds or ex.contexts)[0]) + 1
                 answers = [f"{a} [{n}]" for a in ex.answers]
             new = replace(
                 ex, id=f"{ex.id}#raft", contexts=passages, answers=answers, kind=ex.kind or "raft"

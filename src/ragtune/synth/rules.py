@@ -21,21 +21,41 @@ from collections.abc import Iterator
 
 from ragtune.text import language
 
-_SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]")
+# A sentence ends at . ! ? before a space or the end ("3.11" does not end one), or at 。！？.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
+_PRONOUNS = {
+    "it",
+    "this",
+    "that",
+    "there",
+    "these",
+    "those",
+    "he",
+    "she",
+    "they",
+    "we",
+    "you",
+    "i",
+    "here",
+}
 _EN_DEF = re.compile(
     r"^(?P<term>(?:The |An? )?[A-Z][\w\-]*(?: [\w\-]+){0,5}?) (?P<verb>is|are|means|refers to) "
     r"(?P<def>[^.]{3,200})\.$"
 )
+_ZH_NOT_A_TERM = re.compile(r"[不也都就还才于请]$|^(这|那|它|他|她|我|你|于是|但|可)")
 _ZH_DEF = re.compile(
-    r"^(?P<term>[^，。、；：\s]{1,20}?)(?P<verb>是指|是|指)(?P<def>[^。]{2,120})。$"
+    r"^(?P<term>[^，。、；：\s]{2,20}?)(?P<verb>是指|指的是|是)(?P<def>[^。]{2,120})。$"
 )
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S")
-_FENCE = re.compile(r"^```[\w+-]*\s*\n(?P<body>.*?)^```", re.M | re.S)
+_FENCE = re.compile(r"^```[^\n]*\n(?P<body>.*?)^```", re.M | re.S)
+_RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")  # a horizontal rule, not a list
+_NOT_AN_INSTRUCTION = re.compile(r"^(!|include\b|define\b|pragma\b|-\*-|type:|noqa|pylint|eslint)")
 _COMMENT = re.compile(r"^\s*(?:#|//|--|;)\s*(?P<text>\S.*?)\s*$")
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.findall(" ".join(text.split())) if len(s.strip()) > 3]
+    flat = " ".join(text.split())
+    return [s.strip() for s in _SENTENCE_END.split(flat) if len(s.strip()) > 3]
 
 
 def heading_question(heading: str) -> str:
@@ -53,7 +73,7 @@ def heading_question(heading: str) -> str:
 def _prose(text: str) -> str:
     """The section without code blocks and list lines: where lead sentences come from."""
     text = _FENCE.sub("", text)
-    return "\n".join(line for line in text.splitlines() if not _LIST_ITEM.match(line))
+    return "\n".join(x for x in text.splitlines() if not _is_item(x) and not _RULE.match(x))
 
 
 def extract(text: str, heading: tuple[str, ...] = ()) -> Iterator[tuple[str, str, str]]:
@@ -63,15 +83,15 @@ def extract(text: str, heading: tuple[str, ...] = ()) -> Iterator[tuple[str, str
         yield heading_question(heading[-1]), lead[0], "heading"
     for s in lead:
         en = _EN_DEF.match(s)
-        if en:
+        if en and en.group("term").split()[0].lower() not in _PRONOUNS:
             term = re.sub(r"^(The|An?) ", "", en.group("term"))
             be = "are" if en.group("verb") == "are" else "is"
             yield f"What {be} {term}?", en.group("def").strip(), "definition"
             continue
         zh = _ZH_DEF.match(s)
-        if zh and language(s) == "zh":
+        if zh and language(s) == "zh" and not _ZH_NOT_A_TERM.search(zh.group("term")):
             yield f"{zh.group('term')}是什么？", zh.group("def").strip(), "definition"
-    items = [line.rstrip() for line in text.splitlines() if _LIST_ITEM.match(line)]
+    items = [line.rstrip() for line in _FENCE.sub("", text).splitlines() if _is_item(line)]
     if heading and len(items) >= 2:
         block = _list_block(text)
         if block:
@@ -86,8 +106,8 @@ def extract(text: str, heading: tuple[str, ...] = ()) -> Iterator[tuple[str, str
         lines = m.group("body").rstrip("\n").splitlines()
         c = _COMMENT.match(lines[0]) if lines else None
         code = "\n".join(lines[1:]).strip()
-        if c and code:
-            what = c.group("text").rstrip(".:")
+        what = c.group("text").rstrip(".:").strip() if c else ""
+        if what and code and not _NOT_AN_INSTRUCTION.match(what) and not lines[0].startswith("#!"):
             q = (
                 f"如何{what}？"
                 if language(what) == "zh"
@@ -96,13 +116,17 @@ def extract(text: str, heading: tuple[str, ...] = ()) -> Iterator[tuple[str, str
             yield q, code, "code"
 
 
+def _is_item(line: str) -> bool:
+    return bool(_LIST_ITEM.match(line)) and not _RULE.match(line)
+
+
 def _list_block(text: str) -> str:
-    """The first run of consecutive list lines, as written (a span of the section)."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if _LIST_ITEM.match(line)), None)
+    """The first run of consecutive list lines outside code, as written (a span of the section)."""
+    lines = _FENCE.sub("", text).splitlines()
+    start = next((i for i, line in enumerate(lines) if _is_item(line)), None)
     if start is None:
         return ""
     end = start
-    while end + 1 < len(lines) and _LIST_ITEM.match(lines[end + 1]):
+    while end + 1 < len(lines) and _is_item(lines[end + 1]):
         end += 1
     return "\n".join(lines[start : end + 1]).strip() if end > start else ""

@@ -14,8 +14,8 @@ run resumes. The totals: requests, tokens, failures.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.generation.base import GenerationError, Generator
+from ragtune.generation.parse import first_json
 from ragtune.rag.chunk import Chunk
 from ragtune.text import answer_in_context, language
 
@@ -37,18 +38,14 @@ PROMPT_ZH = (
     '[{{"question": "……", "answer": "……", "quote": "段落中包含答案的那句话"}}]'
     "\n\n段落：\n{passage}"
 )
-_LIST = re.compile(r"\[.*\]", re.S)
 
 
 def parse_pairs(text: str) -> list[dict[str, str]]:
     """The pairs in a teacher reply (a JSON list of {question, answer, quote}); malformed
     entries are skipped, a reply with no JSON list raises ValueError."""
-    m = _LIST.search(text)
-    if not m:
-        raise ValueError("no JSON list in the reply")
-    items = json.loads(m.group(0))
-    if not isinstance(items, list):
-        raise ValueError("the JSON is not a list")
+    items = first_json(text, list)
+    if items is None:
+        raise ValueError("no JSON list of pairs in the reply")
     out = []
     for it in items:
         if (
@@ -74,21 +71,35 @@ def grounded(pair: dict[str, str], chunk: str) -> bool:
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        raw = path.read_bytes()
+        if raw and not raw.endswith(b"\n"):  # a torn last line: later rows start on their own
+            with path.open("ab") as f:
+                f.write(b"\n")
+        for line in raw.decode("utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a torn last line from a killed run
-            if isinstance(row, dict) and "chunk" in row:
-                done[row["chunk"]] = row
+                continue  # the torn line itself
+            if isinstance(row, dict) and "key" in row:
+                done[row["key"]] = row
     return done
 
 
+def cache_key(generator: Generator, per_chunk: int, chunk: Chunk) -> str:
+    """A reply is reused only for the same teacher, request and chunk text: an edited
+    document or another teacher asks again."""
+    text = f"{generator.name}\n{per_chunk}\n{PROMPT_EN}\n{PROMPT_ZH}\n{chunk.text}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
 def ask_teacher(generator: Generator, chunks: Sequence[Chunk], cache: Path, per_chunk: int = 3,
-                concurrency: int = 4) -> tuple[list[tuple[Chunk, dict[str, str]]], dict[str, int]]:  # fmt: skip
+                concurrency: int = 4) -> tuple[list[tuple[Chunk, dict[str, str]]], dict[str, Any]]:  # fmt: skip
     """(grounded pairs with their chunk, stats). Chunks in `cache` are not asked again."""
     done = _read_cache(cache)
-    todo = [c for c in chunks if c.id not in done or "error" in done[c.id]]  # failures: again
+    keys = {c.id: cache_key(generator, per_chunk, c) for c in chunks}
+    todo = [
+        c for c in chunks if keys[c.id] not in done or "error" in done[keys[c.id]]
+    ]  # failures: again
     stats = {"chunks": len(chunks), "cached": len(chunks) - len(todo), "requests": 0, "failures": 0,
              "prompt_tokens": 0, "completion_tokens": 0}  # fmt: skip
     lock = threading.Lock()
@@ -98,7 +109,7 @@ def ask_teacher(generator: Generator, chunks: Sequence[Chunk], cache: Path, per_
         def one(c: Chunk) -> None:
             template = PROMPT_ZH if language(c.text) == "zh" else PROMPT_EN
             msgs = [{"role": "user", "content": template.format(n=per_chunk, passage=c.text)}]
-            row: dict[str, Any] = {"chunk": c.id}
+            row: dict[str, Any] = {"key": keys[c.id], "chunk": c.id}
             try:
                 g = generator.generate([msgs])[0]
                 row["pairs"] = parse_pairs(g.text)
@@ -112,14 +123,15 @@ def ask_teacher(generator: Generator, chunks: Sequence[Chunk], cache: Path, per_
                 stats["completion_tokens"] += usage[1]
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
-                done[c.id] = row
+                done[keys[c.id]] = row
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             list(pool.map(one, todo))
     pairs: list[tuple[Chunk, dict[str, str]]] = []
     stats["ungrounded"] = 0
+    example: dict[str, str] | None = None
     for c in chunks:
-        row = done.get(c.id, {})
+        row = done.get(keys[c.id], {})
         if "error" in row:
             stats["failures"] += 1
             continue
@@ -128,4 +140,5 @@ def ask_teacher(generator: Generator, chunks: Sequence[Chunk], cache: Path, per_
                 pairs.append((c, p))
             else:
                 stats["ungrounded"] += 1
-    return pairs, stats
+                example = example or {"question": p["question"], "answer": p["answer"]}
+    return pairs, {**stats, "ungrounded_example": example}
