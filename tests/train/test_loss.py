@@ -110,3 +110,14 @@ def test_refusal_targets_are_weighted_and_the_rest_is_unchanged(
         lighter = weighted_answer_loss(refusals, 0.25)(kept, labels)
         assert lighter.item() == pytest.approx((per_token * w).sum().item() / w.numel(), rel=1e-5)
         assert lighter.item() < same.item()
+
+
+def test_the_balanced_preset_weighs_refusals_by_half_unless_told() -> None:
+    from ragtune.train.config import TrainConfig, resolve_defaults
+
+    assert resolve_defaults(TrainConfig(data="x"), 100).refusal_loss_weight == 0.5
+    assert resolve_defaults(TrainConfig(data="x", preset="quick"), 100).refusal_loss_weight == 1.0
+    assert (
+        resolve_defaults(TrainConfig(data="x", refusal_loss_weight=1.0), 100).refusal_loss_weight
+        == 1.0
+    )

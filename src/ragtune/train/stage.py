@@ -25,7 +25,7 @@ from ragtune.config import ConfigError, save_config
 from ragtune.data.importers import load_examples
 from ragtune.data.split import sample, split_indices
 from ragtune.example import Example, write_jsonl
-from ragtune.train.config import TrainConfig, resolve_defaults
+from ragtune.train.config import PRESETS, TrainConfig, resolve_defaults
 
 Config = TrainConfig
 
@@ -202,7 +202,14 @@ def _train(
     do_eval = bool(eval_rows)
     answer_only = supports_logits_to_keep(model)
     loss_fn = answer_loss if answer_only else None
-    if cfg.refusal_loss_weight != 1.0:
+    weight = float(cfg.refusal_loss_weight if cfg.refusal_loss_weight is not None else 1.0)
+    preset_weight = PRESETS[cfg.preset]["refusal_loss_weight"]
+    if weight != 1.0 and not answer_only and weight == preset_weight:
+        # The preset's choice, not the user's: train as before rather than stop.
+        print(f"train: this model takes no logits_to_keep; refusal_loss_weight 1 instead of "
+              f"the {cfg.preset} preset's {weight}", flush=True)  # fmt: skip
+        weight = cfg.refusal_loss_weight = 1.0
+    if weight != 1.0:
         if not answer_only:
             raise ConfigError(
                 "refusal_loss_weight: this model's forward takes no logits_to_keep, so the "
@@ -212,7 +219,7 @@ def _train(
             tokenizer(r, add_special_tokens=False)["input_ids"]
             for r in (cfg.prompt.refusal_en, cfg.prompt.refusal_zh)
         ]
-        loss_fn = weighted_answer_loss(refusals, cfg.refusal_loss_weight)
+        loss_fn = weighted_answer_loss(refusals, weight)
     progress = ProgressBar()
     callbacks: list[Any] = [progress]
     if do_eval and cfg.early_stopping_patience > 0:
