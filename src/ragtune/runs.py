@@ -86,6 +86,18 @@ def adapter_dir(path: str | Path) -> str:
     raise RunError(f"{path}: no adapter_config.json here or in {path}/{ADAPTER}")
 
 
+def saved_train_config(run: str | Path) -> dict[str, Any]:
+    """The resolved train_config.yaml of a run folder (or of the run an adapter folder sits
+    in), as a dict; {} when there is none. What eval, calibration and advise read the
+    prompt settings and max_length a model was trained with from."""
+    path = Path(adapter_dir(str(run))).parent / TRAIN_CONFIG
+    if not path.is_file():
+        return {}
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
 def finished(out: str | Path) -> dict[str, Any] | None:
     """The metrics of a completed eval in `out`, or None: lets pipelines skip finished steps."""
     path = Path(out) / EVAL_METRICS

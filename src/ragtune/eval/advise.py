@@ -24,6 +24,7 @@ from ragtune.generation.load import GenerateConfig
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.rag.index import IndexConfig, build
 from ragtune.rag.settings import RetrievalSection
+from ragtune.runs import saved_train_config
 
 KEYS = ["f1", "answerable_f1", "refusal_accuracy", "hallucination_rate", "retrieval_miss_rate"]
 
@@ -86,10 +87,15 @@ def run(cfg: AdviseConfig) -> dict[str, Any]:
     }
     table: dict[str, dict[str, Any]] = {}
     for name, (adapter, closed) in runs.items():
+        # Each adapter is scored on the prompt it was trained with (its train_config.yaml).
+        saved = (saved_train_config(adapter) if adapter else {}).get("prompt") or {}
+        prompt = PromptConfig(
+            **{**saved, "closed_book": closed, "cite": saved.get("cite", False) and not closed}
+        )
         slug = name.replace(" + ", "-").replace(", ", "-").replace(" ", "-")
         m = evaluate.run(EvalConfig(
             data=cfg.questions, out=str(out / slug), label=name, latency_questions=0, semantic=False,
-            gen=replace(gen, adapter=adapter), prompt=PromptConfig(closed_book=closed),
+            gen=replace(gen, adapter=adapter), prompt=prompt,
             index=None if closed else str(index), retrieval=cfg.retrieval,
         ))  # fmt: skip
         table[name] = {k: m.get(k) for k in KEYS}

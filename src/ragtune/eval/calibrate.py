@@ -185,11 +185,7 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
     if not Path(data).is_file():
         raise ConfigError(f"data: {data} not found; name held-out questions with data=FILE")
     saved_path = run_dir / runs.TRAIN_CONFIG
-    saved: dict[str, Any] = {}
-    if saved_path.is_file():
-        import yaml
-
-        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    saved = runs.saved_train_config(cfg.run)
     model = cfg.model or saved.get("model")
     if not model:
         raise ConfigError(f"model: {saved_path} not found; name the base model with model=SPEC")
