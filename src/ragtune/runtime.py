@@ -210,3 +210,18 @@ def resolve(section: RuntimeSection, model_config: dict[str, Any] | None = None)
                 "cached": tprobe.cached,
             }
     return Runtime(device, dtype, threads, dtype_summary, threads_summary)
+
+
+def for_stage(section: RuntimeSection, model: str | None = None, local: bool = True) -> Runtime:
+    """What a stage's `run` does before loading a model: resolve the runtime, measured at the
+    model's own shapes when `local` and `model` is a spec on disk, and give torch the
+    thread count on CPU (the stage owns the process)."""
+    config = None
+    if local and model:
+        from ragtune.models import model_config
+
+        config = model_config(model)
+    rt = resolve(section, config)
+    if rt.device == "cpu":
+        set_torch_threads(rt.threads)
+    return rt

@@ -41,3 +41,13 @@ def test_advise_scores_three_ways_and_writes_the_advice(
     assert r["table"]["tuned, closed-book"]["retrieval_miss_rate"] is None  # no retrieval there
     assert r["table"]["tuned + RAG"]["retrieval_miss_rate"] == 0.0
     assert ADVICE[r["choice"]] in (tmp_path / "adv" / "advice.md").read_text()
+    assert r["choice"] == recommend({k: v["f1"] or 0.0 for k, v in r["table"].items()}, 2.0)
+
+    def prompt_tokens(run: str) -> int:
+        rows = (tmp_path / "adv" / run / "predictions.jsonl").read_text().splitlines()
+        return json.loads(rows[0])["prompt_tokens"]
+
+    # closed-book really left the passage out; the RAG runs had it in their prompt
+    assert (
+        prompt_tokens("tuned-closed-book") < prompt_tokens("tuned-RAG") == prompt_tokens("base-RAG")
+    )

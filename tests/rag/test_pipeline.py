@@ -187,10 +187,37 @@ def test_eval_with_index_scores_end_to_end(
                                 retrieval=RetrievalSection(mode="bm25", k=2), semantic=False, latency_questions=0,
                                 gen=GenerateConfig(model=str(tiny_model_dir), max_new_tokens=4)))  # fmt: skip
     assert m["retrieval_miss_rate"] == 50.0  # question 2 finds nothing
-    assert m["citation_accuracy"] is None or 0 <= m["citation_accuracy"] <= 100
     preds = [
         json.loads(line)
         for line in (tmp_path / "e2e" / "predictions.jsonl").read_text().splitlines()
     ]
     assert preds[0]["retrieved_relevant"] is True and preds[1]["retrieved"] == []
+    # nothing retrieved: refused without asking the model, as the pipeline does
+    assert preds[1]["prediction"] == PromptConfig().refusal_en and preds[1]["refused"]
     assert "Own passage not retrieved" in (tmp_path / "e2e" / "report.md").read_text()
+
+
+def test_citation_accuracy_and_misses_by_hand() -> None:
+    from ragtune.eval.end_to_end import score_retrieval
+    from ragtune.example import Example
+
+    gold = [
+        Example("1", "Who founded it?", ["Ada Quill founded Marlowe Station."], ["Ada Quill"]),
+        Example("2", "How much?", ["Docking costs 40 euros."], ["40 euros"]),
+        Example("3", "Which year?", ["It opened in 1871."], ["1871"]),
+    ]
+    found = [
+        passages("Ada Quill founded Marlowe Station.", "Trains leave hourly."),
+        passages("Trains leave hourly.", "Docking costs 40 euros."),
+        passages("Trains leave hourly."),  # its passage was not retrieved
+    ]
+    rows = [
+        {"prediction": "Ada Quill", "refused": False},  # cites [1], which holds the answer
+        {"prediction": "Trains", "refused": False},  # cites [1], which does not
+        {"prediction": "1871", "refused": False},  # cites nothing
+    ]
+    m = score_retrieval(rows, gold, found, [[p.text for p in ps] for ps in found])
+    assert m["retrieval_miss_rate"] == pytest.approx(100 / 3)
+    assert m["citation_accuracy"] == pytest.approx(100 / 3)
+    assert [r["citations"] for r in rows] == [[1], [1], []]
+    assert [r["cited_correct"] for r in rows] == [True, False, False]

@@ -175,7 +175,6 @@ def has_both_kinds(examples: Sequence[Example]) -> bool:
 
 def run(cfg: CalibrateConfig) -> dict[str, Any]:
     from ragtune.data.split import sample
-    from ragtune.models import model_config
 
     if not cfg.run:
         raise ConfigError("run: the training run folder to calibrate is required")
@@ -197,9 +196,7 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
             f"{data}: calibration needs answerable and unanswerable questions "
             "(data prepare unanswerable_share=0.3 makes unanswerable ones)"
         )
-    rt = runtime.resolve(cfg.runtime, model_config(model))
-    if rt.device == "cpu":
-        runtime.set_torch_threads(rt.threads)
+    rt = runtime.for_stage(cfg.runtime, str(model))
     gen = GenerateConfig(model=str(model), adapter=adapter)
     record = calibrate(load_generator(gen, rt), examples, prompt, cfg.calibrate, max_length)
     record["data"] = data

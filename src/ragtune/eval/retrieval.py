@@ -124,8 +124,10 @@ def evaluate_retriever(retriever: Any, examples: Sequence[Example], chunks: Sequ
         for key, v in rank_metrics(hits, n_rel, ks, ndcg_k).items():
             totals[key] = totals.get(key, 0.0) + v
         scored += 1
-    out: dict[str, Any] = {k: 100 * v / scored for k, v in totals.items()} if scored else {}
-    out["mrr"] = out.get("mrr", 0.0) / 100  # MRR stays a 0-1 mean
+    # Recall and nDCG in %, MRR as the 0-1 mean it is usually quoted as.
+    out: dict[str, Any] = (
+        {k: (1 if k == "mrr" else 100) * v / scored for k, v in totals.items()} if scored else {}
+    )
     out["questions"] = scored
     out["latency_ms_p50"] = percentile(latencies, 0.5) if latencies else None
     out["latency_ms_p95"] = percentile(latencies, 0.95) if latencies else None

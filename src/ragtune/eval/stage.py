@@ -155,12 +155,7 @@ def _evaluate(
     t0 = time.perf_counter()
     rt = None
     if generator is None:
-        from ragtune.models import model_config
-
-        local = cfg.gen.backend != "llamacpp" and not cfg.gen.model.startswith("openai:")
-        rt = runtime.resolve(cfg.runtime, model_config(cfg.gen.model) if local else None)
-        if rt.device == "cpu":
-            runtime.set_torch_threads(rt.threads)
+        rt = runtime.for_stage(cfg.runtime, cfg.gen.model, cfg.gen.is_local)
         generator = load_generator(cfg.gen, rt)
     found = None
     gold = examples

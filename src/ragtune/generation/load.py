@@ -60,6 +60,11 @@ class GenerateConfig:
     """Constrain answers to spans of the passages or the refusal sentence
     (`generation.extractive`; local engines only, an API model answers freely)."""
 
+    @property
+    def is_local(self) -> bool:
+        """Run in this process by transformers (what the runtime probes measure)."""
+        return self.backend != "llamacpp" and not self.model.startswith("openai:")
+
     def __post_init__(self) -> None:
         require(self, "refusal_threshold", min=0, max=1, allow=("auto", "none"))
         require(self, "max_new_tokens", min=1)

@@ -59,12 +59,7 @@ Config = AskConfig
 
 def build_pipeline(cfg: AskConfig, index: Index) -> Pipeline:
     """The pipeline an AskConfig describes (the server builds its RAG mode the same way)."""
-    from ragtune.models import model_config
-
-    local = cfg.gen.backend != "llamacpp" and not cfg.gen.model.startswith("openai:")
-    rt = runtime.resolve(cfg.runtime, model_config(cfg.gen.model) if local else None)
-    if rt.device == "cpu":
-        runtime.set_torch_threads(rt.threads)
+    rt = runtime.for_stage(cfg.runtime, cfg.gen.model, cfg.gen.is_local)
     generator = load_generator(cfg.gen, rt)
     threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter)
     router = make_router(cfg.router, index, generator, cfg.gen)

@@ -116,8 +116,18 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def _load_chunks(path: Path) -> list[Chunk]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return [Chunk(**{**r, "heading": tuple(r["heading"])}) for r in rows]
+    chunks = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line:
+            continue
+        try:
+            r = json.loads(line)
+            chunks.append(Chunk(**{**r, "heading": tuple(r["heading"])}))
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            raise RagtuneError(
+                f"{path}:{n}: not an index chunk ({e}); rebuild with `ragtune index`"
+            ) from None
+    return chunks
 
 
 def _resolve_embedder(spec: str, chunks: list[Chunk]) -> str:

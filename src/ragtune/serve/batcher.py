@@ -9,7 +9,7 @@ while draining it raises `Draining` (503). Nothing waits without bound and nothi
 dropped once admitted.
 
     batcher = Batcher(pool, max_batch=8, max_waiting=32, wait_s=0.01)
-    gen = await batcher.submit(Job("support", messages, 48))
+    gen = await batcher.enqueue(Job("support", messages, 48))    # 429 / 503 raise here
 """
 
 from __future__ import annotations
@@ -104,16 +104,21 @@ class Batcher:
         future: asyncio.Future[Generation] = job.loop.create_future()
         job.future = future
         with self.cv:
-            if self.draining or self.closed:
-                raise Draining()
-            if len(self.pending) >= self.max_waiting:
-                raise Overloaded(self.retry_after())
+            self._refuse_if_full()
             self.pending.append(job)
             self.cv.notify()
         return future
 
-    async def submit(self, job: Job) -> Generation:
-        return await self.enqueue(job)
+    def check_admission(self) -> None:
+        """Raise now what `enqueue` would, before a request spends work on retrieval."""
+        with self.cv:
+            self._refuse_if_full()
+
+    def _refuse_if_full(self) -> None:  # called with the lock held
+        if self.draining or self.closed:
+            raise Draining()
+        if len(self.pending) >= self.max_waiting:
+            raise Overloaded(self.retry_after())
 
     def _take(self) -> list[Job]:
         with self.cv:
@@ -137,15 +142,6 @@ class Batcher:
                 if batch:
                     self.running = len(batch)
                     return batch
-
-    def check_admission(self) -> None:
-        """Raise now what `enqueue` would (Overloaded, Draining), before a request spends
-        work on retrieval."""
-        with self.cv:
-            if self.draining or self.closed:
-                raise Draining()
-            if len(self.pending) >= self.max_waiting:
-                raise Overloaded(self.retry_after())
 
     def _work(self) -> None:
         while True:

@@ -81,15 +81,12 @@ def _pairs(items: list[str]) -> dict[str, str]:
 
 
 def build_state(cfg: ServeConfig) -> Any:
-    from ragtune.models import model_config
     from ragtune.rag.index import Index
     from ragtune.serve.api import ServerState
     from ragtune.serve.batcher import Batcher
     from ragtune.serve.pool import ModelPool
 
-    rt = runtime.resolve(cfg.runtime, model_config(cfg.model))
-    if rt.device == "cpu":
-        runtime.set_torch_threads(rt.threads)
+    rt = runtime.for_stage(cfg.runtime, cfg.model)
     pool = ModelPool.load(cfg.model, _pairs(cfg.adapters), rt, cfg.max_tokens, cfg.max_batch)
     indexes = {name: Index.open(path) for name, path in _pairs(cfg.indexes).items()}
     batcher = Batcher(pool, cfg.max_batch, cfg.max_waiting, cfg.batch_wait_ms / 1000)
