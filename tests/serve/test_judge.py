@@ -76,3 +76,19 @@ def test_judge_failures_are_counted_not_dropped(
         json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()
     ]
     assert all(p["judge"] is None for p in preds)
+
+
+def test_judge_max_judges_only_the_first_answers(
+    start_server, tmp_path: Path, tiny_model_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    asked: list[object] = []
+    url, _ = start_server(scripted_pool(lambda m: asked.append(m) or GOOD))
+    gen = GenerateConfig(model=str(tiny_model_dir), max_new_tokens=4)
+    m = evaluate.run(EvalConfig(data=str(qa_file(tmp_path)), out=str(tmp_path / "e"), gen=gen, semantic=False,
+                                latency_questions=0, judge="openai:base", judge_api_base=url + "/v1",
+                                judge_max=1))  # fmt: skip
+    assert len(asked) == 1 and m["judge_scored"] == 1 and m["judge_failures"] == 0
+    preds = [
+        json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()
+    ]
+    assert preds[0]["judge"]["correctness"] == 4 and preds[1]["judge"] is None

@@ -49,3 +49,18 @@ def test_teacher_pairs_are_grounded_counted_and_resumable(start_server, tmp_path
     resumed = from_docs.run(cfg)["teacher"]
     assert resumed["requests"] == 1 and resumed["cached"] == 1  # a killed run: only the rest
     assert from_docs.run(cfg)["teacher"]["requests"] == 0  # the resumed row was written whole
+
+
+def test_the_request_is_in_the_chunks_language_after_one_worked_example() -> None:
+    from ragtune.synth.teacher import messages_for
+
+    zh = messages_for("马洛车站由艾达·奎尔于1871年建立。", 3)
+    en = messages_for("Marlowe Station was founded by Ada Quill in 1871.", 3)
+    assert [m["role"] for m in zh] == ["system", "user", "assistant", "user"]
+    assert (
+        "段落" in zh[-1]["content"]
+        and "马洛车站" in zh[-1]["content"]
+        and "3个" in zh[-1]["content"]
+    )
+    assert "Passage:" in en[-1]["content"] and "Write 3 questions" in en[-1]["content"]
+    assert json.loads(en[2]["content"])[0]["answer"] == "1889"  # the worked example parses

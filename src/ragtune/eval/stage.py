@@ -75,10 +75,14 @@ class EvalConfig:
     """The judge's endpoint (default $OPENAI_BASE_URL)."""
     judge_retries: int = 2
     """Times a judge reply that is not the required JSON is asked again; then it counts as a failure."""
+    judge_max: int | None = None
+    """Judge only the first N answers (the judge is the slow part on a CPU); the means and
+    failures are over those, and judge_scored says how many. None: all."""
 
     def __post_init__(self) -> None:
         require(self, "max_examples", min=1)
         require(self, "max_length", min=32)
+        require(self, "judge_max", min=1)
 
 
 Config = EvalConfig
@@ -265,14 +269,15 @@ def _judge(cfg: EvalConfig, scores: dict[str, Any], rows: list[dict[str, Any]],
     judge = load_generator(
         GenerateConfig(model=spec, api_base=cfg.judge_api_base, max_new_tokens=160)
     )
-    summary, verdicts = judge_rows(judge, rows, contexts, cfg.judge_retries)
-    for row, v in zip(rows, verdicts, strict=True):
-        row["judge"] = v
+    n = len(rows) if cfg.judge_max is None else min(cfg.judge_max, len(rows))
+    summary, verdicts = judge_rows(judge, rows[:n], contexts[:n], cfg.judge_retries)
+    for i, row in enumerate(rows):
+        row["judge"] = verdicts[i] if i < n else None  # past judge_max: not judged
     scores.update(summary)
     scores["judge"] = cfg.judge
     if summary["judge_failures"]:
         scores["notes"].append(
-            f"judge {cfg.judge}: {summary['judge_failures']} of {len(rows)} replies were not "
+            f"judge {cfg.judge}: {summary['judge_failures']} of {n} replies were not "
             f"valid verdicts after {cfg.judge_retries} retries (e.g. {summary['judge_error_example']}); "
             "the means are over the rest"
         )

@@ -27,17 +27,52 @@ from ragtune.generation.parse import first_json
 from ragtune.rag.chunk import Chunk
 from ragtune.text import answer_in_context, language
 
+SYSTEM_EN = (
+    "You write question-answer pairs for a reading-comprehension data set. "
+    "Reply with a JSON list only, no other text."
+)
 PROMPT_EN = (
-    "Write {n} question-answer pairs that the passage below answers. Each answer must be a short "
-    "span copied from the passage. Reply with a JSON list only: "
-    '[{{"question": "...", "answer": "...", "quote": "the sentence of the passage that holds the answer"}}]'
-    "\n\nPassage:\n{passage}"
+    "Passage:\n{passage}\n\nWrite {n} questions that the passage answers. Each answer must be a "
+    "short span copied exactly from the passage: a name, number, date or phrase of a few words. "
+    'Reply with a JSON list only:\n[{{"question": "...", "answer": "...", '
+    '"quote": "the words of the passage around the answer"}}]'
 )
+SYSTEM_ZH = "你为阅读理解数据集编写问答对。只回复一个 JSON 列表，不要其他文字。"
 PROMPT_ZH = (
-    "根据下面的段落写{n}个问答对。每个答案必须是从段落中原样摘录的简短片段。只回复一个 JSON 列表："
-    '[{{"question": "……", "answer": "……", "quote": "段落中包含答案的那句话"}}]'
-    "\n\n段落：\n{passage}"
+    "段落：\n{passage}\n\n写{n}个这段文字能回答的问题。每个答案必须是从段落中原样摘录的简短片段："
+    '一个名字、数字、日期或几个词的短语。只回复一个 JSON 列表：\n[{{"question": "……", "answer": "……", '
+    '"quote": "段落中答案所在的原文"}}]'
 )
+# One worked example before the real request: without it a 1.5B teacher answered with whole
+# sentences (or a numbered list instead of JSON); with it, short spans. Its facts are not in
+# any user's chunk, so an answer copied from it fails the grounding check and is dropped.
+SHOT_EN = (
+    "The Eiffel Tower was completed in 1889 as the entrance arch of the World's Fair in Paris. "
+    "It was designed by the company of Gustave Eiffel and is 330 metres tall.",
+    [{"question": "When was the Eiffel Tower completed?", "answer": "1889",
+      "quote": "The Eiffel Tower was completed in 1889"},
+     {"question": "Whose company designed the Eiffel Tower?", "answer": "Gustave Eiffel",
+      "quote": "designed by the company of Gustave Eiffel"}],
+)  # fmt: skip
+SHOT_ZH = (
+    "埃菲尔铁塔于1889年建成，是巴黎世界博览会的入口拱门。它由古斯塔夫·埃菲尔的公司设计，高330米。",
+    [{"question": "埃菲尔铁塔是哪一年建成的？", "answer": "1889年", "quote": "埃菲尔铁塔于1889年建成"},
+     {"question": "埃菲尔铁塔由谁的公司设计？", "answer": "古斯塔夫·埃菲尔", "quote": "由古斯塔夫·埃菲尔的公司设计"}],
+)  # fmt: skip
+
+
+def messages_for(passage: str, n: int) -> list[dict[str, str]]:
+    """The teacher's request for `n` pairs on `passage`, in the passage's language."""
+    zh = language(passage) == "zh"
+    system, prompt, (shot, pairs) = (
+        (SYSTEM_ZH, PROMPT_ZH, SHOT_ZH) if zh else (SYSTEM_EN, PROMPT_EN, SHOT_EN)
+    )
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": prompt.format(n=len(pairs), passage=shot)},
+        {"role": "assistant", "content": json.dumps(pairs, ensure_ascii=False)},
+        {"role": "user", "content": prompt.format(n=n, passage=passage)},
+    ]
 
 
 def parse_pairs(text: str) -> list[dict[str, str]]:
@@ -88,7 +123,8 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
 def cache_key(generator: Generator, per_chunk: int, chunk: Chunk) -> str:
     """A reply is reused only for the same teacher, request and chunk text: an edited
     document or another teacher asks again."""
-    text = f"{generator.name}\n{per_chunk}\n{PROMPT_EN}\n{PROMPT_ZH}\n{chunk.text}"
+    request = json.dumps(messages_for(chunk.text, per_chunk), ensure_ascii=False)
+    text = f"{generator.name}\n{request}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
@@ -107,8 +143,7 @@ def ask_teacher(generator: Generator, chunks: Sequence[Chunk], cache: Path, per_
     with cache.open("a", encoding="utf-8") as f:
 
         def one(c: Chunk) -> None:
-            template = PROMPT_ZH if language(c.text) == "zh" else PROMPT_EN
-            msgs = [{"role": "user", "content": template.format(n=per_chunk, passage=c.text)}]
+            msgs = messages_for(c.text, per_chunk)
             row: dict[str, Any] = {"key": keys[c.id], "chunk": c.id}
             try:
                 g = generator.generate([msgs])[0]
