@@ -140,6 +140,17 @@ def main() -> None:
         help="name of this training setting: several settings share one --out and its base evals",
     )
     ap.add_argument("--threads", type=runtime.threads_arg, default="auto", help="a number, or auto")
+    ap.add_argument(
+        "--base-only",
+        action="store_true",
+        help="score the base model zero-shot and stop (the reference row of a bigger model)",
+    )
+    ap.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "transformers", "llamacpp"],
+        help="generation engine (llamacpp: a GGUF base scored without dequantizing it)",
+    )
     args = ap.parse_args()
 
     out = Path(args.out)
@@ -201,6 +212,7 @@ def main() -> None:
             batch_size=8,
             refusal_threshold=threshold,  # type: ignore[arg-type]
             extractive=extractive,
+            backend=args.backend,
         )
         generator = None  # loaded once per model, on the first eval that is not done yet
         for lang in evals:
@@ -226,6 +238,15 @@ def main() -> None:
         return results
 
     base = score("base", None)
+    if args.base_only:
+        print(f"{'set':<7}{'metric':<26}{'base':>10}")
+        for lang in evals:
+            for key in HEADLINE:
+                b = base[lang].get(key)
+                print(f"{lang:<7}{key:<26}{b if not isinstance(b, float) else round(b, 1):>10}")
+        atomic.write_json(out / "results-base.json", {"model": args.model, "args": vars(args),
+                          "timings": timings, "base": base, "cpu": probe.cpu_model_name()})  # fmt: skip
+        return
     train_dir = out / f"train{suffix}"
     if runs.train_finished(train_dir):
         tm = json.loads((train_dir / runs.TRAIN_METRICS).read_text())

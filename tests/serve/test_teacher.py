@@ -19,6 +19,7 @@ def reply(messages) -> str:  # type: ignore[no-untyped-def]
     return json.dumps([
         {"question": "What is named first?", "answer": " ".join(words[:2]), "quote": ""},
         {"question": "Who is the mayor?", "answer": "Zebra Xylophone", "quote": "not in the passage"},
+        {"question": "How does it open?", "answer": "an opening phrase", "quote": " ".join(words[:3])},
     ])  # fmt: skip
 
 
@@ -38,9 +39,14 @@ def test_teacher_pairs_are_grounded_counted_and_resumable(start_server, tmp_path
     r = from_docs.run(cfg)
     t = r["teacher"]
     assert t["chunks"] == 2 and t["requests"] == 2 and t["failures"] == 0 and t["ungrounded"] == 2
+    assert t["quote_only"] == 2  # kept: the quote is in the chunk, though the answer is not
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     teacher = [x for x in rows if x["kind"] == "teacher"]
-    assert {x["answers"][0] for x in teacher} == {"Marlowe Station", "The harbor"}
+    assert {x["answers"][0] for x in teacher} == {
+        "Marlowe Station",
+        "The harbor",
+        "an opening phrase",
+    }
     assert r["dropped"]["teacher pair not grounded in its chunk"] == 2
     again = from_docs.run(cfg)["teacher"]
     assert again["requests"] == 0 and again["cached"] == 2  # nothing asked twice

@@ -182,4 +182,4 @@ def show(r: dict[str, Any]) -> None:
     if t:
         print(f"  teacher: {t['requests']} requests ({t['cached']} chunks cached), {t['failures']} failed, "
               f"{t['prompt_tokens']} prompt + {t['completion_tokens']} completion tokens, "
-              f"{t['ungrounded']} pairs not grounded")  # fmt: skip
+              f"{t['ungrounded']} pairs not grounded, {t['quote_only']} kept on their quote alone")  # fmt: skip

@@ -164,6 +164,7 @@ def ask_teacher(generator: Generator, chunks: Sequence[Chunk], cache: Path, per_
             list(pool.map(one, todo))
     pairs: list[tuple[Chunk, dict[str, str]]] = []
     stats["ungrounded"] = 0
+    stats["quote_only"] = 0  # kept on the quote alone: the answer itself is not a span
     example: dict[str, str] | None = None
     for c in chunks:
         row = done.get(keys[c.id], {})
@@ -173,6 +174,7 @@ def ask_teacher(generator: Generator, chunks: Sequence[Chunk], cache: Path, per_
         for p in row.get("pairs", []):
             if grounded(p, c.text):
                 pairs.append((c, p))
+                stats["quote_only"] += not answer_in_context(p["answer"], [c.text])
             else:
                 stats["ungrounded"] += 1
                 example = example or {"question": p["question"], "answer": p["answer"]}
