@@ -56,6 +56,11 @@ def test_rules_read_headings_definitions_lists_and_code() -> None:
     )
     assert heading_question("How to install the tool") == "How do I install the tool?"
     assert heading_question("Why is it late?") == "Why is it late?"
+    assert (
+        heading_question("Support", "Vela X2")
+        == "What does the documentation say about Support in Vela X2?"
+    )
+    assert heading_question("保修", "维拉路由器") == "关于维拉路由器的保修，文档是怎么说的？"
     code = list(
         extract("```bash\n# Install the timetable tool\npip install timetable\n```\n", ("Install",))
     )

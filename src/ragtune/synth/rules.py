@@ -58,16 +58,25 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(flat) if len(s.strip()) > 3]
 
 
-def heading_question(heading: str) -> str:
+def heading_question(heading: str, parent: str | None = None) -> str:
+    """The question a heading asks. A generic sub-heading ("Support", "Installation") names
+    its parent heading too, or every note's "Support" section would ask the same question."""
     h = heading.strip().rstrip(":：")
+    p = (parent or "").strip().rstrip(":：")
     if language(h) == "zh":
-        return h if h.endswith(("？", "?")) else f"关于{h}，文档是怎么说的？"
+        if h.endswith(("？", "?")):
+            return h
+        return f"关于{p}的{h}，文档是怎么说的？" if p else f"关于{h}，文档是怎么说的？"
     if h.endswith("?"):
         return h
     m = re.match(r"(?i)how to (.+)", h)
     if m:
         return f"How do I {m.group(1)}?"
-    return f"What does the documentation say about {h}?"
+    return (
+        f"What does the documentation say about {h} in {p}?"
+        if p
+        else f"What does the documentation say about {h}?"
+    )
 
 
 def _prose(text: str) -> str:
@@ -80,7 +89,11 @@ def extract(text: str, heading: tuple[str, ...] = ()) -> Iterator[tuple[str, str
     prose = _prose(text)
     lead = sentences(prose)
     if heading and lead:
-        yield heading_question(heading[-1]), lead[0], "heading"
+        yield (
+            heading_question(heading[-1], heading[-2] if len(heading) > 1 else None),
+            lead[0],
+            "heading",
+        )
     for s in lead:
         en = _EN_DEF.match(s)
         if en and en.group("term").split()[0].lower() not in _PRONOUNS:
