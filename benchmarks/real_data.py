@@ -243,7 +243,8 @@ def main() -> None:
         for lang in evals:
             for key in HEADLINE:
                 b = base[lang].get(key)
-                print(f"{lang:<7}{key:<26}{b if not isinstance(b, float) else round(b, 1):>10}")
+                cell = "-" if b is None else f"{b:.1f}" if isinstance(b, float) else str(b)
+                print(f"{lang:<7}{key:<26}{cell:>10}")
         atomic.write_json(out / "results-base.json", {"model": args.model, "args": vars(args),
                           "timings": timings, "base": base, "cpu": probe.cpu_model_name()})  # fmt: skip
         return

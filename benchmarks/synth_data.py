@@ -32,6 +32,7 @@ resumes. Results go to --out/results.json and benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import subprocess
 import sys
@@ -140,6 +141,23 @@ def write_notes(folder: Path, seed: int) -> list[Example]:
     return questions
 
 
+def judge_agreement(predictions: Path) -> dict[str, float | None]:
+    """How well the judge's correctness follows the metrics: its mean on answers that F1 says
+    are right (F1 >= 0.5, refusals of unanswerable questions included) and on the rest. A
+    judge that reads the answers gives the first clearly more."""
+
+    rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
+    judged = [r for r in rows if r.get("judge")]
+
+    def mean(xs: list[int]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    right = [r["judge"]["correctness"] for r in judged if r["f1"] >= 0.5]
+    wrong = [r["judge"]["correctness"] for r in judged if r["f1"] < 0.5]
+    return {"correctness_when_right": mean(right), "correctness_when_wrong": mean(wrong),
+            "right": len(right), "wrong": len(wrong)}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,12 +183,10 @@ def main() -> None:
     args = ap.parse_args()  # fmt: skip
     out = Path(args.out)
     rt = RuntimeSection(threads=args.threads)
-    timings: dict[str, float] = {}
-    results: dict[str, Any] = {
-        "cpu": probe.cpu_model_name(),
-        "args": vars(args),
-        "timings": timings,
-    }
+    saved = out / "results.json"  # one part at a time keeps the other part's results
+    results: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {}
+    timings: dict[str, float] = results.get("timings", {})
+    results |= {"cpu": probe.cpu_model_name(), "args": vars(args), "timings": timings}
     rng = random.Random(args.seed)
 
     def student(
@@ -250,6 +266,7 @@ def main() -> None:
                     ))  # fmt: skip
                     timings[f"e2e_{name}_s"] = round(time.perf_counter() - t0, 1)
                 table[name] = {k: m.get(k) for k in COLUMNS}
+                table[name]["judge_agreement"] = judge_agreement(run_dir / runs.PREDICTIONS)
         results["e2e"] = table
         print("\nend to end, retrieved passages (k=4, hybrid), held-out SQuAD articles")
         print(f"{'model':<10}" + "".join(f"{c[:14]:>16}" for c in COLUMNS))

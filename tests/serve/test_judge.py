@@ -92,3 +92,23 @@ def test_judge_max_judges_only_the_first_answers(
         json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()
     ]
     assert preds[0]["judge"]["correctness"] == 4 and preds[1]["judge"] is None
+
+
+def test_refusals_are_scored_by_rule_and_the_rest_by_the_judge(start_server) -> None:  # type: ignore[no-untyped-def]
+    from ragtune.eval.judge import judge_rows
+    from ragtune.generation.load import load_generator
+
+    asked: list[object] = []
+    url, _ = start_server(scripted_pool(lambda m: asked.append(m) or GOOD))
+    judge = load_generator(GenerateConfig(model="openai:base", api_base=url + "/v1"))
+    refusal = "The context does not contain the answer."
+    rows = [
+        {"question": "Where?", "answers": ["Paris"], "answerable": True, "prediction": refusal, "refused": True},
+        {"question": "Who?", "answers": [], "answerable": False, "prediction": refusal, "refused": True},
+        {"question": "Where?", "answers": ["Paris"], "answerable": True, "prediction": "Paris", "refused": False},
+    ]  # fmt: skip
+    summary, verdicts = judge_rows(judge, rows, [["The tower is in Paris."]] * 3)
+    assert len(asked) == 1  # only the answer that is not a refusal went to the judge
+    assert [v["correctness"] for v in verdicts if v] == [1, 5, 4]
+    assert summary["judge_by_rule"] == 2 and summary["judge_scored"] == 3
+    assert summary["judge_failures"] == 0

@@ -47,9 +47,10 @@ TOP_KEYS = [
     "judge_correctness",
     "judge_style",
     "judge_failures",
+    "judge_by_rule",
 ]
 GROUP_METRICS = ["exact_match", "f1", "hallucination_rate"]
-COUNT_KEYS = frozenset({"n", "n_answerable", "n_unanswerable"})  # neither better nor worse
+COUNT_KEYS = frozenset({"n", "n_answerable", "n_unanswerable", "judge_by_rule"})  # neither better nor worse
 
 
 class CompareError(RagtuneError):

@@ -6,7 +6,9 @@ correctness against the gold answer, and style. It must reply with strict JSON (
 checks the keys and that each score is an integer 1-5). A reply that does not parse is asked
 again, up to `retries` more times. What still fails is counted (`judge_failures`) and named
 in the notes, never dropped silently. The prompt holds no numeric example, so the judge does
-not anchor on one. Means per criterion go into metrics.json and the report, so `ragtune
+not anchor on one. Refusals are scored by rule, not by the judge (`refusal_verdict`): their
+grade follows from the gold label, and a 1.5B judge answered them with a 0 that no retry
+mended (benchmarks/RESULTS.md), which would have left every refusal out of the means. Means per criterion go into metrics.json and the report, so `ragtune
 compare` shows them per model side by side.
 
     scores, failures = judge_rows(generator, rows, contexts, retries=2)
@@ -25,7 +27,7 @@ CRITERIA = ("faithfulness", "correctness", "style")
 SYSTEM = """You grade one answer given by a question-answering system that must answer only from the numbered passages it was shown.
 
 Score each criterion with an integer from 1 (worst) to 5 (best):
-- faithfulness: every claim in the answer is supported by the passages. Best: fully supported, or a refusal when the passages do not hold the answer. Middle: partly supported. Worst: it contradicts the passages or invents facts.
+- faithfulness: every claim in the answer is supported by the passages. Best: fully supported. Middle: partly supported. Worst: it contradicts the passages or invents facts.
 - correctness: the answer means the same as the gold answer. Best: the same meaning, whatever the wording. Middle: partly right or incomplete. Worst: wrong. When the gold answer says the question is unanswerable, only a refusal is correct.
 - style: short and direct, in the language of the question. Best: as short as the answer allows. Middle: a few needless words. Worst: rambling or off-topic.
 
@@ -82,6 +84,13 @@ def judge_one(
     return None, error
 
 
+def refusal_verdict(answerable: bool) -> dict[str, Any]:
+    """A refusal's grade: it claims nothing (faithful) in one short sentence (style), and it
+    is correct exactly when the question is unanswerable."""
+    return {"faithfulness": 5, "correctness": 1 if answerable else 5, "style": 5,
+            "reason": "refusal: scored by rule", "by_rule": True}  # fmt: skip
+
+
 def judge_rows(generator: Generator, rows: Sequence[dict[str, Any]], contexts: Sequence[Sequence[str]],
                retries: int = 2, concurrency: int = 4) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:  # fmt: skip
     """(summary: means per criterion, failures, an example error; verdict per row or None).
@@ -91,8 +100,14 @@ def judge_rows(generator: Generator, rows: Sequence[dict[str, Any]], contexts: S
                      else "(unanswerable: the passages do not hold the answer)", r["prediction"])
         for r, ctx in zip(rows, contexts, strict=True)
     ]  # fmt: skip
+
+    def grade(i: int) -> tuple[dict[str, Any] | None, str]:
+        if rows[i].get("refused"):
+            return refusal_verdict(bool(rows[i].get("answerable"))), ""
+        return judge_one(generator, msgs[i], retries)
+
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        results = list(pool.map(lambda m: judge_one(generator, m, retries), msgs))
+        results = list(pool.map(grade, range(len(rows))))
     verdicts = [v for v, _ in results]
     ok = [v for v in verdicts if v is not None]
     errors = [e for v, e in results if v is None]
@@ -101,5 +116,6 @@ def judge_rows(generator: Generator, rows: Sequence[dict[str, Any]], contexts: S
     }
     summary["judge_failures"] = len(errors)
     summary["judge_scored"] = len(ok)
+    summary["judge_by_rule"] = sum(bool(v.get("by_rule")) for v in ok)
     summary["judge_error_example"] = errors[0] if errors else None
     return summary, verdicts

@@ -72,6 +72,8 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "judge_correctness": ("Judge: correctness (1-5)", ""),
     "judge_style": ("Judge: style (1-5)", ""),
     "judge_failures": ("Judge: unparsed replies", ""),
+    "judge_scored": ("Judge: answers graded", ""),
+    "judge_by_rule": ("Judge: refusals graded by rule", ""),
     "citation_accuracy": ("Citation holds the answer (answered)", "%"),
     "n_answerable": ("Answerable", ""),
     "n_unanswerable": ("Unanswerable", ""),
