@@ -138,6 +138,7 @@ ADDED_LATER = (
     "judge",
     "judge_api_base",
     "judge_retries",
+    "judge_max",
 )
 
 

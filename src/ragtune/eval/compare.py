@@ -50,7 +50,9 @@ TOP_KEYS = [
     "judge_by_rule",
 ]
 GROUP_METRICS = ["exact_match", "f1", "hallucination_rate"]
-COUNT_KEYS = frozenset({"n", "n_answerable", "n_unanswerable", "judge_by_rule"})  # neither better nor worse
+COUNT_KEYS = frozenset(
+    {"n", "n_answerable", "n_unanswerable", "judge_by_rule"}
+)  # neither better nor worse
 
 
 class CompareError(RagtuneError):
