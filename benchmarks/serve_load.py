@@ -26,6 +26,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -47,6 +49,25 @@ def wait_health(url: str, path: str, timeout_s: float = 300) -> None:
         except OSError:
             time.sleep(0.5)
     raise SystemExit(f"server at {url} did not come up in {timeout_s} s")
+
+
+@contextmanager
+def llama_server(gguf: str, threads: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server on loopback; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
+           "--port", str(port), "--n_threads", str(threads), "--n_ctx", "4096",
+           # By default a new request cuts off the one streaming: queue them instead.
+           "--interrupt_requests", "False"]  # fmt: skip
+    print("llama.cpp server:", " ".join(cmd[3:]), flush=True)
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_health(url, "/v1/models")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(60)
 
 
 def prompts(n: int, seed: int) -> list[list[dict[str, str]]]:
@@ -208,22 +229,8 @@ def main() -> None:
         server.wait(60)
     if not args.skip_llamacpp:
         gguf = args.gguf or (str(alias_path(args.model)) if args.model in ALIASES else args.model)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port", str(port),
-               "--n_threads", str(args.threads), "--n_ctx", "4096",
-               # By default a new request cuts off the one streaming: queue them instead.
-               "--interrupt_requests", "False"]  # fmt: skip
-        print("llama.cpp server:", " ".join(cmd[3:]), flush=True)
-        server = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            wait_health(url, "/v1/models")
+        with llama_server(gguf, args.threads, env) as url:
             results["servers"]["llama.cpp"] = run_levels(url, "model", levels, prompt_file, args)
-        finally:
-            server.terminate()
-            server.wait(60)
     atomic.write_json(out / "results.json", results)
 
 

@@ -34,18 +34,15 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rag_retrieval import write_passages  # noqa: E402
 from real_data import SHARED, sample, split  # noqa: E402
-from serve_load import free_port, wait_health  # noqa: E402
+from serve_load import llama_server  # noqa: E402
 
 from ragtune import atomic, probe, runs  # noqa: E402
 from ragtune.data.augment import add_unanswerables  # noqa: E402
@@ -69,23 +66,6 @@ COLUMNS = [
     "citation_accuracy", "retrieval_miss_rate", "judge_faithfulness", "judge_correctness",
     "judge_style", "judge_scored", "judge_failures",
 ]  # fmt: skip
-
-
-@contextmanager
-def llama_server(gguf: str, threads: int) -> Iterator[str]:
-    """llama.cpp's OpenAI-compatible server on loopback; yields its /v1 base URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
-           "--port", str(port), "--n_threads", str(threads), "--n_ctx", "4096",
-           "--interrupt_requests", "False"]  # fmt: skip
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_health(url, "/v1/models")
-        yield url + "/v1"
-    finally:
-        server.terminate()
-        server.wait(60)
 
 
 # --- part 2's corpus: invented products, one note each --------------------------------------
@@ -224,7 +204,8 @@ def main() -> None:
         if not (index / "manifest.json").exists():
             write_passages(squad, out / "corpus")  # every passage: held-out and training articles
             build(IndexConfig(docs=[str(out / "corpus")], out=str(index)))
-        with llama_server(args.teacher, args.threads) as url:
+        with llama_server(args.teacher, args.threads) as root:
+            url = root + "/v1"
             teacher_file = data / "teacher_all.jsonl"
             docs = out / "train_docs"
             if not docs.exists():

@@ -8,8 +8,9 @@ again, up to `retries` more times. What still fails is counted (`judge_failures`
 in the notes, never dropped silently. The prompt holds no numeric example, so the judge does
 not anchor on one. Refusals are scored by rule, not by the judge (`refusal_verdict`): their
 grade follows from the gold label, and a 1.5B judge answered them with a 0 that no retry
-mended (benchmarks/RESULTS.md), which would have left every refusal out of the means. Means per criterion go into metrics.json and the report, so `ragtune
-compare` shows them per model side by side.
+mended (benchmarks/RESULTS.md), which left every refusal out of the means. Means per
+criterion go into metrics.json and the report, so `ragtune compare` shows them per model
+side by side.
 
     scores, failures = judge_rows(generator, rows, contexts, retries=2)
 """
@@ -95,16 +96,18 @@ def judge_rows(generator: Generator, rows: Sequence[dict[str, Any]], contexts: S
                retries: int = 2, concurrency: int = 4) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:  # fmt: skip
     """(summary: means per criterion, failures, an example error; verdict per row or None).
     Rows are eval prediction rows (question, answers, answerable, prediction)."""
-    msgs = [
-        messages_for(r["question"], ctx, r["answers"][0] if r.get("answerable") and r.get("answers")
-                     else "(unanswerable: the passages do not hold the answer)", r["prediction"])
-        for r, ctx in zip(rows, contexts, strict=True)
-    ]  # fmt: skip
+    if len(rows) != len(contexts):
+        raise ValueError(f"judge_rows: {len(rows)} rows but {len(contexts)} context lists")
 
     def grade(i: int) -> tuple[dict[str, Any] | None, str]:
-        if rows[i].get("refused"):
-            return refusal_verdict(bool(rows[i].get("answerable"))), ""
-        return judge_one(generator, msgs[i], retries)
+        r = rows[i]
+        if r.get("refused"):  # never sent: the gold label decides (refusal_verdict)
+            return refusal_verdict(bool(r.get("answerable"))), ""
+        gold = (r["answers"][0] if r.get("answerable") and r.get("answers")
+                else "(unanswerable: the passages do not hold the answer)")  # fmt: skip
+        return judge_one(
+            generator, messages_for(r["question"], contexts[i], gold, r["prediction"]), retries
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         results = list(pool.map(grade, range(len(rows))))

@@ -63,20 +63,14 @@ def heading_question(heading: str, parent: str | None = None) -> str:
     its parent heading too, or every note's "Support" section would ask the same question."""
     h = heading.strip().rstrip(":：")
     p = (parent or "").strip().rstrip(":：")
-    if language(h) == "zh":
-        if h.endswith(("？", "?")):
-            return h
-        return f"关于{p}的{h}，文档是怎么说的？" if p else f"关于{h}，文档是怎么说的？"
-    if h.endswith("?"):
+    if h.endswith(("?", "？")):
         return h
+    if language(h) == "zh":
+        return f"关于{p + '的' if p else ''}{h}，文档是怎么说的？"
     m = re.match(r"(?i)how to (.+)", h)
     if m:
         return f"How do I {m.group(1)}?"
-    return (
-        f"What does the documentation say about {h} in {p}?"
-        if p
-        else f"What does the documentation say about {h}?"
-    )
+    return f"What does the documentation say about {h}{' in ' + p if p else ''}?"
 
 
 def _prose(text: str) -> str:
