@@ -12,7 +12,8 @@ documents only:
 Training data gets the same augmentation from training documents. The tuned model is scored
 greedy, with its calibrated refusal threshold (chosen by training on its held-out split), and
 with calibration plus extractive decoding. Prints the before/after table and writes under
---out results.json, per-run reports and tradeoff.png (the threshold trade-off on en).
+--out results.json, per-run reports and tradeoff.png (the threshold trade-off on en); with
+--tag, several training settings share one --out, and ablation.md puts them side by side.
 
     python benchmarks/real_data.py --model smollm2-135m --out benchmarks/out/smollm2
     python benchmarks/real_data.py --model ~/.cache/ragtune/models/qwen2.5-coder-0.5b-instruct.gguf \
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +43,9 @@ from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
 from ragtune.train.config import LoraSection, TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ablation import write as write_ablation  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADLINE = [
@@ -316,6 +321,8 @@ def main() -> None:
             "cpu": probe.cpu_model_name(),
         },
     )
+    # Every training setting run into this --out so far, side by side (benchmarks/ablation.py).
+    print("\nablation (" + str(out / "ablation.md") + "):\n" + write_ablation(out))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,132 @@
+"""The ablation table of `benchmarks/real_data.py` runs that share one --out folder.
+
+Each training setting of real_data.py (one --tag) writes `results[-TAG].json` beside the
+others and shares the base evals, so the settings are scored on the same held-out questions.
+This reads them all and prints one row per setting and scoring: what differs from the
+reference setting, the training size, the headline figures of every held-out set, and
+how many of issue 12's bars the row meets. The table is also written to `<out>/ablation.md`.
+
+    python benchmarks/ablation.py benchmarks/out/qwen05-v3 --reference w05
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ragtune import atomic
+
+# The arguments that change the trained model; the others (paths, threads) do not.
+TRAIN_ARGS = [
+    "train_en",
+    "train_zh",
+    "train_unanswerable",
+    "zh_unanswerable",
+    "counterfactual",
+    "epochs",
+    "lr",
+    "rank",
+    "refusal_weight",
+    "max_length",
+    "batch_size",
+    "seed",
+]
+# (set, metric key, column title, bar test or None): issue 12's bars, shared samples.
+COLUMNS: list[tuple[str, str, str, Any]] = [
+    ("en", "answerable_f1", "en ans. F1", lambda v: v >= 70),
+    ("en", "refusal_accuracy", "en refusal", lambda v: v >= 75),
+    ("en", "false_refusal_rate", "en false ref.", lambda v: v <= 15),
+    ("en", "answer_in_context_rate", "en in context", lambda v: v >= 97),
+    ("zh", "answerable_f1", "zh ans. F1", None),
+    ("zh", "answerable_em", "zh EM", lambda v: v >= 55),
+    ("zh", "refusal_accuracy", "zh refusal", lambda v: v >= 70),
+    ("cf_en", "exact_match", "cf_en EM", None),
+    ("cf_en", "false_refusal_rate", "cf_en refused", lambda v: v <= 5),
+    ("cf_en", "answer_in_context_rate", "cf_en from passage", lambda v: v >= 90),
+    ("cf_zh", "exact_match", "cf_zh EM", None),
+    ("cf_zh", "false_refusal_rate", "cf_zh refused", lambda v: v <= 5),
+    ("cf_zh", "answer_in_context_rate", "cf_zh from passage", lambda v: v >= 90),
+]
+# Lower is better for these; for the rest higher is (used for "below base").
+LOWER_BETTER = {"false_refusal_rate", "hallucination_rate"}
+
+
+def load(out: Path) -> dict[str, dict]:
+    """tag -> results, for every results*.json of real_data.py training runs in `out`."""
+    found = {}
+    for path in sorted(out.glob("results*.json")):
+        if path.name == "results-base.json":
+            continue  # a --base-only run: no tuned model
+        res = json.loads(path.read_text())
+        found[res["args"].get("tag", "")] = res
+    return found
+
+
+def setting(args: dict, ref: dict) -> str:
+    diff = [f"{k}={args.get(k)}" for k in TRAIN_ARGS if args.get(k) != ref.get(k)]
+    return ", ".join(diff) or "reference"
+
+
+def row(scores: dict[str, dict], base: dict[str, dict] | None) -> tuple[list[str], int, int]:
+    """Cells, bars met, and headline figures below the base's (None: this is the base)."""
+    cells, met, below = [], 0, 0
+    for lang, key, _, bar in COLUMNS:
+        v = (scores.get(lang) or {}).get(key)
+        if v is None:
+            cells.append("-")
+            continue
+        ok = bar is not None and bar(v)
+        met += ok
+        if base is not None:
+            b = (base.get(lang) or {}).get(key)
+            if b is not None and (v > b if key in LOWER_BETTER else v < b):
+                below += 1
+        cells.append(f"**{v:.1f}**" if ok else f"{v:.1f}")
+    return cells, met, below
+
+
+def table(results: dict[str, dict], reference: str) -> str:
+    if not results:
+        raise SystemExit("no results*.json of a training run in that folder")
+    ref = results.get(reference, next(iter(results.values())))["args"]
+    bars = sum(bar is not None for *_, bar in COLUMNS)
+    head = ["setting", "scoring", "examples", "steps"] + [c[2] for c in COLUMNS]
+    head += [f"bars met (of {bars})", "below base"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = next(iter(results.values()))["base"]
+    cells, met, _ = row(base, None)
+    lines.append("| base | greedy | - | - | " + " | ".join(cells) + f" | {met} | - |")
+    for tag, res in results.items():
+        tm = res["train"]
+        name = f"{tag or 'untagged'}: {setting(res['args'], ref)}"
+        for variant, scores in res["tuned"].items():
+            cells, met, below = row(scores, res["base"])
+            lines.append(
+                f"| {name} | {variant} | {tm['train_examples']} | {tm['steps']} | "
+                + " | ".join(cells)
+                + f" | {met} | {below} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, reference: str = "") -> str:
+    """The table of every training run in `out`, also written to `<out>/ablation.md`."""
+    text = table(load(out), reference)
+    atomic.write_text(out / "ablation.md", text)
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("out", help="a real_data.py --out folder")
+    ap.add_argument("--reference", default="", help="the tag others are described against")
+    args = ap.parse_args()
+    print(write(Path(args.out), args.reference))
+
+
+if __name__ == "__main__":
+    main()
