@@ -43,6 +43,32 @@ def test_sweep_scores_every_threshold_by_hand() -> None:
     assert points[1.0]["answered"] == 100.0 and points[1.0]["f1"] == pytest.approx(50.0)
 
 
+def test_score_auc_counts_pairs_by_hand() -> None:
+    # unanswerable c (0.7) outranks a (0.1) and b (0.6); d (0.4) only a: 3 of 6 pairs
+    assert calibrate.score_auc(ROWS) == pytest.approx(50.0)
+    tie = [
+        {"answerable": False, "refusal_score": 0.5},
+        {"answerable": True, "refusal_score": 0.5},
+        {"answerable": True, "refusal_score": 0.2},
+    ]
+    assert calibrate.score_auc(tie) == pytest.approx(75.0)  # a tie counts half
+    assert calibrate.score_auc([r for r in ROWS if r["answerable"]]) is None
+
+
+def test_score_auc_matches_every_pair_compared() -> None:
+    import random
+
+    rng = random.Random(3)
+    rows = [
+        {"answerable": rng.random() < 0.5, "refusal_score": rng.choice([0.1, 0.2, 0.3, 0.9])}
+        for _ in range(60)
+    ]
+    pos = [r["refusal_score"] for r in rows if not r["answerable"]]
+    neg = [r["refusal_score"] for r in rows if r["answerable"]]
+    pairs = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
+    assert calibrate.score_auc(rows) == pytest.approx(100 * pairs / (len(pos) * len(neg)))
+
+
 def test_choice_maximises_f1_or_meets_the_target() -> None:
     points = calibrate.sweep(ROWS)
     assert calibrate.choose(points)["threshold"] == 0.1

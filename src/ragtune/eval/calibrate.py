@@ -108,6 +108,27 @@ def sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return points
 
 
+def score_auc(rows: Sequence[dict[str, Any]]) -> float | None:
+    """How well the refusal score separates the two kinds, whatever the threshold: the chance
+    that an unanswerable question scores above an answerable one (ties count half), in %.
+    50 is chance, 100 a threshold that makes no mistake. None without both kinds scored."""
+    scored = [r for r in rows if r.get("refusal_score") is not None]
+    pos = sorted(float(r["refusal_score"]) for r in scored if not r["answerable"])
+    neg = sorted(float(r["refusal_score"]) for r in scored if r["answerable"])
+    if not pos or not neg:
+        return None
+    # Mann-Whitney U by merging the sorted lists: O(n log n) rather than every pair.
+    wins, j, k = 0.0, 0, 0
+    for p in pos:
+        while j < len(neg) and neg[j] < p:
+            j += 1
+        k = max(k, j)
+        while k < len(neg) and neg[k] == p:
+            k += 1
+        wins += j + (k - j) / 2
+    return 100 * wins / (len(pos) * len(neg))
+
+
 def choose(points: Sequence[dict[str, Any]], max_false_refusal: float | None = None) -> dict:
     """The point to use: highest F1 (ties: the higher threshold, which refuses less), among
     those with at most `max_false_refusal` (a share) false refusals when it is given; when

@@ -179,10 +179,17 @@ def render_markdown(
 
 
 def _tradeoff_note(metrics: dict[str, Any]) -> str:
+    auc = metrics.get("refusal_score_auc")
     return (
         f"Each refusal threshold t refuses the questions whose refusal score is above t; "
         f"this eval used t = {metrics.get('refusal_threshold')}. F1 counts a refusal of an "
         "unanswerable question as 1 (SQuAD 2.0)."
+        + (
+            ""
+            if auc is None
+            else f" An unanswerable question scores above an answerable one {auc:.1f}% of "
+            "the time (refusal score AUC; 50 is chance)."
+        )
     )
 
 

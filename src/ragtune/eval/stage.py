@@ -214,9 +214,10 @@ def _evaluate(
     scores["shortened_prompts"] = shortened
     scores["refusal_threshold"] = threshold
     if threshold is not None:
-        from ragtune.eval.calibrate import sweep
+        from ragtune.eval.calibrate import score_auc, sweep
 
         scores["refusal_tradeoff"] = sweep(rows)
+        scores["refusal_score_auc"] = score_auc(rows)
         if all(g.refusal_score is None for g in gens):
             scores["notes"].append(
                 f"gen.refusal_threshold={threshold}: this engine cannot score refusals, "
