@@ -65,9 +65,21 @@ def load(out: Path) -> dict[str, dict]:
     return found
 
 
-def setting(args: dict, ref: dict) -> str:
-    diff = [f"{k}={args.get(k)}" for k in TRAIN_ARGS if args.get(k) != ref.get(k)]
-    return ", ".join(diff) or "reference"
+def differences(args: dict, ref: dict) -> list[str]:
+    return [f"{k}={args.get(k)}" for k in TRAIN_ARGS if args.get(k) != ref.get(k)]
+
+
+def reference_tag(results: dict[str, dict], asked: str) -> str:
+    """`asked` when it is a setting here; otherwise the one closest to all the others, which in
+    a one-factor-at-a-time ablation is the setting each of the others changes one thing of."""
+    if asked in results:
+        return asked
+    return min(
+        results,
+        key=lambda t: sum(
+            len(differences(results[t]["args"], r["args"])) for r in results.values()
+        ),
+    )
 
 
 def row(scores: dict[str, dict], base: dict[str, dict] | None) -> tuple[list[str], int, int]:
@@ -91,7 +103,7 @@ def row(scores: dict[str, dict], base: dict[str, dict] | None) -> tuple[list[str
 def table(results: dict[str, dict], reference: str) -> str:
     if not results:
         raise SystemExit("no results*.json of a training run in that folder")
-    ref = results.get(reference, next(iter(results.values())))["args"]
+    ref = results[reference_tag(results, reference)]["args"]
     bars = sum(bar is not None for *_, bar in COLUMNS)
     head = ["setting", "scoring", "examples", "steps"] + [c[2] for c in COLUMNS]
     head += [f"bars met (of {bars})", "below base"]
@@ -101,7 +113,7 @@ def table(results: dict[str, dict], reference: str) -> str:
     lines.append("| base | greedy | - | - | " + " | ".join(cells) + f" | {met} | - |")
     for tag, res in results.items():
         tm = res["train"]
-        name = f"{tag or 'untagged'}: {setting(res['args'], ref)}"
+        name = f"{tag or 'untagged'}: {', '.join(differences(res['args'], ref)) or 'reference'}"
         for variant, scores in res["tuned"].items():
             cells, met, below = row(scores, res["base"])
             lines.append(
@@ -124,7 +136,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("out", help="a real_data.py --out folder")
-    ap.add_argument("--reference", default="", help="the tag others are described against")
+    ap.add_argument(
+        "--reference",
+        default="",
+        help="the tag others are described against (default: the one closest to all others)",
+    )
     args = ap.parse_args()
     print(write(Path(args.out), args.reference))
 
