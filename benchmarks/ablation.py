@@ -105,19 +105,22 @@ def table(results: dict[str, dict], reference: str) -> str:
         raise SystemExit("no results*.json of a training run in that folder")
     ref = results[reference_tag(results, reference)]["args"]
     bars = sum(bar is not None for *_, bar in COLUMNS)
-    head = ["setting", "scoring", "examples", "steps"] + [c[2] for c in COLUMNS]
+    head = ["setting", "scoring", "examples", "steps", "held-out AUC"] + [c[2] for c in COLUMNS]
     head += [f"bars met (of {bars})", "below base"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = next(iter(results.values()))["base"]
     cells, met, _ = row(base, None)
-    lines.append("| base | greedy | - | - | " + " | ".join(cells) + f" | {met} | - |")
+    lines.append("| base | greedy | - | - | - | " + " | ".join(cells) + f" | {met} | - |")
     for tag, res in results.items():
         tm = res["train"]
+        # The refusal score's AUC on the held-out training articles, from calibration.
+        auc = (tm.get("refusal_calibration") or {}).get("score_auc")
         name = f"{tag or 'untagged'}: {', '.join(differences(res['args'], ref)) or 'reference'}"
         for variant, scores in res["tuned"].items():
             cells, met, below = row(scores, res["base"])
             lines.append(
                 f"| {name} | {variant} | {tm['train_examples']} | {tm['steps']} | "
+                f"{'-' if auc is None else f'{auc:.1f}'} | "
                 + " | ".join(cells)
                 + f" | {met} | {below} |"
             )

@@ -106,6 +106,8 @@ def test_training_calibrates_and_eval_uses_it(
     saved = abstain.read_calibration(result.adapter)
     assert saved is not None and saved["held_out"] == 6 and saved["target"] == "max_f1"
     assert result.metrics["refusal_calibration"]["threshold"] == saved["threshold"]
+    assert result.metrics["refusal_calibration"]["score_auc"] == saved["score_auc"]
+    assert 0 <= saved["score_auc"] <= 100
     assert (tmp_path / "run" / "heldout.jsonl").is_file()
     best = calibrate.choose(saved["sweep"])
     assert saved["threshold"] == best["threshold"]

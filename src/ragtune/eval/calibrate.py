@@ -154,8 +154,8 @@ def calibrate(
     max_length: int = 1024,
 ) -> dict[str, Any]:
     """The calibration record for `generator` on held-out `examples`, their passages fitted
-    into `max_length` as eval fits them: the chosen threshold, the point it scores, and the
-    whole sweep."""
+    into `max_length` as eval fits them: the chosen threshold, the point it scores, the
+    score's AUC there, and the whole sweep."""
     from ragtune.eval import metrics
     from ragtune.eval.answer import answer_all, fit_questions
 
@@ -180,6 +180,7 @@ def calibrate(
         "chosen": best,
         "held_out": len(rows),
         "answerable": sum(1 for r in rows if r["answerable"]),
+        "score_auc": score_auc(rows),
         "sweep": points,
     }
 
@@ -231,7 +232,8 @@ def show(record: dict[str, Any]) -> None:
         f"refusal threshold {record['threshold']:.4f} ({record['target']}, "
         f"{record['held_out']} held-out questions): F1 {c['f1']:.1f}, "
         f"refusal accuracy {_pct(c['refusal_accuracy'])}, "
-        f"false refusals {_pct(c['false_refusal_rate'])}"
+        f"false refusals {_pct(c['false_refusal_rate'])}; score AUC "
+        f"{_pct(record.get('score_auc'))} (50% is chance)"
     )
     print(f"written to {record.get('path')}")
 
