@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune import atomic
+from ragtune.generation import abstain
 
 # The arguments that change the trained model; the others (paths, threads) do not.
 TRAIN_ARGS = [
@@ -100,7 +101,7 @@ def row(scores: dict[str, dict], base: dict[str, dict] | None) -> tuple[list[str
     return cells, met, below
 
 
-def table(results: dict[str, dict], reference: str) -> str:
+def table(out: Path, results: dict[str, dict], reference: str) -> str:
     if not results:
         raise SystemExit("no results*.json of a training run in that folder")
     ref = results[reference_tag(results, reference)]["args"]
@@ -113,8 +114,10 @@ def table(results: dict[str, dict], reference: str) -> str:
     lines.append("| base | greedy | - | - | - | " + " | ".join(cells) + f" | {met} | - |")
     for tag, res in results.items():
         tm = res["train"]
-        # The refusal score's AUC on the held-out training articles, from calibration.
-        auc = (tm.get("refusal_calibration") or {}).get("score_auc")
+        # The refusal score's AUC on the held-out training articles, from the calibration
+        # saved with the adapter (`ragtune calibrate` adds it to runs trained without it).
+        saved = abstain.read_calibration(out / f"train-{tag}" if tag else out / "train")
+        auc = (saved or tm.get("refusal_calibration") or {}).get("score_auc")
         name = f"{tag or 'untagged'}: {', '.join(differences(res['args'], ref)) or 'reference'}"
         for variant, scores in res["tuned"].items():
             cells, met, below = row(scores, res["base"])
@@ -129,7 +132,7 @@ def table(results: dict[str, dict], reference: str) -> str:
 
 def write(out: Path, reference: str = "") -> str:
     """The table of every training run in `out`, also written to `<out>/ablation.md`."""
-    text = table(load(out), reference)
+    text = table(out, load(out), reference)
     atomic.write_text(out / "ablation.md", text)
     return text
 
