@@ -104,7 +104,8 @@ def row(scores: dict[str, dict], base: dict[str, dict] | None) -> tuple[list[str
 def table(out: Path, results: dict[str, dict], reference: str) -> str:
     if not results:
         raise SystemExit("no results*.json of a training run in that folder")
-    ref = results[reference_tag(results, reference)]["args"]
+    ref_tag = reference_tag(results, reference)
+    ref = results[ref_tag]["args"]
     bars = sum(bar is not None for *_, bar in COLUMNS)
     head = ["setting", "scoring", "examples", "steps", "held-out AUC"] + [c[2] for c in COLUMNS]
     head += [f"bars met (of {bars})", "below base"]
@@ -112,7 +113,8 @@ def table(out: Path, results: dict[str, dict], reference: str) -> str:
     base = next(iter(results.values()))["base"]
     cells, met, _ = row(base, None)
     lines.append("| base | greedy | - | - | - | " + " | ".join(cells) + f" | {met} | - |")
-    for tag, res in results.items():
+    for tag in sorted(results, key=lambda t: (t != ref_tag, t)):  # the reference first
+        res = results[tag]
         tm = res["train"]
         # The refusal score's AUC on the held-out training articles, from the calibration
         # saved with the adapter (`ragtune calibrate` adds it to runs trained without it).
