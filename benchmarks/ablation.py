@@ -40,7 +40,6 @@ COLUMNS: list[tuple[str, str, str, Any]] = [
     ("en", "refusal_accuracy", "en refusal", lambda v: v >= 75),
     ("en", "false_refusal_rate", "en false ref.", lambda v: v <= 15),
     ("en", "answer_in_context_rate", "en in context", lambda v: v >= 97),
-    ("en", "refusal_score_auc", "en score AUC", None),
     ("zh", "answerable_f1", "zh ans. F1", None),
     ("zh", "answerable_em", "zh EM", lambda v: v >= 55),
     ("zh", "refusal_accuracy", "zh refusal", lambda v: v >= 70),
