@@ -102,7 +102,7 @@ def row(scores: dict[str, dict], base: dict[str, dict] | None) -> tuple[list[str
 
 def table(out: Path, results: dict[str, dict], reference: str) -> str:
     if not results:
-        raise SystemExit("no results*.json of a training run in that folder")
+        raise SystemExit(f"{out}: no results*.json of a real_data.py training run")
     ref_tag = reference_tag(results, reference)
     ref = results[ref_tag]["args"]
     bars = sum(bar is not None for *_, bar in COLUMNS)

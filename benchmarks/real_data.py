@@ -27,9 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
+
+from ablation import write as write_ablation  # benchmarks/: the script's folder is on sys.path
 
 from ragtune import atomic, probe, runs, runtime
 from ragtune.data.augment import COUNTERFACTUAL_KIND, add_counterfactuals, add_unanswerables
@@ -43,9 +44,6 @@ from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
 from ragtune.train.config import LoraSection, TrainConfig
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation import write as write_ablation  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADLINE = [

@@ -75,7 +75,7 @@ def test_worst_predictions_come_first_and_are_highlighted(tmp_path: Path) -> Non
 
 
 def test_scored_refusals_get_the_tradeoff_section(tmp_path: Path) -> None:
-    from ragtune.eval.calibrate import sweep
+    from ragtune.eval.calibrate import score_auc, sweep
 
     examples = [
         Example("a", "Capital of France?", ["The capital of France is Paris."], ["Paris"]),
@@ -90,6 +90,8 @@ def test_scored_refusals_get_the_tradeoff_section(tmp_path: Path) -> None:
     assert rows[1]["unrefused"] == "Lyon" and rows[1]["refusal_score"] == 0.9
     metrics["refusal_tradeoff"] = sweep(rows)
     metrics["refusal_threshold"] = 0.5
+    metrics["refusal_score_auc"] = score_auc(rows)
+    assert metrics["refusal_score_auc"] == 100.0  # the unanswerable one scores higher
     # t=0.5 answers a (F1 1) and refuses c (1): 100; t=1 answers both: 50
     f1 = {p["threshold"]: p["f1"] for p in metrics["refusal_tradeoff"]}
     assert f1[0.2] == 100.0 and f1[1.0] == 50.0 and f1[0.0] == 50.0
@@ -97,4 +99,5 @@ def test_scored_refusals_get_the_tradeoff_section(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "## Refusal threshold trade-off" in md and "t = 0.5" in md
+    assert "one 100.0% of the time (refusal score AUC" in md
     assert 'alt="refusal trade-off"' in page

@@ -19,6 +19,7 @@ target or data:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,15 +118,8 @@ def score_auc(rows: Sequence[dict[str, Any]]) -> float | None:
     neg = sorted(float(r["refusal_score"]) for r in scored if r["answerable"])
     if not pos or not neg:
         return None
-    # Mann-Whitney U by merging the sorted lists: O(n log n) rather than every pair.
-    wins, j, k = 0.0, 0, 0
-    for p in pos:
-        while j < len(neg) and neg[j] < p:
-            j += 1
-        k = max(k, j)
-        while k < len(neg) and neg[k] == p:
-            k += 1
-        wins += j + (k - j) / 2
+    # Mann-Whitney U: each unanswerable score beats the answerable ones below it (bisect).
+    wins = sum(bisect_left(neg, p) + (bisect_right(neg, p) - bisect_left(neg, p)) / 2 for p in pos)
     return 100 * wins / (len(pos) * len(neg))
 
 
