@@ -76,6 +76,12 @@ def sample(
     return rng.sample(pos, min(n - k, len(pos))) + rng.sample(neg, k)
 
 
+def float_or_auto(value: str) -> float | str:
+    """A --lr / --epochs value: a number, or "auto" (the balanced preset chooses, as
+    `ragtune train` does when the key is not given)."""
+    return value if value == "auto" else float(value)
+
+
 def plot_tradeoff(tuned: dict[str, dict[str, dict]], path: Path) -> None:
     """The calibrated model's threshold trade-off on en, with the chosen point."""
     from ragtune import html
@@ -129,8 +135,12 @@ def main() -> None:
         default="greedy,calibrated,extractive",
         help="tuned-model scorings: greedy, calibrated, extractive (calibrated + extractive)",
     )
-    ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument(
+        "--epochs", type=float_or_auto, default=1.0, help="a number, or auto: the preset's choice"
+    )
+    ap.add_argument(
+        "--lr", type=float_or_auto, default=2e-4, help="a number, or auto: the preset's"
+    )
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=640)
     ap.add_argument("--batch-size", type=int, default=4)
@@ -262,8 +272,8 @@ def main() -> None:
                 model=args.model,
                 out=str(train_dir),
                 lora=LoraSection(r=args.rank, alpha=2 * args.rank),
-                lr=args.lr,
-                epochs=args.epochs,
+                lr=None if args.lr == "auto" else args.lr,
+                epochs=None if args.epochs == "auto" else args.epochs,
                 batch_size=args.batch_size,
                 grad_accum=2,
                 max_length=args.max_length,

@@ -108,6 +108,12 @@ def test_training_calibrates_and_eval_uses_it(
     assert result.metrics["refusal_calibration"]["threshold"] == saved["threshold"]
     assert result.metrics["refusal_calibration"]["score_auc"] == saved["score_auc"]
     assert 0 <= saved["score_auc"] <= 100
+    assert set(saved["score_auc_by_lang"]) == {"en"}
+    assert saved["score_auc_by_lang"]["en"] == saved["score_auc"]
+    assert sorted(r["id"] for r in saved["scores"]) == sorted(e.id for e in _examples("h", 6))
+    assert {p["threshold"] for p in saved["sweep"]} == (
+        {r["refusal_score"] for r in saved["scores"]} | {0.0, 1.0}
+    )
     assert (tmp_path / "run" / "heldout.jsonl").is_file()
     best = calibrate.choose(saved["sweep"])
     assert saved["threshold"] == best["threshold"]
@@ -149,6 +155,9 @@ def test_training_calibrates_and_eval_uses_it(
     assert again["chosen"]["false_refusal_rate"] == min(
         p["false_refusal_rate"] for p in again["sweep"]
     )
+    # Same adapter, questions and runtime as training's calibration: the same scores.
+    first = {r["id"]: r["refusal_score"] for r in saved["scores"]}
+    assert {r["id"]: r["refusal_score"] for r in again["scores"]} == pytest.approx(first)
     assert "refusal threshold" in capsys.readouterr().out
 
 

@@ -64,8 +64,9 @@ class CalibrateConfig:
     """Base model spec; default: the run's."""
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
     """Target, size and answer length."""
-    seed: int = 0
-    """Seed of the max_examples sample."""
+    seed: int | None = None
+    """Seed of the max_examples sample; default: the run's own, so a held-out split larger
+    than max_examples gives the same questions training calibrated on."""
     runtime: runtime.RuntimeSection = field(default_factory=runtime.RuntimeSection)
     """Device, dtype and CPU threads. The prompt settings and max_length are the run's own
     (its train_config.yaml), so the threshold is chosen on the prompts it was trained on."""
@@ -166,6 +167,7 @@ def calibrate(
     )
     points = sweep(rows)
     best = choose(points, target.max_false_refusal)
+    langs = sorted({r["lang"] for r in rows})
     return {
         "threshold": best["threshold"],
         "target": "max_f1"
@@ -175,8 +177,19 @@ def calibrate(
         "held_out": len(rows),
         "answerable": sum(1 for r in rows if r["answerable"]),
         "score_auc": score_auc(rows),
+        # Pooled, an easy language's unanswerables can hide a hard one's: SQuAD 2.0's
+        # adversarial questions and synthetic Chinese ones separate very differently.
+        "score_auc_by_lang": {
+            lang: score_auc([r for r in rows if r["lang"] == lang]) for lang in langs
+        },
         "sweep": points,
+        # Each question's score and fallback answer: the sweep can be re-derived and two
+        # calibrations of one adapter compared question by question.
+        "scores": [{k: r.get(k) for k in SCORE_KEYS} for r in rows],
     }
+
+
+SCORE_KEYS = ("id", "lang", "answerable", "refusal_score", "unrefused_f1", "unrefused_refused")
 
 
 def save(adapter: str | Path, record: dict[str, Any]) -> Path:
@@ -206,7 +219,8 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         raise ConfigError(f"model: {saved_path} not found; name the base model with model=SPEC")
     prompt = PromptConfig(**(saved.get("prompt") or {}))
     max_length = int(saved.get("max_length") or 1024)
-    examples = sample(load_examples(data), cfg.calibrate.max_examples, cfg.seed)
+    seed = int(saved.get("seed") or 0) if cfg.seed is None else cfg.seed
+    examples = sample(load_examples(data), cfg.calibrate.max_examples, seed)
     if not has_both_kinds(examples):
         raise ConfigError(
             f"{data}: calibration needs answerable and unanswerable questions "
@@ -229,6 +243,9 @@ def show(record: dict[str, Any]) -> None:
         f"false refusals {_pct(c['false_refusal_rate'])}; score AUC "
         f"{_pct(record.get('score_auc'))} (50% is chance)"
     )
+    by_lang = record.get("score_auc_by_lang") or {}
+    if len(by_lang) > 1:
+        print("score AUC by language: " + ", ".join(f"{k} {_pct(v)}" for k, v in by_lang.items()))
     print(f"written to {record.get('path')}")
 
 

@@ -310,7 +310,10 @@ def _calibrate(
     record = calibrate.calibrate(engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length)
     record["path"] = str(calibrate.save(adapter, record))
     calibrate.show(record)
-    return {k: record[k] for k in ("threshold", "target", "chosen", "held_out", "score_auc")}
+    return {
+        k: record[k]
+        for k in ("threshold", "target", "chosen", "held_out", "score_auc", "score_auc_by_lang")
+    }
 
 
 def _state_metrics(state: Any, train_loss: float, wall: float, tokens0: int) -> dict[str, Any]:
