@@ -69,6 +69,17 @@ def test_score_auc_matches_every_pair_compared() -> None:
     assert calibrate.score_auc(rows) == pytest.approx(100 * pairs / (len(pos) * len(neg)))
 
 
+def test_wilson_interval_by_hand() -> None:
+    # 5 of 10: centre 0.5, half-width 1.96 * sqrt(0.025 + 0.0096) / 1.384 = 0.263
+    lo, hi = calibrate.wilson(50.0, 10)
+    assert lo == pytest.approx(23.66, abs=0.01) and hi == pytest.approx(76.34, abs=0.01)
+    lo, hi = calibrate.wilson(0.0, 10)
+    assert lo == 0.0 and hi == pytest.approx(27.75, abs=0.01)  # never below 0
+    assert calibrate.wilson(None, 10) is None and calibrate.wilson(50.0, 0) is None
+    narrow, wide = calibrate.wilson(50.0, 400), calibrate.wilson(50.0, 17)
+    assert narrow and wide and narrow[1] - narrow[0] < wide[1] - wide[0]
+
+
 def test_choice_maximises_f1_or_meets_the_target() -> None:
     points = calibrate.sweep(ROWS)
     assert calibrate.choose(points)["threshold"] == 0.1
@@ -108,6 +119,8 @@ def test_training_calibrates_and_eval_uses_it(
     assert result.metrics["refusal_calibration"]["threshold"] == saved["threshold"]
     assert result.metrics["refusal_calibration"]["score_auc"] == saved["score_auc"]
     assert 0 <= saved["score_auc"] <= 100
+    ci = saved["chosen_interval"]["refusal_accuracy"]
+    assert ci[0] <= saved["chosen"]["refusal_accuracy"] <= ci[1]
     assert set(saved["score_auc_by_lang"]) == {"en"}
     assert saved["score_auc_by_lang"]["en"] == saved["score_auc"]
     assert sorted(r["id"] for r in saved["scores"]) == sorted(e.id for e in _examples("h", 6))
@@ -158,7 +171,8 @@ def test_training_calibrates_and_eval_uses_it(
     # Same adapter, questions and runtime as training's calibration: the same scores.
     first = {r["id"]: r["refusal_score"] for r in saved["scores"]}
     assert {r["id"]: r["refusal_score"] for r in again["scores"]} == pytest.approx(first)
-    assert "refusal threshold" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "refusal threshold" in printed and "only 3 unanswerable and 3 answerable" in printed
 
 
 def test_calibration_needs_both_kinds(tmp_path: Path, tiny_adapter_dir: Path) -> None:

@@ -19,6 +19,7 @@ target or data:
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,18 @@ def score_auc(rows: Sequence[dict[str, Any]]) -> float | None:
     return 100 * wins / (len(pos) * len(neg))
 
 
+def wilson(rate: float | None, n: int, z: float = 1.96) -> list[float] | None:
+    """The 95% Wilson interval, in %, of a share measured as `rate` % of `n` questions; None
+    without questions. A threshold's refusal accuracy on 17 held-out unanswerable questions
+    is known to within about ±20 points, and the record says so."""
+    if rate is None or n <= 0:
+        return None
+    p = rate / 100
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [100 * max(0.0, centre - half), 100 * min(1.0, centre + half)]
+
+
 def choose(points: Sequence[dict[str, Any]], max_false_refusal: float | None = None) -> dict:
     """The point to use: highest F1 (ties: the higher threshold, which refuses less), among
     those with at most `max_false_refusal` (a share) false refusals when it is given; when
@@ -168,14 +181,19 @@ def calibrate(
     points = sweep(rows)
     best = choose(points, target.max_false_refusal)
     langs = sorted({r["lang"] for r in rows})
+    n_ans = sum(1 for r in rows if r["answerable"])
     return {
         "threshold": best["threshold"],
         "target": "max_f1"
         if target.max_false_refusal is None
         else f"max_false_refusal={target.max_false_refusal}",
         "chosen": best,
+        "chosen_interval": {
+            "refusal_accuracy": wilson(best["refusal_accuracy"], len(rows) - n_ans),
+            "false_refusal_rate": wilson(best["false_refusal_rate"], n_ans),
+        },
         "held_out": len(rows),
-        "answerable": sum(1 for r in rows if r["answerable"]),
+        "answerable": n_ans,
         "score_auc": score_auc(rows),
         # Pooled, an easy language's unanswerables can hide a hard one's: SQuAD 2.0's
         # adversarial questions and synthetic Chinese ones separate very differently.
@@ -234,19 +252,36 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
     return record
 
 
+MIN_PER_KIND = 30
+"""Fewer held-out questions of a kind than this and the chosen point is too uncertain to
+trust (the interval is wider than ±15 points): `show` says so."""
+
+
 def show(record: dict[str, Any]) -> None:
-    c = record["chosen"]
+    c, ci = record["chosen"], record.get("chosen_interval") or {}
+    n_ans = int(record.get("answerable") or 0)
+    n_unans = int(record["held_out"]) - n_ans
     print(
         f"refusal threshold {record['threshold']:.4f} ({record['target']}, "
         f"{record['held_out']} held-out questions): F1 {c['f1']:.1f}, "
-        f"refusal accuracy {_pct(c['refusal_accuracy'])}, "
-        f"false refusals {_pct(c['false_refusal_rate'])}; score AUC "
-        f"{_pct(record.get('score_auc'))} (50% is chance)"
+        f"refusal accuracy {_pct(c['refusal_accuracy'])}{_range(ci.get('refusal_accuracy'))}, "
+        f"false refusals {_pct(c['false_refusal_rate'])}{_range(ci.get('false_refusal_rate'))}; "
+        f"score AUC {_pct(record.get('score_auc'))} (50% is chance)"
     )
+    if min(n_ans, n_unans) < MIN_PER_KIND:
+        print(
+            f"calibrate: only {n_unans} unanswerable and {n_ans} answerable held-out "
+            f"questions, so these rates are rough (95% intervals in brackets); calibrate on "
+            f"more with `ragtune calibrate RUN data=FILE` or a larger eval_fraction"
+        )
     by_lang = record.get("score_auc_by_lang") or {}
     if len(by_lang) > 1:
         print("score AUC by language: " + ", ".join(f"{k} {_pct(v)}" for k, v in by_lang.items()))
     print(f"written to {record.get('path')}")
+
+
+def _range(interval: list[float] | None) -> str:
+    return "" if interval is None else f" [{interval[0]:.0f}-{interval[1]:.0f}%]"
 
 
 def _pct(v: float | None) -> str:

@@ -312,7 +312,15 @@ def _calibrate(
     calibrate.show(record)
     return {
         k: record[k]
-        for k in ("threshold", "target", "chosen", "held_out", "score_auc", "score_auc_by_lang")
+        for k in (
+            "threshold",
+            "target",
+            "chosen",
+            "chosen_interval",
+            "held_out",
+            "score_auc",
+            "score_auc_by_lang",
+        )
     }
 
 
