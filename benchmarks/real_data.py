@@ -29,6 +29,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 from ablation import write as write_ablation  # benchmarks/: the script's folder is on sys.path
 
@@ -297,7 +298,7 @@ def main() -> None:
     if tuned and "en" in next(iter(tuned.values())):
         plot_tradeoff(tuned, out / f"tradeoff{suffix}.png")
 
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for lang in evals:
         for key in HEADLINE:
             rows.append(
@@ -314,9 +315,9 @@ def main() -> None:
             f"refusal threshold {cal['threshold']:.4f} ({cal['target']}, {cal['held_out']} held out)"
         )
     print(f"{'set':<7}{'metric':<26}{'base':>10}" + "".join(f"{v:>12}" for v in variants))
-    for lang, key, b, *ts in rows:
+    for name, key, b, *ts in rows:
         cells = [f"{x:.1f}" if isinstance(x, (int, float)) else "-" for x in (b, *ts)]
-        print(f"{lang:<7}{key:<26}{cells[0]:>10}" + "".join(f"{c:>12}" for c in cells[1:]))
+        print(f"{name:<7}{key:<26}{cells[0]:>10}" + "".join(f"{c:>12}" for c in cells[1:]))
     atomic.write_json(
         out / f"results{suffix}.json",
         {
