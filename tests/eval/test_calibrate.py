@@ -69,6 +69,21 @@ def test_score_auc_matches_every_pair_compared() -> None:
     assert calibrate.score_auc(rows) == pytest.approx(100 * pairs / (len(pos) * len(neg)))
 
 
+def test_score_auc_is_taken_within_each_language() -> None:
+    # zh separates perfectly, en is inverted; pooled, the two hide each other
+    rows = [
+        {"lang": "zh", "answerable": False, "refusal_score": 0.9},
+        {"lang": "zh", "answerable": True, "refusal_score": 0.5},
+        {"lang": "en", "answerable": False, "refusal_score": 0.2},
+        {"lang": "en", "answerable": True, "refusal_score": 0.3},
+        {"lang": "en", "answerable": True, "refusal_score": 0.1},
+    ]
+    assert calibrate.score_auc_by_lang(rows) == {"en": 50.0, "zh": 100.0}
+    assert calibrate.score_auc(rows) == pytest.approx(100 * 4 / 6)  # 0.9 beats 3, 0.2 beats 1
+    one_kind = [r for r in rows if r["lang"] == "zh" and r["answerable"]]
+    assert calibrate.score_auc_by_lang(one_kind) == {"zh": None}
+
+
 def test_wilson_interval_by_hand() -> None:
     # 5 of 10: centre 0.5, half-width 1.96 * sqrt(0.025 + 0.0096) / 1.384 = 0.263
     lo, hi = calibrate.wilson(50.0, 10)

@@ -125,6 +125,14 @@ def score_auc(rows: Sequence[dict[str, Any]]) -> float | None:
     return 100 * wins / (len(pos) * len(neg))
 
 
+def score_auc_by_lang(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """`score_auc` within each language of `rows` (their `lang`). Pooled, an easy language's
+    unanswerables can hide a hard one's: SQuAD 2.0's adversarial questions and synthetic
+    Chinese ones separate very differently."""
+    langs = sorted({r["lang"] for r in rows})
+    return {lang: score_auc([r for r in rows if r["lang"] == lang]) for lang in langs}
+
+
 def wilson(rate: float | None, n: int, z: float = 1.96) -> list[float] | None:
     """The 95% Wilson interval, in %, of a share measured as `rate` % of `n` questions; None
     without questions. A threshold's refusal accuracy on 17 held-out unanswerable questions
@@ -180,7 +188,6 @@ def calibrate(
     )
     points = sweep(rows)
     best = choose(points, target.max_false_refusal)
-    langs = sorted({r["lang"] for r in rows})
     n_ans = sum(1 for r in rows if r["answerable"])
     return {
         "threshold": best["threshold"],
@@ -195,11 +202,7 @@ def calibrate(
         "held_out": len(rows),
         "answerable": n_ans,
         "score_auc": score_auc(rows),
-        # Pooled, an easy language's unanswerables can hide a hard one's: SQuAD 2.0's
-        # adversarial questions and synthetic Chinese ones separate very differently.
-        "score_auc_by_lang": {
-            lang: score_auc([r for r in rows if r["lang"] == lang]) for lang in langs
-        },
+        "score_auc_by_lang": score_auc_by_lang(rows),
         "sweep": points,
         # Each question's score and fallback answer: the sweep can be re-derived and two
         # calibrations of one adapter compared question by question.
@@ -253,8 +256,8 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
 
 
 MIN_PER_KIND = 30
-"""Fewer held-out questions of a kind than this and the chosen point is too uncertain to
-trust (the interval is wider than ±15 points): `show` says so."""
+"""Fewer held-out questions of a kind than this and `show` warns that the chosen point is
+rough: a 50% rate on 30 questions is known only to ±17 points (Wilson, 95%)."""
 
 
 def show(record: dict[str, Any]) -> None:
