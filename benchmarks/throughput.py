@@ -147,7 +147,7 @@ def part_baseline(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     tokenizer = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(resolve(args.model))  # fp32, as loaded by default
     torch.manual_seed(args.seed)  # the same LoRA init as ragtune's (which seeds the same way)
-    model = get_peft_model(
+    peft_model = get_peft_model(
         model,
         LoraConfig(
             r=args.rank,
@@ -176,7 +176,7 @@ def part_baseline(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
         seed=args.seed,
     )
     trainer = Trainer(
-        model=model,
+        model=peft_model,
         args=targs,
         train_dataset=rows,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
@@ -185,7 +185,7 @@ def part_baseline(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
-    model.save_pretrained(out / "adapter")
+    peft_model.save_pretrained(str(out / "adapter"))
     tokens = int(trainer.state.num_input_tokens_seen)
     return {
         "tokens": tokens,
@@ -339,7 +339,8 @@ def part_gen_llamacpp(args: argparse.Namespace, path: str) -> dict[str, Any]:
     new = 0
     for p in prompts:
         llm.reset()  # no prefix reuse between prompts: ragtune's path gets none either
-        r = llm.create_completion(p, max_tokens=args.gen_tokens, temperature=0.0)
+        r = llm.create_completion(p, max_tokens=args.gen_tokens, temperature=0.0, stream=False)
+        assert isinstance(r, dict)  # stream=False: one response, not an iterator
         new += int(r["usage"]["completion_tokens"])
     wall = time.perf_counter() - t0
     return {

@@ -18,5 +18,5 @@ fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
-.venv/bin/mypy src
+.venv/bin/mypy src benchmarks
 .venv/bin/python -m pytest -q "$@"
