@@ -81,3 +81,15 @@ def test_non_numbers_are_still_errors() -> None:
         load_config(TrainConfig, None, ["lr=3e-4x"])
     with pytest.raises(ConfigError, match="lr: expected a number"):
         load_config(TrainConfig, None, ["lr=true"])
+
+
+def test_balanced_makes_one_pass_at_the_benchmark_size_and_more_on_small_data() -> None:
+    """The real-data recipe (RESULTS.md, issue 12): lr 3e-4, one epoch on ~540 examples; a
+    small set is seen several times, never past the cap; a given epochs value wins."""
+    from ragtune.train.config import MAX_AUTO_EPOCHS, resolve_defaults
+
+    at_size = resolve_defaults(TrainConfig(data="x"), n_train=540)
+    assert (at_size.lr, at_size.epochs, at_size.lora.r) == (3e-4, 1.0, 16)
+    assert resolve_defaults(TrainConfig(data="x"), n_train=100).epochs == 5.0
+    assert resolve_defaults(TrainConfig(data="x"), n_train=10).epochs == MAX_AUTO_EPOCHS
+    assert resolve_defaults(TrainConfig(data="x", epochs=2.0), n_train=540).epochs == 2.0
