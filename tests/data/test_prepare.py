@@ -214,3 +214,20 @@ def test_prepare_refuses_a_folder_holding_other_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"holds other files \(notes.txt\)"):
         run(PrepareConfig(data=str(src), out=str(tmp_path / "out")))
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_split_holds_out_every_language() -> None:
+    """2 large English articles among 20 small Chinese documents: each seed's held-out side
+    has both languages, about eval_fraction of each (an unstratified draw often held out
+    Chinese only, and calibration then never saw English)."""
+    en = [Example(f"en{g}{i}", f"Who is {i}?", [f"passage {g}"], ["a"], group=f"en{g}")
+          for g in range(2) for i in range(10)]  # fmt: skip
+    zh = [
+        Example(f"zh{g}", "谁创立了公司？", [f"文档 {g}"], ["甲"], group=f"zh{g}")
+        for g in range(20)
+    ]
+    exs = en + zh
+    for seed in range(20):
+        _, evals, _ = split_indices(exs, eval_fraction=0.25, seed=seed)
+        held = [exs[i].id[:2] for i in evals]
+        assert held.count("en") == 10 and held.count("zh") == 5, (seed, held)
