@@ -100,11 +100,13 @@ def row(scores: dict[str, dict], base: dict[str, dict] | None) -> tuple[list[str
     return cells, met, below
 
 
-def auc_cell(by_lang: dict[str, float | None] | None) -> str:
-    """ "en / zh" AUCs of a calibration record, "-" where a language has none."""
-    by_lang = by_lang or {}
+def auc_cell(record: dict) -> str:
+    """The "en / zh" AUCs of a calibration record, "-" where a language has none; "pooled N"
+    for a record made before calibration split the AUC by language."""
+    by_lang = record.get("score_auc_by_lang") or {}
     if not any(v is not None for v in by_lang.values()):
-        return "-"
+        pooled = record.get("score_auc")
+        return "-" if pooled is None else f"pooled {pooled:.1f}"
     return " / ".join("-" if by_lang.get(k) is None else f"{by_lang[k]:.1f}" for k in ("en", "zh"))
 
 
@@ -129,7 +131,7 @@ def table(out: Path, results: dict[str, dict], reference: str) -> str:
         # without it). Per language, not pooled: Chinese synthetic unanswerables separate
         # far better than SQuAD's adversarial ones, and the pooled figure hid that.
         saved = abstain.read_calibration(out / f"train-{tag}" if tag else out / "train")
-        auc = auc_cell((saved or tm.get("refusal_calibration") or {}).get("score_auc_by_lang"))
+        auc = auc_cell(saved or tm.get("refusal_calibration") or {})
         name = f"{tag or 'untagged'}: {', '.join(differences(res['args'], ref)) or 'reference'}"
         for variant, scores in res["tuned"].items():
             cells, met, below = row(scores, res["base"])

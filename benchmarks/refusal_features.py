@@ -49,7 +49,7 @@ def answer_logprobs(gen: Any, prompts: list[str], answers: list[str]) -> list[li
     for p, a in zip(prompts, answers, strict=True):
         pids = tok(p, add_special_tokens=False)["input_ids"]
         aids = tok(a, add_special_tokens=False)["input_ids"] + [eos]
-        ids = torch.tensor([pids + aids])
+        ids = torch.tensor([pids + aids], device=gen.device)
         logits = model(input_ids=ids, logits_to_keep=len(aids) + 1).logits[0, :-1].float()
         lp = torch.log_softmax(logits, -1)
         out.append([float(lp[j, t]) for j, t in enumerate(aids)])

@@ -3,8 +3,9 @@
 Examples are joined into split units when they share a `group` (article, document) or any
 passage text (normalized), so a context seen in training never reappears in eval, even when
 two sources label the same passage with different groups. Units are shuffled with the seed and
-taken into eval until it holds about `eval_fraction` of the examples, of each language
-(a unit's language is its first question's).
+taken into eval until it holds about `eval_fraction` of the examples of each language, as
+near as whole units allow (a unit's language is its first question's; a language too small
+for its share to round to one example keeps none back).
 
     train_idx, eval_idx, cut = split_indices(examples, eval_fraction=0.1, seed=0)
 """
