@@ -78,15 +78,15 @@ def main() -> None:
         lps = answer_logprobs(gen, prompts, [g.text for g in gens])
         rows: list[dict[str, Any]] = []
         for e, g, lp in zip(exs, gens, lps, strict=True):
-            first2 = sum(lp[:2])
+            log_start = math.log(max(g.refusal_score or 0.0, 1e-12))  # a 0 score: a floor
             f = {
                 "start": g.refusal_score,
                 "ans_first": -lp[0],
                 "ans_mean": -sum(lp) / len(lp),
                 "ans_min": -min(lp),
                 "ans_sum": -sum(lp),
-                "margin1": math.log(max(g.refusal_score or 0.0, 1e-12)) - lp[0],
-                "margin": math.log(max(g.refusal_score or 0.0, 1e-12)) - first2,
+                "margin1": log_start - lp[0],
+                "margin": log_start - sum(lp[:2]),
             }
             rows.append(
                 {

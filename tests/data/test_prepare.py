@@ -220,8 +220,11 @@ def test_split_holds_out_every_language() -> None:
     """2 large English articles among 20 small Chinese documents: each seed's held-out side
     has both languages, about eval_fraction of each (an unstratified draw often held out
     Chinese only, and calibration then never saw English)."""
-    en = [Example(f"en{g}{i}", f"Who is {i}?", [f"passage {g}"], ["a"], group=f"en{g}")
-          for g in range(2) for i in range(10)]  # fmt: skip
+    en = [
+        Example(f"en{g}{i}", f"Who is {i}?", [f"passage {g}"], ["a"], group=f"en{g}")
+        for g in range(2)
+        for i in range(10)
+    ]
     zh = [
         Example(f"zh{g}", "谁创立了公司？", [f"文档 {g}"], ["甲"], group=f"zh{g}")
         for g in range(20)
