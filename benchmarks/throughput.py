@@ -11,6 +11,8 @@ Parts, each in its own subprocess so peak RSS is per part and no part warms anot
 - ragtune_ckpt (optional, not in the default list): the same with gradient_checkpointing=true.
 - eval_baseline / eval_ragtune: held-out F1 of the two bf16 adapters (speed must not cost F1).
 - gen_ragtune: ragtune's batched generation path on held-out prompts.
+- gen_tuned: the same with the ragtune part's adapter merged in: a tuned model must generate
+  as fast as its base (its frozen weights once sent the LM head down a slow matmul path).
 - gen_llamacpp: llama.cpp (llama-cpp-python), one prompt at a time, same prompts and model file
   (and other GGUF files of the same weights given with --also-gguf).
 
@@ -49,6 +51,7 @@ PARTS = [
     "eval_baseline",
     "eval_ragtune",
     "gen_ragtune",
+    "gen_tuned",
     "gen_llamacpp",
 ]
 
@@ -281,7 +284,7 @@ def gen_prompts(args: argparse.Namespace) -> list[Any]:
     return [build_messages(ex.question, ex.contexts, PromptConfig()) for ex in exs]
 
 
-def part_gen_ragtune(args: argparse.Namespace) -> dict[str, Any]:
+def part_gen_ragtune(args: argparse.Namespace, adapter: str | None = None) -> dict[str, Any]:
     from ragtune import runtime
     from ragtune.generation.load import GenerateConfig, load_generator
 
@@ -290,6 +293,7 @@ def part_gen_ragtune(args: argparse.Namespace) -> dict[str, Any]:
     gen = load_generator(
         GenerateConfig(
             model=args.model,
+            adapter=adapter,
             max_new_tokens=args.gen_tokens,
             batch_size=args.gen_batch,
         ),
@@ -301,12 +305,17 @@ def part_gen_ragtune(args: argparse.Namespace) -> dict[str, Any]:
     outs = gen.generate(prompts)
     wall = time.perf_counter() - t0
     new = sum(o.new_tokens for o in outs)
+    # Each row carries its batch's prompt time: count every batch once.
+    prompt_s = sum(o.prompt_s / o.batch_size for o in outs)
     return {
         "prompts": len(prompts),
         "new_tokens": new,
         "wall_s": round(wall, 2),
         "tokens_per_s": round(new / wall, 1),
         "s_per_answer": round(wall / len(prompts), 3),
+        "prompt_tokens_per_s": (
+            round(sum(o.prompt_tokens for o in outs) / prompt_s, 1) if prompt_s else None
+        ),
         "batch_size": args.gen_batch,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -372,6 +381,8 @@ def run_part(args: argparse.Namespace) -> dict[str, Any]:
         return part_eval(args, str(out / "ragtune" / "adapter"))
     if part == "gen_ragtune":
         return part_gen_ragtune(args)
+    if part == "gen_tuned":
+        return part_gen_ragtune(args, str(out / "ragtune" / "adapter"))
     if part == "gen_llamacpp":
         return part_gen_llamacpp(args, gguf_file(args.model))
     if part.startswith("gen_llamacpp:"):  # another GGUF of the same weights (--also-gguf)
@@ -473,9 +484,10 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"{'generation':<34}{'new tok/s':>10}{'s/answer':>10}{'batch':>7}{'peak RSS MB':>12}",
     ]
     llama_keys = ["gen_llamacpp", *also_gguf_parts(args)]
-    for key in ["gen_ragtune", *llama_keys]:
+    own = {"gen_ragtune": "ragtune (transformers, bf16)", "gen_tuned": "ragtune, adapter merged"}
+    for key in [*own, *llama_keys]:
         g = r[key]
-        label = "ragtune (transformers, bf16)" if key == "gen_ragtune" else f"llama.cpp {g['file']}"
+        label = own.get(key) or f"llama.cpp {g['file']}"
         lines.append(
             f"{label:<34}{g['tokens_per_s']:>10.1f}{g['s_per_answer']:>10.3f}"
             f"{g['batch_size']:>7}{g['peak_rss_mb']:>12}"
@@ -485,6 +497,12 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
     lines.append(
         f"ragtune batched / fastest llama.cpp single-stream ({r[best]['file']}): {ratio:.2f}x"
     )
+    # Prompt processing is the like-for-like figure: a tuned model's answers are shorter.
+    base, tuned = r["gen_ragtune"].get("prompt_tokens_per_s"), r["gen_tuned"]["prompt_tokens_per_s"]
+    if base and tuned:  # None: this model's prompts took generate's padded prefill, untimed
+        lines.append(
+            f"adapter merged / base, prompt tokens/s: {tuned / base:.2f}x ({tuned:.0f} vs {base:.0f})"
+        )
     # Unsloth trains on CUDA only; this benchmark has no GPU part yet, so say so plainly.
     lines.append("Unsloth QLoRA (GPU): not measured: no GPU lent")
     return "\n".join(lines)

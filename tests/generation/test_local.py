@@ -54,3 +54,25 @@ def test_prefill_fills_the_cache_without_padding_work(tiny_model_dir: Path) -> N
     got = cache.layers[0].keys[short, :, pad:]
     assert torch.allclose(got, alone.layers[0].keys[0], atol=1e-6)
     assert got.shape[-2] == len(rows[short]) - 1
+
+
+def test_lm_head_gets_fresh_strides_from_a_frozen_model(tiny_model_dir: Path) -> None:
+    # A merged adapter's weights are frozen; a last-position slice with the sequence's batch
+    # stride then sends torch's matmul down a path that copies the head's weight per row.
+    model, tok = load_model(str(tiny_model_dir))
+    model.requires_grad_(False)
+    gen = LocalGenerator(model, tok, max_new_tokens=3, batch_size=2, name="t")
+    LocalGenerator(model, tok, max_new_tokens=3, batch_size=2, name="t")  # hook added once
+    head = model.get_output_embeddings()
+    assert len(head._forward_pre_hooks) == 1
+    seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    head.register_forward_pre_hook(lambda _m, args: seen.append((args[0].shape, args[0].stride())))
+    out = gen.generate([MSG, MSG2], refusals=["I cannot tell.", "I cannot tell."])
+    assert any(shape[1] == 1 for shape, _ in seen)  # the prefill's last-position slice
+    for shape, stride in seen:
+        assert stride == torch.empty(shape).stride()
+    # only the strides change: without the hook (its flag cleared) the answers are the same
+    head._forward_pre_hooks.clear()
+    head._ragtune_fresh_strides = False
+    plain = gen.generate([MSG, MSG2], refusals=["I cannot tell.", "I cannot tell."])
+    assert [(g.text, g.refusal_score) for g in plain] == [(g.text, g.refusal_score) for g in out]
