@@ -47,7 +47,8 @@ def fresh_strides_into_head(model: Any) -> None:
     matmul then takes a batched path that copies the whole vocabulary x hidden weight for each
     row: 0.55 s a call for Qwen2.5-0.5B's 151,936 x 896 head on a 2-core Xeon, which made a
     tuned model's prompts ~3x slower than its base's. A fresh base model's weights require grad
-    and never hit it. The copy here is of a few hidden vectors. Idempotent per model."""
+    and never hit it (matmul folds to `mm` when either side does; pytorch/pytorch#186148 is the
+    missed fold). The copy here is of a few hidden vectors. Idempotent per model."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is None or getattr(head, "_ragtune_fresh_strides", False):
         return
