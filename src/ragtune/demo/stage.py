@@ -91,9 +91,9 @@ def _eval(
 # on 2 AMD EPYC cores; the rest is kept as margin).
 OVERHEAD_MIN = 0.5
 TUNED_EVAL_FACTOR = 1.3
-"""The tuned evaluation's time as a multiple of the base one's: 1.09 in that demo; its
-answers are shorter, but the merged model's prompts ran up to 1.3x slower
-(benchmarks/RESULTS.md)."""
+"""The tuned evaluation's time as a multiple of the base one's, with margin: 1.09 in that
+demo, when a merged adapter's prompts ran up to 1.3x slower (since fixed: 0.94 in a 7 min 47 s
+demo on an AMX Xeon, its answers being shorter; benchmarks/RESULTS.md)."""
 CALIBRATION_FACTOR = 0.6
 """The refusal calibration after training, as a multiple of the base evaluation's time: it
 answers the ~50 held-out training questions (half the eval set's 96), scored."""
