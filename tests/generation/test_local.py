@@ -65,14 +65,18 @@ def test_lm_head_gets_fresh_strides_from_a_frozen_model(tiny_model_dir: Path) ->
     LocalGenerator(model, tok, max_new_tokens=3, batch_size=2, name="t")  # hook added once
     head = model.get_output_embeddings()
     assert len(head._forward_pre_hooks) == 1
-    seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    given: list[tuple[int, ...]] = []  # what the model hands the head, before the hook
+    seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []  # what the head gets
+    head.register_forward_pre_hook(lambda _m, args: given.append(args[0].stride()), prepend=True)
     head.register_forward_pre_hook(lambda _m, args: seen.append((args[0].shape, args[0].stride())))
-    out = gen.generate([MSG, MSG2], refusals=["I cannot tell.", "I cannot tell."])
-    assert any(shape[1] == 1 for shape, _ in seen)  # the prefill's last-position slice
-    for shape, stride in seen:
-        assert stride == torch.empty(shape).stride()
-    # only the strides change: without the hook (its flag cleared) the answers are the same
-    head._forward_pre_hooks.clear()
-    head._ragtune_fresh_strides = False
-    plain = gen.generate([MSG, MSG2], refusals=["I cannot tell.", "I cannot tell."])
-    assert [(g.text, g.refusal_score) for g in plain] == [(g.text, g.refusal_score) for g in out]
+    gen.generate([MSG, MSG2], refusals=["I cannot tell.", "I cannot tell."])
+    fresh = [torch.empty(shape).stride() for shape, _ in seen]
+    assert any(g != f for g, f in zip(given, fresh, strict=True))  # the strided slice came
+    assert [stride for _, stride in seen] == fresh
+    # only the strides change: the last position's logits equal those without the hook
+    ids = tok(render_prompt(tok, MSG), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        hooked = model(input_ids=ids, logits_to_keep=1).logits
+        head._forward_pre_hooks.clear()
+        plain = model(input_ids=ids, logits_to_keep=1).logits
+    assert torch.equal(hooked, plain)

@@ -55,7 +55,10 @@ def fresh_strides_into_head(model: Any) -> None:
 
     def hook(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         x = args[0] if args else None
-        if isinstance(x, torch.Tensor) and x.dim() == 3 and x.stride(0) != x.shape[1] * x.shape[2]:
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            return None
+        # Strides compared whole: `is_contiguous()` ignores size-1 dims, the matmul does not.
+        if x.stride() != (x.shape[1] * x.shape[2], x.shape[2], 1):
             return (x.clone(memory_format=torch.contiguous_format), *args[1:])
         return None
 
