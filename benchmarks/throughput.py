@@ -31,6 +31,7 @@ Reads the shared SQuAD 2.0 sample (--data) and falls back to the offline demo se
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -286,6 +287,7 @@ def gen_prompts(args: argparse.Namespace) -> list[Any]:
 
 def part_gen_ragtune(args: argparse.Namespace, adapter: str | None = None) -> dict[str, Any]:
     from ragtune import runtime
+    from ragtune.eval.metrics import timing
     from ragtune.generation.load import GenerateConfig, load_generator
 
     rt = runtime.resolve(runtime.RuntimeSection(threads=args.threads))
@@ -305,17 +307,15 @@ def part_gen_ragtune(args: argparse.Namespace, adapter: str | None = None) -> di
     outs = gen.generate(prompts)
     wall = time.perf_counter() - t0
     new = sum(o.new_tokens for o in outs)
-    # Each row carries its batch's prompt time: count every batch once.
-    prompt_s = sum(o.prompt_s / o.batch_size for o in outs)
+    # The eval report's own rate: each batch's prompt time counted once.
+    rates = timing([dataclasses.asdict(o) for o in outs])
     return {
         "prompts": len(prompts),
         "new_tokens": new,
         "wall_s": round(wall, 2),
         "tokens_per_s": round(new / wall, 1),
         "s_per_answer": round(wall / len(prompts), 3),
-        "prompt_tokens_per_s": (
-            round(sum(o.prompt_tokens for o in outs) / prompt_s, 1) if prompt_s else None
-        ),
+        "prompt_tokens_per_s": round(rates["prompt_tokens_per_s"] or 0, 1) or None,
         "batch_size": args.gen_batch,
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -296,7 +296,7 @@ TIMING_KEYS = [
 SPEED_KEYS = [*TIMING_KEYS[:3], "latency_s_mean", "latency_s_p50", *TIMING_KEYS[3:]]
 
 
-def _timing(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+def timing(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     """Per-answer time and the two token rates (module docstring); None where untimed."""
     timed = [r for r in rows if r.get("latency_s") is not None]
     if not timed:
@@ -348,7 +348,7 @@ def aggregate(
         "answer_in_context_rate": _pct(sum(r["in_context"] for r in answered), len(answered)),
         "refusal_accuracy": _pct(sum(r["refused"] for r in unans), len(unans)),
         "false_refusal_rate": _pct(sum(r["refused"] for r in ans), len(ans)),
-        **_timing(rows),
+        **timing(rows),
         # Single-request latency (batch 1) is measured by the eval stage, not derived here.
         "latency_s_mean": None,
         "latency_s_p50": None,
