@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ragtune import atomic, runtime
+from ragtune import allocator, atomic, runtime
 from ragtune.data.importers import load_examples
 from ragtune.eval import metrics
 from ragtune.export.stage import ExportConfig, run
@@ -52,6 +52,7 @@ def original_gguf(spec: str) -> Path | None:
 
 
 def main() -> None:
+    allocator.ensure()  # may re-execute the script on jemalloc, as the ragtune command does
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -27,7 +27,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ragtune import atomic, probe
+from ragtune import allocator, atomic, probe
 from ragtune.data.importers import import_data
 from ragtune.eval import retrieval
 from ragtune.eval import stage as evaluate
@@ -56,6 +56,7 @@ def write_passages(examples: list, folder: Path) -> int:
 
 
 def main() -> None:
+    allocator.ensure()  # may re-execute the script on jemalloc, as the ragtune command does
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

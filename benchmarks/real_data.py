@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 from ablation import write as write_ablation  # benchmarks/: the script's folder is on sys.path
 
-from ragtune import atomic, probe, runs, runtime
+from ragtune import allocator, atomic, probe, runs, runtime
 from ragtune.data.augment import COUNTERFACTUAL_KIND, add_counterfactuals, add_unanswerables
 from ragtune.data.importers import import_data
 from ragtune.data.split import split_indices
@@ -108,6 +108,7 @@ def plot_tradeoff(tuned: dict[str, dict[str, dict]], path: Path) -> None:
 
 
 def main() -> None:
+    allocator.ensure()  # may re-execute the script on jemalloc, as the ragtune command does
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

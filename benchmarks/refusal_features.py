@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ragtune import runtime
+from ragtune import allocator, runtime
 from ragtune.data.importers import load_examples
 from ragtune.eval.answer import fit_questions
 from ragtune.eval.calibrate import score_auc
@@ -57,6 +57,7 @@ def answer_logprobs(gen: Any, prompts: list[str], answers: list[str]) -> list[li
 
 
 def main() -> None:
+    allocator.ensure()  # may re-execute the script on jemalloc, as the ragtune command does
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", required=True)
     ap.add_argument("--adapter", required=True)

@@ -213,7 +213,7 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "ragtune.cli", "serve", "--model", args.model, "--port", str(port),
+    cmd = [sys.executable, "-m", "ragtune", "serve", "--model", args.model, "--port", str(port),
            "max_batch=8", "max_waiting=16", f"runtime.threads={args.threads}", f"max_tokens={args.max_tokens}"]  # fmt: skip
     target = "smollm2-135m" if args.model == "smollm2-135m" else args.model
     if args.adapter:

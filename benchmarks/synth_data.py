@@ -44,7 +44,7 @@ from rag_retrieval import write_passages  # noqa: E402
 from real_data import SHARED, sample, split  # noqa: E402
 from serve_load import llama_server  # noqa: E402
 
-from ragtune import atomic, probe, runs  # noqa: E402
+from ragtune import allocator, atomic, probe, runs  # noqa: E402
 from ragtune.data.augment import add_unanswerables  # noqa: E402
 from ragtune.data.importers import import_data, load_examples  # noqa: E402
 from ragtune.eval import advise  # noqa: E402
@@ -139,6 +139,7 @@ def judge_agreement(predictions: Path) -> dict[str, float | None]:
 
 
 def main() -> None:
+    allocator.ensure()  # may re-execute the script on jemalloc, as the ragtune command does
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -509,6 +509,10 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
+    from ragtune import allocator
+
+    # May re-execute the script on jemalloc, as the ragtune command does; the parts inherit it.
+    allocator.ensure()
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

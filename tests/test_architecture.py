@@ -5,7 +5,8 @@
   infrastructure (config, runtime, models, runs, html, ...) never import a stage.
 - Stages import seams, infrastructure and only the earlier stages listed in `STAGE_DEPS`;
   `rag/`, `serve/` and `synth/` are held to the same table when they arrive.
-- Nothing imports `cli`.
+- Nothing imports `cli` but the command's entry, `ragtune.__main__` (it first picks the
+  allocator, `ragtune.allocator`, then runs the CLI).
 - `import ragtune.cli` loads no torch (so `ragtune --help` stays fast).
 """
 
@@ -114,7 +115,7 @@ def forbidden(graph: dict[str, set[str]]) -> list[str]:
         src = area(mod)
         for dep in sorted(deps):
             dst = area(dep)
-            if dst == "cli":
+            if dst == "cli" and src != "__main__":
                 bad.append(f"{mod} -> {dep} (nothing imports cli)")
             elif src == dst or dst not in STAGES or src == "cli":
                 continue

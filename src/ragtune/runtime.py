@@ -17,11 +17,14 @@ torch is imported inside the functions, so configs (and `ragtune --help`) load w
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ragtune import allocator
 from ragtune.config import require
 from ragtune.errors import RagtuneError
 
@@ -54,6 +57,8 @@ class Runtime:
     """How dtype=auto chose on a CPU: the measured GFLOP/s per dtype (`ragtune.probe`)."""
     threads_probe: dict[str, Any] | None = None
     """How threads=auto chose on a CPU: the measured GFLOP/s per thread count."""
+    allocator: str = "system"
+    """The malloc serving the process: jemalloc or system (`ragtune.allocator`)."""
 
 
 def torch_dtype(name: str) -> Any:
@@ -209,7 +214,29 @@ def resolve(section: RuntimeSection, model_config: dict[str, Any] | None = None)
                 "gflops": {str(n): g for n, g in tprobe.gflops.items()},
                 "cached": tprobe.cached,
             }
-    return Runtime(device, dtype, threads, dtype_summary, threads_summary)
+    if device == "cpu":
+        _malloc_hint()
+    return Runtime(device, dtype, threads, dtype_summary, threads_summary, allocator.loaded())
+
+
+@functools.cache
+def _malloc_hint() -> None:
+    """Say once per process how to get jemalloc, where the system's malloc serves a CPU run."""
+    if not sys.platform.startswith("linux") or allocator.loaded() != "system":
+        return
+    if allocator.choice(os.environ) == "system":
+        return
+    lib = allocator.find_jemalloc()
+    how = (
+        f"run through the `ragtune` command, or set LD_PRELOAD={lib}"
+        if lib
+        else "apt-get install libjemalloc2"
+    )
+    print(
+        f"runtime: malloc is the system's; jemalloc trains and answers faster on CPU ({how}; "
+        f"{allocator.ENV}=system to keep this one quietly)",
+        flush=True,
+    )
 
 
 def for_stage(section: RuntimeSection, model: str | None = None, local: bool = True) -> Runtime:

@@ -234,6 +234,7 @@ def _evaluate(
             "threads": rt.threads,
             "dtype_probe": rt.dtype_probe,
             "threads_probe": rt.threads_probe,
+            "allocator": rt.allocator,
         }
     if shortened:
         scores["notes"].append(

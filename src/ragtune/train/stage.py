@@ -282,6 +282,7 @@ def _train(
         "threads": rt.threads if rt.device == "cpu" else None,
         "dtype_probe": rt.dtype_probe,
         "threads_probe": rt.threads_probe,
+        "allocator": rt.allocator,
         "attention_probe": attention_probe,
         "time_budget": budget.decision if budget else decided,
         "refusal_calibration": calibration,
