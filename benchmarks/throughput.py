@@ -570,10 +570,15 @@ def main() -> None:
             result = median_run(runs[part])
         results[part] = result
         atomic.write_json(results_path, results)  # a killed run keeps the parts it finished
-    if all(p in results for p in PARTS):
-        text = table(results, args)
-        print("\n" + text)
-        atomic.write_text(out / "results.txt", text + "\n")
+    missing = [p for p in PARTS if p not in results]
+    if missing:  # e.g. a results.json from before a part existed
+        print(
+            f"\nno table: {results_path} lacks {', '.join(missing)}; run --parts {','.join(missing)}"
+        )
+        return
+    text = table(results, args)
+    print("\n" + text)
+    atomic.write_text(out / "results.txt", text + "\n")
 
 
 if __name__ == "__main__":
