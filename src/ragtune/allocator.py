@@ -1,18 +1,20 @@
 """Which malloc the process runs on: jemalloc where the machine has it, chosen before anything
 large is allocated.
 
-glibc's malloc raises its mmap and trim thresholds as a process frees large blocks, and after
-a training run (thousands of activation and gradient tensors of changing sizes) its heap
-serves inference much worse: on the project's 2-core Xeon, prompts of a SmolLM2 adapter ran
-at 1,508 tokens/s after 20 training steps in the same process against 1,991 before, and the
-demo's tuned eval at 0.64x its base's. Under jemalloc the same process measured 2,186 before
-and 2,300 after, and training itself ran 711 vs 558 tokens/s with a lower peak RSS
-(benchmarks/RESULTS.md). An allocator is chosen when a process starts (LD_PRELOAD), so
-`ensure` re-executes the command once with jemalloc preloaded, before torch is imported.
+After a training run (thousands of activation and gradient tensors of changing sizes),
+glibc's malloc serves inference in the same process worse; why exactly is not pinned down:
+fixing its mmap threshold low (128 KiB) or high (32 MiB) did not help. On the project's
+2-core Xeon (`benchmarks/allocator.py`, SmolLM2), prompts ran at 1,526 tokens/s after 20
+training steps in the same process against 2,017 before; the demo's tuned eval ran at 0.64x
+its base's. Under jemalloc the same sequence measured 2,181 and 2,205, training ran 1.23x
+faster (682 vs 553 tokens/s) and peak RSS was 0.73x. An allocator is chosen when a process
+starts (LD_PRELOAD), so `ensure` re-executes the command once with jemalloc preloaded,
+before torch is imported.
 
-RAGTUNE_MALLOC picks: `auto` (default: jemalloc when found, else the system's, silently),
-`jemalloc` (an error when it is not installed) or `system` (never re-execute). Linux only;
-`apt-get install libjemalloc2` (Debian, Ubuntu) provides it, and `scripts/setup.sh` does that.
+RAGTUNE_MALLOC picks: `auto` (the default: jemalloc when found, else the system's, and
+`runtime` says how to get it), `jemalloc` (an error when it is not installed) or `system`
+(never re-execute). Linux only; `apt-get install libjemalloc2` (Debian, Ubuntu) provides it,
+and `scripts/setup.sh` does that.
 
     from ragtune import allocator
     allocator.ensure()        # first thing in an entry point: may replace the process
