@@ -4,7 +4,8 @@ Each allocator runs the same sequence in its own process, as `ragtune demo` does
 answer held-out prompts with the base model (fresh process), LoRA-train for --steps steps,
 then answer the same prompts again with the base model reloaded. Reported per allocator:
 prompt tokens/s and seconds per answer before and after training, training tokens/s and
-peak RSS; then the jemalloc / glibc ratios. The question it answers: does the allocator
+peak RSS, the median of --rounds runs each (glibc, jemalloc, jemalloc, glibc, ...); then the
+jemalloc / glibc ratios. The question it answers: does the allocator
 (chosen once, when the process starts) change training speed, and inference speed after a
 training run in the same process?
 
@@ -22,6 +23,7 @@ import dataclasses
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -100,7 +102,9 @@ def run_part(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
+def table(results: dict[str, list[dict[str, Any]]]) -> str:
+    """Each measure's median over the rounds (min-max beside it when there are several) per
+    allocator, and the ratio of the medians."""
     rows = [
         ("prompt tokens/s, fresh process", lambda r: r["before"]["prompt_tokens_per_s"], "{:,.0f}"),
         ("prompt tokens/s, after training", lambda r: r["after"]["prompt_tokens_per_s"], "{:,.0f}"),
@@ -109,12 +113,39 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         ("training tokens/s", lambda r: r["train_tokens_per_s"], "{:,.0f}"),
         ("peak RSS, MB", lambda r: r["peak_rss_mb"], "{:,.0f}"),
     ]
-    sys_r, je_r = results["system"], results["jemalloc"]
     lines = ["| measure | glibc malloc | jemalloc | jemalloc / glibc |", "|---|---|---|---|"]
     for name, get, fmt in rows:
-        a, b = get(sys_r), get(je_r)
-        lines.append(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {b / a:.2f}x |")
+        cells, mids = [], []
+        for alloc in ALLOCATORS:
+            values = [float(get(r)) for r in results[alloc]]
+            mid = statistics.median(values)
+            spread = (
+                f" ({fmt.format(min(values))}-{fmt.format(max(values))})" if len(values) > 1 else ""
+            )
+            cells.append(fmt.format(mid) + spread)
+            mids.append(mid)
+        ratio = f"{mids[1] / mids[0]:.2f}x" if mids[0] else "-"
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {ratio} |")
     return "\n".join(lines)
+
+
+def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One part in a fresh process started with RAGTUNE_MALLOC=name (its progress shows on
+    stderr); its result, checked to have run on that allocator."""
+    from ragtune import allocator
+
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env[allocator.ENV] = name
+    cmd = [sys.executable, __file__, *sys.argv[1:], "--part", name]
+    print(f"== {name}", flush=True)
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{name} part failed (exit {done.returncode}); its stderr is above")
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    if result["allocator"] != name:
+        raise SystemExit(f"{name} part ran on {result['allocator']}")
+    return result
 
 
 def main() -> None:
@@ -133,6 +164,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="passes over them; the best counts")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="runs per allocator, in the order glibc, jemalloc, jemalloc, glibc, ... (drift "
+        "on a shared machine then falls on both)",
+    )
     ap.add_argument("--part", choices=ALLOCATORS, help="run one allocator (the orchestrator's)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -150,24 +188,17 @@ def main() -> None:
     train_set, evals = build_demo_set(seed=args.seed)
     write_jsonl(out / "data" / "train.jsonl", train_set)
     write_jsonl(out / "data" / "eval.jsonl", evals[: args.prompts])
-    results: dict[str, Any] = {}
-    for name in ALLOCATORS:
-        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-        env[allocator.ENV] = name
-        env.pop(allocator.REEXECUTED, None)
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--part", name]
-        print(f"== {name}", flush=True)
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{name} part failed:\n{done.stderr[-3000:]}")
-        line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-        results[name] = json.loads(line[len("RESULT ") :])
-        if results[name]["allocator"] != ("jemalloc" if name == "jemalloc" else "system"):
-            raise SystemExit(f"{name} part ran on {results[name]['allocator']}")
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in ALLOCATORS}
+    for i in range(args.rounds):
+        for name in ALLOCATORS if i % 2 == 0 else ALLOCATORS[::-1]:
+            results[name].append(run_one(name, args))
     cpu = probe.cpu_model_name()
     report = table(results)
     atomic.write_json(out / "results.json", {"cpu": cpu, "args": vars(args), **results})
-    print(f"\n{args.model}, {args.steps} training steps, {args.prompts} prompts; CPU {cpu}\n")
+    print(
+        f"\n{args.model}, {args.steps} training steps, {args.prompts} prompts, {args.rounds} "
+        f"round(s); CPU {cpu}\n"
+    )
     print(report)
 
 

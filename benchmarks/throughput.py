@@ -365,6 +365,13 @@ def part_gen_llamacpp(args: argparse.Namespace, path: str) -> dict[str, Any]:
 
 
 def run_part(args: argparse.Namespace) -> dict[str, Any]:
+    from ragtune import allocator
+
+    # Which malloc served the part: results.json merges runs, and the allocator moves speed.
+    return {**dispatch(args), "allocator": allocator.loaded()}
+
+
+def dispatch(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     part = args.part
     if part == "peak":
@@ -435,6 +442,18 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
+def allocators(r: dict[str, Any]) -> str:
+    """The malloc every part ran on, or which ran on which when they differ (a results.json
+    topped up across runs): such a table compares allocators as much as engines."""
+    by: dict[str, list[str]] = {}
+    for part, result in r.items():
+        if isinstance(result, dict):
+            by.setdefault(str(result.get("allocator", "not recorded")), []).append(part)
+    if len(by) == 1:
+        return next(iter(by))
+    return "MIXED, not comparable: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in by.items())
+
+
 def table(r: dict[str, Any], args: argparse.Namespace) -> str:
     n, vocab = matmul_params(args.model)
     base32, base16 = r["baseline_fp32"]["tokens_per_s"], r["baseline_bf16"]["tokens_per_s"]
@@ -454,6 +473,7 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"ragtune's dtype probe chose {used} (GFLOP/s at the model's layer shapes: "
         f"{probe.get('gflops')}); % peak below is of {peak_key.split('_')[0]}",
         f"training tok/s: the median of {args.repeats} run(s) per part, run round-robin",
+        "malloc: " + allocators(r),
         "",
         "% peak: tokens/s x 4N FLOPs / measured bf16 peak. ragtune projects onto the "
         "vocabulary at answer positions only, so it runs fewer FLOPs than 4N; the "

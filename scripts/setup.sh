@@ -5,14 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
-# jemalloc: the `ragtune` command runs on it where installed (src/ragtune/allocator.py); glibc's
-# malloc made training ~1.3x slower and inference after training ~1.5x slower on this
-# project's Xeon. Optional: without apt, or without rights, ragtune runs on the system's.
-if [[ ! -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 && ! -e /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 ]] \
-    && command -v apt-get >/dev/null; then
+# jemalloc: the `ragtune` command runs on it where installed (src/ragtune/allocator.py;
+# benchmarks/RESULTS.md has the figures). Optional: without apt, or without root or
+# passwordless sudo, ragtune runs on the system's malloc.
+if ! ldconfig -p 2>/dev/null | grep 'libjemalloc\.so\.2' >/dev/null && command -v apt-get >/dev/null; then
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo -n"
-  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libjemalloc2; } \
-    >/dev/null 2>&1 || echo "setup: could not install libjemalloc2; ragtune runs on the system's malloc" >&2
+  if [[ -z $SUDO ]] || sudo -n true 2>/dev/null; then
+    echo "setup: installing libjemalloc2 (apt)"
+    { timeout 600 $SUDO apt-get update -qq \
+      && timeout 600 $SUDO env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a \
+        apt-get install -y -qq --no-install-recommends libjemalloc2; } </dev/null >/dev/null \
+      || echo "setup: could not install libjemalloc2; ragtune runs on the system's malloc" >&2
+  fi
 fi
 # llama.cpp's AMX kernels segfault on some Sapphire-Rapids-class Xeons (ggml-org/llama.cpp#20824;
 # here: the first decode of a tiny GGUF in tests/export). Where the CPU has AMX, build llama.cpp

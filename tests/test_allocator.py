@@ -24,22 +24,25 @@ def test_plan_preloads_jemalloc_before_what_was_preloaded():
 
 
 @pytest.mark.parametrize(
-    "env, platform, lib",
+    "env, system, lib, machine",
     [
-        ({"RAGTUNE_MALLOC": "system"}, "linux", LIB),  # the user said no
-        ({allocator.REEXECUTED: "1"}, "linux", LIB),  # already re-executed once: never loop
-        ({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, "linux", LIB),  # already on it
-        ({}, "darwin", LIB),  # LD_PRELOAD is a Linux thing
-        ({}, "linux", None),  # not installed: the system's malloc, silently
+        ({"RAGTUNE_MALLOC": "system"}, "linux", LIB, "x86_64"),  # the user said no
+        ({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, "linux", LIB, "x86_64"),  # already on it
+        ({"LD_PRELOAD": "/usr/lib/libtcmalloc.so.4"}, "linux", LIB, "x86_64"),  # their choice
+        ({}, "darwin", LIB, "x86_64"),  # LD_PRELOAD is a Linux thing
+        ({}, "linux", None, "x86_64"),  # not installed: the system's malloc
+        ({}, "linux", LIB, "aarch64"),  # auto: only where it was measured
     ],
 )
-def test_plan_goes_on_as_is(env, platform, lib):
-    assert allocator.plan(env, platform, lib) is None
+def test_plan_goes_on_as_is(env, system, lib, machine):
+    assert allocator.plan(env, system, lib, machine) is None
 
 
-def test_asking_for_jemalloc_where_there_is_none_is_an_error_naming_the_variable():
+def test_asking_for_jemalloc_works_off_x86_and_is_an_error_where_there_is_none():
+    asked = {"RAGTUNE_MALLOC": "jemalloc"}
+    assert allocator.plan(asked, "linux", LIB, "aarch64") is not None
     with pytest.raises(RagtuneError, match="RAGTUNE_MALLOC=jemalloc.*libjemalloc2"):
-        allocator.plan({"RAGTUNE_MALLOC": "jemalloc"}, "linux", None)
+        allocator.plan(asked, "linux", None)
     with pytest.raises(RagtuneError, match="RAGTUNE_MALLOC must be one of auto, jemalloc, system"):
         allocator.plan({"RAGTUNE_MALLOC": "tcmalloc"}, "linux", LIB)
 
@@ -50,6 +53,60 @@ def test_find_jemalloc_looks_in_the_given_folders(tmp_path):
     (tmp_path / "b" / allocator.SONAME).write_bytes(b"")
     found = allocator.find_jemalloc((str(tmp_path / "a"), str(tmp_path / "b")))
     assert found == str(tmp_path / "b" / allocator.SONAME)
+
+
+@pytest.mark.parametrize(
+    "argv, interactive, ok",
+    [
+        (["python", "/venv/bin/ragtune", "demo"], False, True),  # the console script
+        (["python", "-m", "ragtune", "eval"], False, True),
+        (["python", "-c", "code"], False, True),
+        (["python", "-"], False, False),  # the program came from stdin: a rerun reads nothing
+        (["python"], False, False),  # a REPL
+        (["python", "-i", "x.py"], True, False),
+    ],
+)
+def test_only_a_command_that_can_run_again_is_replayed(argv, interactive, ok):
+    assert allocator.replayable(argv, interactive) is ok
+
+
+@pytest.fixture
+def exec_calls(monkeypatch):
+    """ensure() on a Linux x86-64 machine that has jemalloc, with execve recorded, not run."""
+    calls = []
+    monkeypatch.setattr(allocator, "find_jemalloc", lambda: LIB)
+    monkeypatch.setattr(allocator.sys, "platform", "linux")
+    monkeypatch.setattr(allocator.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(allocator.sys, "orig_argv", ["py", "-X", "utf8", "-m", "ragtune", "demo"])
+    monkeypatch.setattr(allocator.os, "execve", lambda *a: calls.append(a))
+    for key in ("LD_PRELOAD", allocator.ENV, allocator.REEXECUTED):
+        monkeypatch.delenv(key, raising=False)
+    return calls
+
+
+def test_ensure_replays_the_command_as_typed_with_jemalloc_preloaded(exec_calls):
+    allocator.ensure()
+    [(exe, argv, env)] = exec_calls
+    assert exe == sys.executable
+    assert argv == [sys.executable, "-X", "utf8", "-m", "ragtune", "demo"]
+    assert env["LD_PRELOAD"] == LIB and env[allocator.REEXECUTED] == "1"
+
+
+def test_the_reexecuted_process_drops_the_marker_so_its_children_decide_afresh(
+    exec_calls, monkeypatch
+):
+    monkeypatch.setenv(allocator.REEXECUTED, "1")
+    allocator.ensure()
+    assert exec_calls == [] and allocator.REEXECUTED not in os.environ
+
+
+def test_a_failed_execve_says_so_and_the_command_goes_on(exec_calls, monkeypatch, capsys):
+    def refuse(*_a):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(allocator.os, "execve", refuse)
+    allocator.ensure()  # returns: the command runs on the system's malloc
+    assert f"could not re-execute with {LIB}" in capsys.readouterr().err
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -70,7 +127,11 @@ CODE = (
 )
 
 
-@pytest.mark.skipif(allocator.find_jemalloc() is None, reason="libjemalloc2 is not installed")
+@pytest.mark.skipif(
+    allocator.find_jemalloc() is None
+    or allocator.plan({}, sys.platform, "found", allocator.platform.machine()) is None,
+    reason="no libjemalloc2 here, or not a machine where auto uses it",
+)
 def test_ensure_reexecutes_the_same_command_on_jemalloc():
     done = _run(CODE)
     assert done.returncode == 0, done.stderr

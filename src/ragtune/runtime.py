@@ -17,8 +17,8 @@ torch is imported inside the functions, so configs (and `ragtune --help`) load w
 
 from __future__ import annotations
 
-import functools
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -219,18 +219,23 @@ def resolve(section: RuntimeSection, model_config: dict[str, Any] | None = None)
     return Runtime(device, dtype, threads, dtype_summary, threads_summary, allocator.loaded())
 
 
-@functools.cache
+_hinted = False
+
+
 def _malloc_hint() -> None:
-    """Say once per process how to get jemalloc, where the system's malloc serves a CPU run."""
-    if not sys.platform.startswith("linux") or allocator.loaded() != "system":
+    """Say once per process how to get jemalloc, where `auto` would use it but the system's
+    malloc serves this CPU run (`ragtune.allocator`)."""
+    global _hinted
+    if _hinted or allocator.loaded() != "system" or allocator.choice(os.environ) != "auto":
         return
-    if allocator.choice(os.environ) == "system":
-        return
-    lib = allocator.find_jemalloc()
+    _hinted = True
+    if allocator.plan({}, sys.platform, "found", platform.machine()) is None:
+        return  # not a machine where auto picks jemalloc
     how = (
-        f"run through the `ragtune` command, or set LD_PRELOAD={lib}"
-        if lib
-        else "apt-get install libjemalloc2"
+        "apt-get install libjemalloc2"
+        if allocator.find_jemalloc() is None
+        else "it is installed: run `ragtune` or `python -m ragtune` (after `pip install -e .` "
+        "in a checkout), or preload it yourself"
     )
     print(
         f"runtime: malloc is the system's; jemalloc trains and answers faster on CPU ({how}; "
