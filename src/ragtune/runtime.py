@@ -238,7 +238,8 @@ def _malloc_hint() -> None:
         "in a checkout), or preload it yourself"
     )
     print(
-        f"runtime: malloc is the system's; jemalloc trains and answers faster on CPU ({how}; "
+        f"runtime: malloc is the system's; on CPU jemalloc keeps answering fast after training "
+        f"and uses less memory ({how}; "
         f"{allocator.ENV}=system to keep this one quietly)",
         flush=True,
     )
