@@ -129,7 +129,7 @@ CODE = (
 
 @pytest.mark.skipif(
     allocator.find_jemalloc() is None
-    or allocator.plan({}, sys.platform, "found", allocator.platform.machine()) is None,
+    or not allocator.auto_applies(sys.platform, allocator.platform.machine()),
     reason="no libjemalloc2 here, or not a machine where auto uses it",
 )
 def test_ensure_reexecutes_the_same_command_on_jemalloc():
@@ -153,3 +153,21 @@ def test_the_command_says_a_bad_choice_in_one_line():
     assert done.stderr.strip() == (
         "ragtune: error: RAGTUNE_MALLOC must be one of auto, jemalloc, system, got 'fast'"
     )
+
+
+def test_a_cpu_run_on_the_system_malloc_says_once_how_to_get_jemalloc(monkeypatch, capsys):
+    from ragtune import runtime
+
+    monkeypatch.setattr(runtime, "_hinted", False)
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(allocator, "find_jemalloc", lambda: None)
+    monkeypatch.delenv(allocator.ENV, raising=False)
+    runtime._malloc_hint()
+    runtime._malloc_hint()
+    out = capsys.readouterr().out
+    assert out.count("apt-get install libjemalloc2") == 1
+    monkeypatch.setattr(runtime, "_hinted", False)
+    monkeypatch.setenv(allocator.ENV, "system")  # asked for the system's: nothing said
+    runtime._malloc_hint()
+    assert capsys.readouterr().out == ""

@@ -71,6 +71,11 @@ def preloaded(env: Mapping[str, str]) -> bool:
     return any(name in env.get("LD_PRELOAD", "") for name in MALLOCS)
 
 
+def auto_applies(system: str, machine: str) -> bool:
+    """Whether `auto` uses jemalloc on this system (sys.platform) and machine: x86-64 Linux."""
+    return system.startswith("linux") and machine.lower() in AUTO_MACHINES
+
+
 def plan(
     env: Mapping[str, str], system: str, library: str | None, machine: str = "x86_64"
 ) -> dict[str, str] | None:
@@ -80,7 +85,7 @@ def plan(
     wanted = choice(env)
     if wanted == "system" or preloaded(env):
         return None  # an LD_PRELOAD the process inherited wins, whatever RAGTUNE_MALLOC says
-    if wanted == "auto" and machine.lower() not in AUTO_MACHINES:
+    if wanted == "auto" and not auto_applies(system, machine):
         return None
     if not system.startswith("linux") or library is None:
         if wanted == "jemalloc":

@@ -214,9 +214,10 @@ def resolve(section: RuntimeSection, model_config: dict[str, Any] | None = None)
                 "gflops": {str(n): g for n, g in tprobe.gflops.items()},
                 "cached": tprobe.cached,
             }
-    if device == "cpu":
+    malloc = allocator.loaded()
+    if device == "cpu" and malloc == "system":
         _malloc_hint()
-    return Runtime(device, dtype, threads, dtype_summary, threads_summary, allocator.loaded())
+    return Runtime(device, dtype, threads, dtype_summary, threads_summary, malloc)
 
 
 _hinted = False
@@ -226,11 +227,11 @@ def _malloc_hint() -> None:
     """Say once per process how to get jemalloc, where `auto` would use it but the system's
     malloc serves this CPU run (`ragtune.allocator`)."""
     global _hinted
-    if _hinted or allocator.loaded() != "system" or allocator.choice(os.environ) != "auto":
+    if _hinted or allocator.choice(os.environ) != "auto":
         return
     _hinted = True
-    if allocator.plan({}, sys.platform, "found", platform.machine()) is None:
-        return  # not a machine where auto picks jemalloc
+    if not allocator.auto_applies(sys.platform, platform.machine()):
+        return
     how = (
         "apt-get install libjemalloc2"
         if allocator.find_jemalloc() is None
