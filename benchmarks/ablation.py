@@ -33,6 +33,7 @@ TRAIN_ARGS = [
     "max_length",
     "batch_size",
     "seed",
+    "system_zh",
 ]
 # (set, metric key, column title, bar test or None): issue 12's bars, shared samples.
 COLUMNS: list[tuple[str, str, str, Any]] = [
@@ -66,7 +67,17 @@ def load(out: Path) -> dict[str, dict]:
 
 
 def differences(args: dict, ref: dict) -> list[str]:
-    return [f"{k}={args.get(k)}" for k in TRAIN_ARGS if args.get(k) != ref.get(k)]
+    return [
+        f"{k}={short(args.get(k))}"
+        for k in TRAIN_ARGS
+        if args.get(k) != ref.get(k) and (args.get(k) or ref.get(k))  # "" and absent alike
+    ]
+
+
+def short(value: Any) -> str:
+    """A setting as a table cell: long texts (an instruction) cut to their start."""
+    text = str(value)
+    return text if len(text) <= 16 else text[:12] + "…"
 
 
 def reference_tag(results: dict[str, dict], asked: str) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import random
 import time
@@ -44,6 +45,7 @@ from ragtune.eval.calibrate import CalibrateSection
 from ragtune.eval.stage import EvalConfig
 from ragtune.example import Example, write_jsonl
 from ragtune.generation.load import GenerateConfig, load_generator
+from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
 from ragtune.train.config import LoraSection, TrainConfig
@@ -178,6 +180,12 @@ def main() -> None:
         default="",
         help="name of this training setting: several settings share one --out and its base evals",
     )
+    ap.add_argument(
+        "--system-zh",
+        default="",
+        help="a Chinese system instruction for Chinese questions (prompt.system_zh), in "
+        "training and every eval; the base's Chinese sets are scored again under it",
+    )
     ap.add_argument("--threads", type=runtime.threads_arg, default="auto", help="a number, or auto")
     ap.add_argument(
         "--base-only",
@@ -239,6 +247,12 @@ def main() -> None:
 
     timings: dict[str, float] = {}
     rt_section = RuntimeSection(threads=args.threads)
+    prompt = PromptConfig(system_zh=args.system_zh)
+    # Chinese evals under another instruction get their own folders (the base's included),
+    # so they are neither reused from nor compared against the default prompt's.
+    zh_prompt = (
+        "-zh" + hashlib.sha256(args.system_zh.encode()).hexdigest()[:6] if args.system_zh else ""
+    )
 
     def score(
         label: str, adapter: str | None, threshold: str = "none", extractive: bool = False
@@ -257,7 +271,7 @@ def main() -> None:
         # (max_new_tokens) is set per set, an attribute every engine has but the protocol lacks.
         generator: Any = None
         for lang in evals:
-            run_dir = out / f"{label}_{lang}"
+            run_dir = out / f"{label}{zh_prompt if lang.endswith('zh') else ''}_{lang}"
             cap = args.max_new_tokens_zh if lang.endswith("zh") else args.max_new_tokens
             done = runs.finished(run_dir)
             if done is not None and saved_cap(run_dir) == cap:
@@ -275,6 +289,7 @@ def main() -> None:
                 out=str(run_dir),
                 label=f"{label} {lang}",
                 gen=dataclasses.replace(gen_cfg, max_new_tokens=cap),
+                prompt=prompt,
                 runtime=rt_section,
             )
             results[lang] = evaluate.run(cfg, generator)
@@ -300,6 +315,7 @@ def main() -> None:
             TrainConfig(
                 data=str(train_file),
                 refusal_loss_weight=args.refusal_weight,
+                prompt=prompt,
                 model=args.model,
                 out=str(train_dir),
                 lora=LoraSection(r=args.rank, alpha=2 * args.rank),

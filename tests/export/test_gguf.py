@@ -267,6 +267,16 @@ def test_modelfile_rejects_unknown_templates(tiny_model_dir: Path) -> None:
         modelfile_text("m.gguf", tok, PromptConfig(), 4096)
 
 
+def test_modelfile_names_the_chinese_instruction(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    cfg = PromptConfig(system_zh="只根据上下文回答。没有答案时回复：“{refusal}”")
+    text = modelfile_text("m.gguf", tok, cfg, 4096)
+    assert "#   只根据上下文回答。没有答案时回复：“上下文中没有答案。”" in text.splitlines()
+    assert _modelfile_value(text, "SYSTEM") == cfg.system.replace("{refusal}", cfg.refusal_en)
+
+
 def test_llamacpp_backend(exported: Path, tiny_model_dir: Path, cpu_fp32: Any) -> None:
     from ragtune.generation.llamacpp import LlamaCppGenerator
     from ragtune.generation.load import GenerateConfig, load_generator

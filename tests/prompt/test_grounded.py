@@ -52,6 +52,18 @@ def test_unanswerable_target_is_refusal_in_question_language() -> None:
     assert language("北京大学在哪里？") == "zh" and language("Where is it?") == "en"
 
 
+def test_chinese_questions_get_the_chinese_instruction_when_set() -> None:
+    cfg = PromptConfig(system_zh="只根据上下文回答。没有答案时回复：“{refusal}”")
+    zh = build_messages("市长是谁？", ["一个小镇。"], cfg)[0]["content"]
+    en = build_messages("Who is the mayor?", ["A town."], cfg)[0]["content"]
+    assert zh == "只根据上下文回答。没有答案时回复：“上下文中没有答案。”"
+    assert en == cfg.system.replace("{refusal}", cfg.refusal_en)
+    # Unset, every language reads the one instruction (with its own refusal sentence).
+    assert build_messages("市长是谁？", ["一个小镇。"], PromptConfig())[0]["content"] == (
+        PromptConfig().system.replace("{refusal}", cfg.refusal_zh)
+    )
+
+
 def test_long_context_truncated_never_the_answer(tiny_model_dir: Path) -> None:
     tok = load_tokenizer(str(tiny_model_dir))
     long = Example(id="4", question="Where?", contexts=["Paris is nice. " * 200], answers=["Paris"])

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragtune.export import ExportError
-from ragtune.prompt.grounded import PromptConfig, render_prompt
+from ragtune.prompt.grounded import PromptConfig, instruction, render_prompt
 
 Messages = list[dict[str, str]]
 
@@ -96,8 +96,7 @@ def _quoted(text: str, what: str) -> str:
 def modelfile_text(gguf_name: str, tokenizer: Any, prompt: PromptConfig, num_ctx: int) -> str:
     fam = detect_family(tokenizer)
     eos = tokenizer.eos_token or ""
-    system_en = prompt.system.replace("{refusal}", prompt.refusal_en)
-    system_zh = prompt.system.replace("{refusal}", prompt.refusal_zh)
+    system_en, system_zh = instruction("en", prompt), instruction("zh", prompt)
     stops = list(dict.fromkeys([*fam.stops, eos] if eos else fam.stops))
     lines = [
         "# Written by `ragtune export`. Run: ollama create NAME -f Modelfile && ollama run NAME",

@@ -36,6 +36,10 @@ class PromptConfig:
         'If the context does not contain the answer, reply exactly: "{refusal}"'
     )
     """System instruction; "{refusal}" is replaced by the refusal sentence in the question's language."""
+    system_zh: str = ""
+    """System instruction for Chinese questions, in Chinese ("{refusal}" as in system); empty:
+    `system` for every language. CMRC marks whole clauses as answers where SQuAD marks short
+    phrases, so one "shortest answer" instruction fits only one of them (benchmarks/RESULTS.md)."""
     refusal_en: str = "The context does not contain the answer."
     """Refusal sentence for English (and any non-Chinese) questions."""
     refusal_zh: str = "上下文中没有答案。"
@@ -68,6 +72,14 @@ def refusal_for(question: str, cfg: PromptConfig) -> str:
     return cfg.refusal_zh if language(question) == "zh" else cfg.refusal_en
 
 
+def instruction(lang: str, cfg: PromptConfig) -> str:
+    """The grounded system instruction for a question in `lang` ("zh", or any other), with the
+    refusal sentence of that language filled in."""
+    zh = lang == "zh"
+    text = cfg.system_zh if zh and cfg.system_zh else cfg.system
+    return text.replace("{refusal}", cfg.refusal_zh if zh else cfg.refusal_en)
+
+
 def format_contexts(contexts: Sequence[str]) -> str:
     return "\n\n".join(f"[{i}] {c.strip()}" for i, c in enumerate(contexts, 1))
 
@@ -81,7 +93,7 @@ def build_messages(question: str, contexts: Sequence[str], cfg: PromptConfig) ->
             {"role": "system", "content": system},
             {"role": "user", "content": f"Question: {question.strip()}"},
         ]
-    system = cfg.system.replace("{refusal}", refusal_for(question, cfg))
+    system = instruction(language(question), cfg)
     if cfg.cite:
         system += " " + cfg.cite_instruction
     user = f"Context:\n{format_contexts(contexts)}\n\nQuestion: {question.strip()}"
