@@ -247,3 +247,18 @@ def test_agreement_uses_the_configured_refusal_sentence() -> None:
     assert row["f1"] == row["f1_transformers"] == 100.0
     default = Reference(SAMPLES, [], [], [], np.zeros(1), "", answers, PromptConfig())
     assert agreement(default, answers)["f1"] == pytest.approx(200 / 3)  # refusal not seen
+
+
+def test_card_shows_each_language_instruction() -> None:
+    from ragtune.export.card import CardInfo, card_text
+    from ragtune.prompt.grounded import PromptConfig
+
+    def card(prompt: PromptConfig) -> str:
+        return card_text(CardInfo("m", "base", "llama", 1_000_000, prompt=prompt))
+
+    plain = PromptConfig()
+    assert f'same text with "{plain.refusal_zh}"' in card(plain)
+    zh = PromptConfig(system_zh="只根据上下文回答。没有答案时回复：“{refusal}”")
+    text = card(zh)
+    assert "> 只根据上下文回答。没有答案时回复：“上下文中没有答案。”" in text.splitlines()
+    assert "same text with" not in text

@@ -20,7 +20,7 @@ import yaml
 
 from ragtune.eval.metrics import HEADLINE, METRIC_INFO
 from ragtune.export import ExportError
-from ragtune.prompt.grounded import PromptConfig
+from ragtune.prompt.grounded import PromptConfig, instruction
 
 # Hub ids of ragtune's aliases, for the card's `base_model` (the Hub links the two).
 HUB_IDS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
@@ -205,7 +205,16 @@ def _how_to_run(info: CardInfo) -> list[str]:
 
 
 def card_text(info: CardInfo) -> str:
-    system = info.prompt.system.replace("{refusal}", info.prompt.refusal_en)
+    system = instruction("en", info.prompt)
+    if info.prompt.system_zh:
+        zh_note = [
+            "",
+            "System message for Chinese questions:",
+            "",
+            f"> {instruction('zh', info.prompt)}",
+        ]
+    else:
+        zh_note = []
     lines = [
         _front_matter(info),
         f"# {info.name}",
@@ -233,10 +242,15 @@ def card_text(info: CardInfo) -> str:
         "",
         "## Prompt format",
         "",
-        "System message (English; Chinese questions use the same text with "
-        f'"{info.prompt.refusal_zh}"):',
+        "System message (English"
+        + (
+            "):"
+            if info.prompt.system_zh
+            else f'; Chinese questions use the same text with "{info.prompt.refusal_zh}"):'
+        ),
         "",
         f"> {system}",
+        *zh_note,
         "",
         "User message: `Context:\\n[1] passage\\n\\n[2] passage\\n\\nQuestion: ...`, rendered "
         "with the model's chat template (embedded in the GGUF, `chat_template.jinja` in merged/).",
