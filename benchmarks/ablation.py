@@ -67,16 +67,16 @@ def load(out: Path) -> dict[str, dict]:
 
 
 def differences(args: dict, ref: dict) -> list[str]:
-    return [
-        f"{k}={short(args.get(k))}"
-        for k in TRAIN_ARGS
-        if args.get(k) != ref.get(k) and (args.get(k) or ref.get(k))  # "" and absent alike
-    ]
+    def setting(a: dict, k: str) -> Any:
+        return a.get(k) if a.get(k) != "" else None  # an empty text is the setting's absence
+
+    return [f"{k}={cell(args.get(k))}" for k in TRAIN_ARGS if setting(args, k) != setting(ref, k)]
 
 
-def short(value: Any) -> str:
-    """A setting as a table cell: long texts (an instruction) cut to their start."""
-    text = str(value)
+def cell(value: Any) -> str:
+    """A setting as a table cell: long texts (an instruction) cut to their start, and nothing
+    that would break the Markdown row."""
+    text = " ".join(str(value).split()).replace("|", "/")
     return text if len(text) <= 16 else text[:12] + "…"
 
 
@@ -131,11 +131,17 @@ def table(out: Path, results: dict[str, dict], reference: str) -> str:
     head += [c[2] for c in COLUMNS]
     head += [f"bars met (of {bars})", "below base"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    base = next(iter(results.values()))["base"]
+    base = results[ref_tag]["base"]
     cells, met, _ = row(base, None)
     lines.append("| base | greedy | - | - | - | " + " | ".join(cells) + f" | {met} | - |")
     for tag in sorted(results, key=lambda t: (t != ref_tag, t)):  # the reference first
         res = results[tag]
+        if res["base"] != base:  # scored on another prompt (system_zh): its own base row
+            cells, met, _ = row(res["base"], None)
+            name = ", ".join(differences(res["args"], ref))
+            lines.append(
+                f"| base, {name} | greedy | - | - | - | " + " | ".join(cells) + f" | {met} | - |"
+            )
         tm = res["train"]
         # The refusal score's AUC on the held-out training articles, per language, from the
         # calibration saved with the adapter (`ragtune calibrate` adds it to runs trained

@@ -289,7 +289,9 @@ def main() -> None:
                 out=str(run_dir),
                 label=f"{label} {lang}",
                 gen=dataclasses.replace(gen_cfg, max_new_tokens=cap),
-                prompt=prompt,
+                # Only the Chinese sets read system_zh; the English ones keep the plain
+                # prompt, so their folders stay shared with runs made without it.
+                prompt=prompt if lang.endswith("zh") else PromptConfig(),
                 runtime=rt_section,
             )
             results[lang] = evaluate.run(cfg, generator)
@@ -309,6 +311,12 @@ def main() -> None:
         return
     train_dir = out / f"train{suffix}"
     if runs.train_finished(train_dir):
+        trained_zh = (runs.saved_train_config(train_dir).get("prompt") or {}).get("system_zh", "")
+        if trained_zh != args.system_zh:
+            raise SystemExit(
+                f"{train_dir}: trained with system_zh={trained_zh!r}, not {args.system_zh!r}; "
+                "give this setting its own --tag"
+            )
         tm = json.loads((train_dir / runs.TRAIN_METRICS).read_text())
     else:
         tm = train.run(

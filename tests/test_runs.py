@@ -103,8 +103,13 @@ def test_keys_added_later_at_their_default_leave_the_identity_alone() -> None:
 
     plain = identity("eval", EvalConfig(data="x"), {})
     assert not any(
-        k.startswith(("prompt.cite", "prompt.closed_book", "judge")) for k in plain["config"]
+        k.startswith(("prompt.cite", "prompt.closed_book", "prompt.system_zh", "judge"))
+        for k in plain["config"]
     )
+    zh = identity(
+        "eval", EvalConfig(data="x", prompt=PromptConfig(system_zh="只根据上下文回答。")), {}
+    )
+    assert zh["config_sha256"] != plain["config_sha256"]
     cited = identity("eval", EvalConfig(data="x", prompt=PromptConfig(cite=True)), {})
     assert (
         cited["config"]["prompt.cite"] is True and cited["config_sha256"] != plain["config_sha256"]

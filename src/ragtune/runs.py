@@ -134,6 +134,7 @@ ADDED_LATER = (
     "prompt.cite_instruction",
     "prompt.closed_book",
     "prompt.closed_book_system",
+    "prompt.system_zh",
     "index",
     "judge",
     "judge_api_base",

@@ -102,7 +102,8 @@ def modelfile_text(gguf_name: str, tokenizer: Any, prompt: PromptConfig, num_ctx
         "# Written by `ragtune export`. Run: ollama create NAME -f Modelfile && ollama run NAME",
         "# Send the passages and the question as the user message, exactly as ragtune trains:",
         "#   Context:\\n[1] first passage\\n\\n[2] second passage\\n\\nQuestion: ...",
-        "# For Chinese questions send this system message instead (Chinese refusal sentence):",
+        "# For Chinese questions send this system message instead (Chinese refusal sentence,"
+        " and prompt.system_zh's text when set):",
         "#   " + system_zh.replace("\n", "\\n"),
         f"FROM ./{gguf_name}",
         f"TEMPLATE {_quoted(fam.go.replace('{eos}', eos), 'chat template')}",

@@ -38,8 +38,9 @@ class PromptConfig:
     """System instruction; "{refusal}" is replaced by the refusal sentence in the question's language."""
     system_zh: str = ""
     """System instruction for Chinese questions, in Chinese ("{refusal}" as in system); empty:
-    `system` for every language. CMRC marks whole clauses as answers where SQuAD marks short
-    phrases, so one "shortest answer" instruction fits only one of them (benchmarks/RESULTS.md)."""
+    `system` for every language. With cite on, cite_instruction is appended to it as to
+    `system`; closed_book uses closed_book_system for every language. Off by default: one
+    asking for CMRC's complete spans measured no gain (benchmarks/RESULTS.md)."""
     refusal_en: str = "The context does not contain the answer."
     """Refusal sentence for English (and any non-Chinese) questions."""
     refusal_zh: str = "上下文中没有答案。"
