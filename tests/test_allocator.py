@@ -20,16 +20,7 @@ def test_plan_preloads_jemalloc_before_what_was_preloaded():
     assert env["LD_PRELOAD"] == f"{LIB}:/a/libfoo.so"
     assert env["HOME"] == "/h"
     assert env[allocator.REEXECUTED] == "1"
-    assert allocator.plan({}, "linux", LIB) == {
-        "LD_PRELOAD": LIB,
-        "MALLOC_CONF": allocator.TUNING,
-        allocator.REEXECUTED: "1",
-    }
-
-
-def test_plan_keeps_the_users_malloc_conf():
-    env = allocator.plan({"MALLOC_CONF": "narenas:1"}, "linux", LIB)
-    assert env is not None and env["MALLOC_CONF"] == "narenas:1"
+    assert allocator.plan({}, "linux", LIB) == {"LD_PRELOAD": LIB, allocator.REEXECUTED: "1"}
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ RAGTUNE_MALLOC picks: `auto` (the default: jemalloc when found on x86-64 Linux, 
 measured; else the system's, and `runtime` says how to get it), `jemalloc` (any Linux; an
 error when it is not installed) or `system` (never re-execute). A malloc the process
 inherits in LD_PRELOAD (jemalloc, tcmalloc, mimalloc) wins over all three. `apt-get install
-libjemalloc2` (Debian, Ubuntu) provides it, and `scripts/setup.sh` does that. It runs with
-`TUNING` unless MALLOC_CONF is set. Figures:
+libjemalloc2` (Debian, Ubuntu) provides it, and `scripts/setup.sh` does that. Figures:
 benchmarks/RESULTS.md, "glibc malloc vs jemalloc".
 
     from ragtune import allocator
@@ -47,16 +46,6 @@ SEARCH = (
 AUTO_MACHINES = ("x86_64", "amd64")
 """Where `auto` uses it: where it was measured. Elsewhere (arm64, whose 64 KiB-page kernels
 some jemalloc builds fail on) RAGTUNE_MALLOC=jemalloc asks for it."""
-TUNING = (
-    "background_thread:true,dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:1,"
-    "metadata_thp:auto"
-)
-"""jemalloc's settings when the user's environment has no MALLOC_CONF (Intel's advice for
-PyTorch): freed pages stay with the process instead of going back to the kernel after 10 s.
-With jemalloc's defaults a LoRA step frees and faults in the same pages again (30 M page
-faults, a fifth of the CPU time in the kernel, in 24 Qwen-0.5B steps); kept, training ran
-1.38x faster at 8% more peak memory (benchmarks/RESULTS.md). The cost: memory freed after a
-peak is not returned until the process ends."""
 MALLOCS = ("jemalloc", "tcmalloc", "mimalloc")
 """An LD_PRELOAD that names one of these is the user's choice: `auto` leaves it alone."""
 
@@ -107,7 +96,6 @@ def plan(
         return None
     new = dict(env)
     new["LD_PRELOAD"] = ":".join(p for p in (library, env.get("LD_PRELOAD", "")) if p)
-    new.setdefault("MALLOC_CONF", TUNING)  # the user's own MALLOC_CONF reaches jemalloc as is
     new[REEXECUTED] = "1"
     return new
 
