@@ -271,8 +271,9 @@ def main() -> None:
         # (max_new_tokens) is set per set, an attribute every engine has but the protocol lacks.
         generator: Any = None
         for lang in evals:
-            run_dir = out / f"{label}{zh_prompt if lang.endswith('zh') else ''}_{lang}"
-            cap = args.max_new_tokens_zh if lang.endswith("zh") else args.max_new_tokens
+            zh = lang.endswith("zh")
+            run_dir = out / f"{label}{zh_prompt if zh else ''}_{lang}"
+            cap = args.max_new_tokens_zh if zh else args.max_new_tokens
             done = runs.finished(run_dir)
             if done is not None and saved_cap(run_dir) == cap:
                 results[lang] = done
@@ -291,7 +292,7 @@ def main() -> None:
                 gen=dataclasses.replace(gen_cfg, max_new_tokens=cap),
                 # Only the Chinese sets read system_zh; the English ones keep the plain
                 # prompt, so their folders stay shared with runs made without it.
-                prompt=prompt if lang.endswith("zh") else PromptConfig(),
+                prompt=prompt if zh else PromptConfig(),
                 runtime=rt_section,
             )
             results[lang] = evaluate.run(cfg, generator)

@@ -257,8 +257,10 @@ def test_card_shows_each_language_instruction() -> None:
         return card_text(CardInfo("m", "base", "llama", 1_000_000, prompt=prompt))
 
     plain = PromptConfig()
-    assert f'same text with "{plain.refusal_zh}"' in card(plain)
+    lines = card(plain).splitlines()
+    assert "> " + plain.system.replace("{refusal}", plain.refusal_en) in lines
+    assert "> " + plain.system.replace("{refusal}", plain.refusal_zh) in lines
     zh = PromptConfig(system_zh="只根据上下文回答。没有答案时回复：“{refusal}”")
-    text = card(zh)
-    assert "> 只根据上下文回答。没有答案时回复：“上下文中没有答案。”" in text.splitlines()
-    assert "same text with" not in text
+    lines = card(zh).splitlines()
+    assert "> 只根据上下文回答。没有答案时回复：“上下文中没有答案。”" in lines
+    assert "> " + zh.system.replace("{refusal}", zh.refusal_zh) not in lines

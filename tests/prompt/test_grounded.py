@@ -58,6 +58,10 @@ def test_chinese_questions_get_the_chinese_instruction_when_set() -> None:
     en = build_messages("Who is the mayor?", ["A town."], cfg)[0]["content"]
     assert zh == "只根据上下文回答。没有答案时回复：“上下文中没有答案。”"
     assert en == cfg.system.replace("{refusal}", cfg.refusal_en)
+    cited = PromptConfig(system_zh=cfg.system_zh, cite=True)
+    assert build_messages("市长是谁？", ["一个小镇。"], cited)[0]["content"] == (
+        zh + " " + cited.cite_instruction
+    )
     # Unset, every language reads the one instruction (with its own refusal sentence).
     assert build_messages("市长是谁？", ["一个小镇。"], PromptConfig())[0]["content"] == (
         PromptConfig().system.replace("{refusal}", cfg.refusal_zh)

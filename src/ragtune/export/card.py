@@ -205,16 +205,6 @@ def _how_to_run(info: CardInfo) -> list[str]:
 
 
 def card_text(info: CardInfo) -> str:
-    system = instruction("en", info.prompt)
-    if info.prompt.system_zh:
-        zh_note = [
-            "",
-            "System message for Chinese questions:",
-            "",
-            f"> {instruction('zh', info.prompt)}",
-        ]
-    else:
-        zh_note = []
     lines = [
         _front_matter(info),
         f"# {info.name}",
@@ -242,15 +232,13 @@ def card_text(info: CardInfo) -> str:
         "",
         "## Prompt format",
         "",
-        "System message (English"
-        + (
-            "):"
-            if info.prompt.system_zh
-            else f'; Chinese questions use the same text with "{info.prompt.refusal_zh}"):'
-        ),
+        "System message for English (and any non-Chinese) questions:",
         "",
-        f"> {system}",
-        *zh_note,
+        f"> {instruction('en', info.prompt)}",
+        "",
+        "System message for Chinese questions:",
+        "",
+        f"> {instruction('zh', info.prompt)}",
         "",
         "User message: `Context:\\n[1] passage\\n\\n[2] passage\\n\\nQuestion: ...`, rendered "
         "with the model's chat template (embedded in the GGUF, `chat_template.jinja` in merged/).",

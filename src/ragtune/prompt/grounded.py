@@ -70,15 +70,18 @@ class PromptConfig:
 
 
 def refusal_for(question: str, cfg: PromptConfig) -> str:
-    return cfg.refusal_zh if language(question) == "zh" else cfg.refusal_en
+    return _refusal(language(question), cfg)
+
+
+def _refusal(lang: str, cfg: PromptConfig) -> str:
+    return cfg.refusal_zh if lang == "zh" else cfg.refusal_en
 
 
 def instruction(lang: str, cfg: PromptConfig) -> str:
     """The grounded system instruction for a question in `lang` ("zh", or any other), with the
     refusal sentence of that language filled in."""
-    zh = lang == "zh"
-    text = cfg.system_zh if zh and cfg.system_zh else cfg.system
-    return text.replace("{refusal}", cfg.refusal_zh if zh else cfg.refusal_en)
+    text = cfg.system_zh if lang == "zh" and cfg.system_zh else cfg.system
+    return text.replace("{refusal}", _refusal(lang, cfg))
 
 
 def format_contexts(contexts: Sequence[str]) -> str:
