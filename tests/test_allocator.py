@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -171,3 +172,95 @@ def test_a_cpu_run_on_the_system_malloc_says_once_how_to_get_jemalloc(monkeypatc
     monkeypatch.setenv(allocator.ENV, "system")  # asked for the system's: nothing said
     runtime._malloc_hint()
     assert capsys.readouterr().out == ""
+
+
+class FakeCtl:
+    """mallctl over a dict: names missing from it are arenas not made yet."""
+
+    def __init__(self, values):
+        self.values, self.ran = dict(values), []
+
+    def read(self, name):
+        return self.values.get(name)
+
+    def write(self, name, value):
+        if name not in self.values:
+            return False
+        self.values[name] = value
+        return True
+
+    def run(self, name):
+        self.ran.append(name)
+        return True
+
+
+def test_keep_sets_both_delays_of_every_made_arena_and_restore_puts_them_back():
+    start = {
+        "arenas.dirty_decay_ms": 10000,
+        "arenas.muzzy_decay_ms": 0,
+        "arena.0.dirty_decay_ms": 10000,
+        "arena.0.muzzy_decay_ms": 0,
+        "arena.2.dirty_decay_ms": 0,  # the huge-allocation arena purges at once by default
+        "arena.2.muzzy_decay_ms": 0,
+    }
+    ctl = FakeCtl(start)
+    old = allocator.keep(ctl, arenas=3)  # arena 1 was never made: skipped, not an error
+    assert old == start
+    assert set(ctl.values.values()) == {-1}
+    assert ctl.ran == []
+    allocator.restore(ctl, old)
+    assert ctl.values == start
+    assert ctl.ran == ["arena.4096.purge"]  # the kept pages go back at once
+
+
+def test_a_user_malloc_conf_with_a_delay_is_left_alone():
+    assert allocator.user_sets_decay({"MALLOC_CONF": "background_thread:true,dirty_decay_ms:-1"})
+    assert allocator.user_sets_decay({"MALLOC_CONF": "muzzy_decay_ms:0"})
+    assert not allocator.user_sets_decay({"MALLOC_CONF": "background_thread:true"})
+    assert not allocator.user_sets_decay({})
+
+
+def test_pages_kept_on_the_system_malloc_does_nothing():
+    if allocator.loaded() == "jemalloc":
+        pytest.skip("this test process runs on jemalloc")
+    with allocator.pages_kept({}) as how:
+        assert how == "system malloc"
+
+
+PAGES_KEPT = """
+import json, sys
+from ragtune import allocator
+ctl = allocator.Mallctl()
+before = ctl.read("arena.0.dirty_decay_ms")
+with allocator.pages_kept() as how:
+    inside = [ctl.read("arena.0.dirty_decay_ms"), ctl.read("arena.0.muzzy_decay_ms")]
+    block = bytearray(64 << 20)  # freed inside: its pages stay dirty, not given back
+    del block
+    ctl.write("epoch", 1)  # refreshes the statistics
+    dirty = ctl.read("stats.arenas.4096.pdirty")
+ctl.write("epoch", 1)
+print(json.dumps({"how": how, "before": before, "inside": inside,
+                  "after": ctl.read("arena.0.dirty_decay_ms"),
+                  "dirty_inside": dirty, "dirty_after": ctl.read("stats.arenas.4096.pdirty")}))
+"""
+
+
+@pytest.mark.skipif(allocator.find_jemalloc() is None, reason="libjemalloc2 is not installed")
+@pytest.mark.parametrize("conf", ["", "dirty_decay_ms:5000"])
+def test_pages_kept_under_a_real_jemalloc(conf):
+    env = {**os.environ, "LD_PRELOAD": allocator.find_jemalloc(), "MALLOC_CONF": conf}
+    out = subprocess.run(
+        [sys.executable, "-c", PAGES_KEPT], env=env, capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout)
+    if conf:  # the user's delay wins: nothing is changed
+        assert got["how"] == "user MALLOC_CONF"
+        assert got["before"] == got["after"] == 5000
+        assert got["inside"][0] == 5000
+        return
+    assert got["how"] == "kept"
+    assert got["inside"] == [-1, -1]
+    assert got["after"] == got["before"] == 10000
+    pages = (64 << 20) // 4096
+    assert got["dirty_inside"] >= pages  # the freed block's pages stayed with the process
+    assert got["dirty_after"] < pages // 10  # and went back when the block ended

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragtune import atomic, runs, runtime
+from ragtune import allocator, atomic, runs, runtime
 from ragtune.config import ConfigError, save_config
 from ragtune.data.importers import load_examples
 from ragtune.data.split import sample, split_indices
@@ -257,7 +257,8 @@ def _train(
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; ProgressBar shows them
     last = checkpoints.resume_point(out) if resume else None
     t0 = time.perf_counter()
-    train_out = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    with allocator.pages_kept() as freed_pages:
+        train_out = trainer.train(resume_from_checkpoint=str(last) if last else None)
     wall = time.perf_counter() - t0
 
     final_dir = out / (runs.FULL_MODEL if cfg.method == "full" else runs.ADAPTER)
@@ -283,6 +284,7 @@ def _train(
         "dtype_probe": rt.dtype_probe,
         "threads_probe": rt.threads_probe,
         "allocator": rt.allocator,
+        "freed_pages": freed_pages,
         "attention_probe": attention_probe,
         "time_budget": budget.decision if budget else decided,
         "refusal_calibration": calibration,
