@@ -386,7 +386,9 @@ def main() -> None:
         n = sum(e.answerable for e in evals["all_zh"])
         print(f"\nall_zh: answerable EM of all {n} held-out CMRC questions, with its 95% interval")
         for name, scored in (("base", base), *((v, tuned[v]) for v in variants)):
-            em = scored["all_zh"]["answerable_em"]
+            em = scored["all_zh"].get("answerable_em")
+            if em is None:  # nothing answerable was scored
+                continue
             lo, hi = wilson(em, n) or (em, em)
             print(f"  {name:<12}{em:5.1f}  [{lo:.1f}, {hi:.1f}]")
     atomic.write_json(

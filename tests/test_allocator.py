@@ -175,16 +175,18 @@ def test_a_cpu_run_on_the_system_malloc_says_once_how_to_get_jemalloc(monkeypatc
 
 
 class FakeCtl:
-    """mallctl over a dict: names missing from it are arenas not made yet."""
+    """mallctl over a dict: names missing from it are arenas not made yet; `fail` names
+    refuse writes."""
 
-    def __init__(self, values):
+    def __init__(self, values, slots=3, huge=2, fail=()):
         self.values, self.ran = dict(values), []
+        self.slots, self.huge, self.fail = slots, huge, set(fail)
 
     def read(self, name):
         return self.values.get(name)
 
     def write(self, name, value):
-        if name not in self.values:
+        if name not in self.values or name in self.fail:
             return False
         self.values[name] = value
         return True
@@ -193,24 +195,57 @@ class FakeCtl:
         self.ran.append(name)
         return True
 
+    def arenas(self):
+        return self.slots
+
+    def huge_arena(self):
+        return self.huge
+
+
+START = {
+    "arenas.dirty_decay_ms": 10000,
+    "arenas.muzzy_decay_ms": 0,
+    "arena.0.dirty_decay_ms": 10000,
+    "arena.0.muzzy_decay_ms": 0,
+    "arena.2.dirty_decay_ms": 0,  # the huge-allocation arena purges at once by default
+    "arena.2.muzzy_decay_ms": 0,
+}
+
 
 def test_keep_sets_both_delays_of_every_made_arena_and_restore_puts_them_back():
-    start = {
-        "arenas.dirty_decay_ms": 10000,
-        "arenas.muzzy_decay_ms": 0,
-        "arena.0.dirty_decay_ms": 10000,
-        "arena.0.muzzy_decay_ms": 0,
-        "arena.2.dirty_decay_ms": 0,  # the huge-allocation arena purges at once by default
-        "arena.2.muzzy_decay_ms": 0,
-    }
-    ctl = FakeCtl(start)
-    old = allocator.keep(ctl, arenas=3)  # arena 1 was never made: skipped, not an error
-    assert old == start
+    ctl = FakeCtl(START)
+    old = allocator.keep(ctl)  # arena 1 was never made: skipped, not an error
+    assert old == START
     assert set(ctl.values.values()) == {-1}
     assert ctl.ran == []
     allocator.restore(ctl, old)
-    assert ctl.values == start
+    assert ctl.values == START
     assert ctl.ran == ["arena.4096.purge"]  # the kept pages go back at once
+
+
+def test_restore_gives_arenas_made_meanwhile_jemallocs_delays_and_leaves_others_changes():
+    ctl = FakeCtl({k: v for k, v in START.items() if not k.startswith("arena.2.")}, slots=4)
+    old = allocator.keep(ctl)
+    # during the block: a thread's arena and the huge one are made, at the -1 default ...
+    for i in (1, 2):
+        ctl.values |= {f"arena.{i}.dirty_decay_ms": -1, f"arena.{i}.muzzy_decay_ms": -1}
+    ctl.values["arena.0.muzzy_decay_ms"] = 500  # ... and someone sets a delay of their own
+    allocator.restore(ctl, old)
+    assert ctl.values["arena.1.dirty_decay_ms"] == 10000
+    assert ctl.values["arena.1.muzzy_decay_ms"] == 0
+    assert ctl.values["arena.2.dirty_decay_ms"] == 0  # huge: at once, as jemalloc makes it
+    assert ctl.values["arena.0.dirty_decay_ms"] == 10000
+    assert ctl.values["arena.0.muzzy_decay_ms"] == 500
+    assert "arena.3.dirty_decay_ms" not in ctl.values
+
+
+def test_a_delay_that_cannot_be_set_is_not_restored():
+    ctl = FakeCtl(START, fail={"arena.0.dirty_decay_ms"})
+    old = allocator.keep(ctl)
+    assert "arena.0.dirty_decay_ms" not in old
+    assert ctl.values["arena.0.dirty_decay_ms"] == 10000
+    allocator.restore(ctl, old)
+    assert ctl.values == START
 
 
 def test_a_user_malloc_conf_with_a_delay_is_left_alone():
@@ -228,20 +263,26 @@ def test_pages_kept_on_the_system_malloc_does_nothing():
 
 
 PAGES_KEPT = """
-import json, sys
+import json, threading
 from ragtune import allocator
 ctl = allocator.Mallctl()
+block = bytearray(16 << 20); del block  # the huge arena exists before, as in training
 before = ctl.read("arena.0.dirty_decay_ms")
+huge = ctl.huge_arena()
 with allocator.pages_kept() as how:
-    inside = [ctl.read("arena.0.dirty_decay_ms"), ctl.read("arena.0.muzzy_decay_ms")]
+    inside = [ctl.read(f"arena.{i}.{d}") for i in (0, huge) for d in allocator.DECAYS]
     block = bytearray(64 << 20)  # freed inside: its pages stay dirty, not given back
     del block
-    ctl.write("epoch", 1)  # refreshes the statistics
-    dirty = ctl.read("stats.arenas.4096.pdirty")
-ctl.write("epoch", 1)
-print(json.dumps({"how": how, "before": before, "inside": inside,
-                  "after": ctl.read("arena.0.dirty_decay_ms"),
-                  "dirty_inside": dirty, "dirty_after": ctl.read("stats.arenas.4096.pdirty")}))
+    worker = threading.Thread(target=lambda: bytes(1 << 16))  # may make a new arena
+    worker.start(); worker.join()
+    assert ctl.refresh()
+    dirty = ctl.read_size("stats.arenas.4096.pdirty")
+assert ctl.refresh()
+print(json.dumps({"how": how, "before": before, "inside": inside, "huge": huge,
+                  "after": {i: [ctl.read(f"arena.{i}.{d}") for d in allocator.DECAYS]
+                            for i in range(ctl.arenas())},
+                  "page": ctl.read_size("arenas.page"),
+                  "dirty_inside": dirty, "dirty_after": ctl.read_size("stats.arenas.4096.pdirty")}))
 """
 
 
@@ -255,12 +296,14 @@ def test_pages_kept_under_a_real_jemalloc(conf):
     got = json.loads(out.stdout)
     if conf:  # the user's delay wins: nothing is changed
         assert got["how"] == "user MALLOC_CONF"
-        assert got["before"] == got["after"] == 5000
-        assert got["inside"][0] == 5000
+        assert got["before"] == got["after"]["0"][0] == got["inside"][0] == 5000
         return
     assert got["how"] == "kept"
-    assert got["inside"] == [-1, -1]
-    assert got["after"] == got["before"] == 10000
-    pages = (64 << 20) // 4096
+    assert got["inside"] == [-1, -1, -1, -1]
+    made = {int(i): v for i, v in got["after"].items() if v[0] is not None}
+    assert made[0][0] == got["before"] == 10000
+    assert made[got["huge"]] == [0, 0]  # the huge arena purges at once again
+    assert all(-1 not in v for v in made.values())  # no arena left keeping pages
+    pages = (64 << 20) // got["page"]
     assert got["dirty_inside"] >= pages  # the freed block's pages stayed with the process
     assert got["dirty_after"] < pages // 10  # and went back when the block ended

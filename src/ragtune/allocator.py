@@ -167,6 +167,15 @@ class Ctl(Protocol):
         """Run a command that takes no value (a purge); whether it ran."""
         ...
 
+    def arenas(self) -> int:
+        """How many arena slots there are, made or not (`arenas.narenas`)."""
+        ...
+
+    def huge_arena(self) -> int | None:
+        """The index of the arena for allocations of 8 MiB and up (`opt.narenas`: made
+        after the automatic ones), or None."""
+        ...
+
 
 class Mallctl:
     """`Ctl` over the mallctl of the jemalloc serving this process."""
@@ -183,10 +192,17 @@ class Mallctl:
         fn.restype = ctypes.c_int
         self._fn: Any = fn
 
-    def read(self, name: str) -> int | None:
-        value, size = ctypes.c_ssize_t(), ctypes.c_size_t(ctypes.sizeof(ctypes.c_ssize_t))
+    def _read(self, name: str, kind: Any) -> int | None:
+        value, size = kind(), ctypes.c_size_t(ctypes.sizeof(kind))
         ok = self._fn(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0) == 0
         return int(value.value) if ok else None
+
+    def read(self, name: str) -> int | None:
+        return self._read(name, ctypes.c_ssize_t)
+
+    def read_size(self, name: str) -> int | None:
+        """A size_t setting or statistic (`arenas.page`, `stats.arenas.<i>.pdirty`)."""
+        return self._read(name, ctypes.c_size_t)
 
     def write(self, name: str, value: int) -> bool:
         new = ctypes.c_ssize_t(value)
@@ -195,20 +211,24 @@ class Mallctl:
     def run(self, name: str) -> bool:
         return self._fn(name.encode(), None, None, None, 0) == 0
 
+    def refresh(self) -> bool:
+        """Bring the `stats.*` figures up to date (they are a snapshot taken at `epoch`)."""
+        new = ctypes.c_uint64(1)
+        return self._fn(b"epoch", None, None, ctypes.byref(new), ctypes.sizeof(new)) == 0
+
     def arenas(self) -> int:
-        """How many arena slots there are (`arenas.narenas`, an unsigned int)."""
-        value, size = ctypes.c_uint(), ctypes.c_size_t(ctypes.sizeof(ctypes.c_uint))
-        ok = self._fn(b"arenas.narenas", ctypes.byref(value), ctypes.byref(size), None, 0) == 0
-        return int(value.value) if ok else 0
+        return self._read("arenas.narenas", ctypes.c_uint) or 0
+
+    def huge_arena(self) -> int | None:
+        return self._read("opt.narenas", ctypes.c_uint)
 
 
-def keep(ctl: Ctl, arenas: int) -> dict[str, int]:
+def keep(ctl: Ctl) -> dict[str, int]:
     """Stop jemalloc from giving freed pages back: both delays to -1 in every arena that
-    exists (of `arenas` slots) and for arenas made later. Returns the old values, by name,
-    for `restore`."""
+    exists and for arenas made later. Returns the old values, by name, for `restore`."""
     old: dict[str, int] = {}
     names = [f"arenas.{d}" for d in DECAYS]  # the default of arenas made from now on
-    names += [f"arena.{i}.{d}" for i in range(arenas) for d in DECAYS]
+    names += [f"arena.{i}.{d}" for i in range(ctl.arenas()) for d in DECAYS]
     for name in names:
         value = ctl.read(name)
         if value is not None and ctl.write(name, -1):
@@ -217,30 +237,49 @@ def keep(ctl: Ctl, arenas: int) -> dict[str, int]:
 
 
 def restore(ctl: Ctl, old: dict[str, int]) -> None:
-    """Put the delays back and give the pages kept meanwhile back at once: what follows a
-    training run (an eval, a server) gets the memory, not only the next allocation."""
+    """Put the delays back, then give the pages kept meanwhile back at once: what follows a
+    training run (an eval, a server) gets the memory, not only the next allocation.
+
+    A delay someone changed meanwhile (no longer -1) is theirs and stays. An arena made
+    during the block (a new thread's, or the huge one made late) started at -1 and gets
+    what jemalloc would have given it: the default, or 0 for the huge arena, which jemalloc
+    purges at once whenever the default delay is positive."""
     for name, value in old.items():
-        ctl.write(name, value)
+        if ctl.read(name) == -1:
+            ctl.write(name, value)
+    huge = ctl.huge_arena()
+    for decay in DECAYS:
+        default = ctl.read(f"arenas.{decay}")
+        for i in range(ctl.arenas()):
+            name = f"arena.{i}.{decay}"
+            if name not in old and ctl.read(name) == -1 and default is not None:
+                ctl.write(name, 0 if i == huge and default > 0 else default)
     ctl.run(f"arena.{ALL_ARENAS}.purge")
 
 
 def user_sets_decay(env: Mapping[str, str]) -> bool:
-    """Whether MALLOC_CONF chooses a page delay itself."""
+    """Whether MALLOC_CONF chooses a page delay itself (even jemalloc's default: that is how a
+    user turns `pages_kept` off). /etc/malloc.conf and a malloc_conf built into a program
+    are not read."""
     return any(d in env.get("MALLOC_CONF", "") for d in DECAYS)
 
 
 @contextmanager
 def pages_kept(env: Mapping[str, str] | None = None) -> Iterator[str]:
     """While the block runs, jemalloc keeps the pages it frees instead of giving them back
-    to the kernel after its 10 s delay; afterwards they go back at once. Yields what was done,
-    for the run's metrics: "kept", "user MALLOC_CONF" or "system malloc".
+    to the kernel after its delay; afterwards they go back at once. Yields what was done, for
+    the run's metrics: "kept", "user MALLOC_CONF", "system malloc", or "not settable" (a
+    jemalloc whose mallctl refused every delay).
 
-    Why: each LoRA step frees and touches again the same hundreds of megabytes; with the
-    delay, the kernel takes the pages and faults them in again (Qwen2.5-0.5B, 24 steps: 30 M
-    page faults, a fifth of the CPU time in the kernel, 1.38x slower). Kept for the whole
-    process (MALLOC_CONF) they double the peak memory of a demo whose phases each free
-    their own; kept only while training, they cost what the training loop holds. A
-    MALLOC_CONF that sets a delay is the user's choice and is left as it is."""
+    Why: each LoRA step frees and touches again the same hundreds of megabytes. jemalloc
+    gives the pages of allocations of 8 MiB and up back the moment they are freed (its
+    huge arena), the others after 10 s, and the kernel then faults them in again at the
+    next step (Qwen2.5-0.5B, 24 steps: 30 M page faults, a fifth of the CPU time in the
+    kernel, 1.38x slower: benchmarks/RESULTS.md). Kept for the whole process (MALLOC_CONF)
+    they double the peak memory of a demo whose phases each free their own; kept only
+    while training, they cost what the training loop holds. A MALLOC_CONF that sets a delay
+    is the user's choice and is left as it is.
+    """
     env = os.environ if env is None else env
     if loaded() != "jemalloc":
         yield "system malloc"
@@ -249,7 +288,7 @@ def pages_kept(env: Mapping[str, str] | None = None) -> Iterator[str]:
         yield "user MALLOC_CONF"
         return
     ctl = Mallctl()
-    old = keep(ctl, ctl.arenas())
+    old = keep(ctl)
     try:
         yield "kept" if old else "not settable"
     finally:
