@@ -307,3 +307,22 @@ def test_pages_kept_under_a_real_jemalloc(conf):
     pages = (64 << 20) // got["page"]
     assert got["dirty_inside"] >= pages  # the freed block's pages stayed with the process
     assert got["dirty_after"] < pages // 10  # and went back when the block ended
+
+
+def test_page_purge_runs_every_n_steps_and_after_each_eval_pass():
+    from types import SimpleNamespace
+
+    from ragtune.train.callbacks import PagePurge
+
+    fired, state = [], SimpleNamespace(global_step=0)
+    cb = PagePurge(lambda: fired.append(state.global_step), every=8)
+    for step in range(1, 25):
+        state.global_step = step
+        cb.on_step_end(None, state, None)
+    assert fired == [8, 16, 24]
+    cb.on_evaluate(None, state, None)
+    assert fired == [8, 16, 24, 24]
+
+
+def test_purge_says_whether_it_ran():
+    assert allocator.purge() is (allocator.loaded() == "jemalloc")

@@ -257,6 +257,19 @@ def restore(ctl: Ctl, old: dict[str, int]) -> None:
     ctl.run(f"arena.{ALL_ARENAS}.purge")
 
 
+PURGE_EVERY = 8
+"""Training steps between purges while pages are kept. Never purging let a 2-epoch Qwen-0.5B
+run grow to 23 GB by step 129 and swap (it had peaked at 14.3 GB over one epoch with the
+delays on); a purge every 8 steps bounds what is kept to what 8 steps leave, and still spares
+7 of every 8 steps' page faults."""
+
+
+def purge() -> bool:
+    """Give every arena's unused pages back to the kernel now; whether it ran (False on
+    another malloc)."""
+    return loaded() == "jemalloc" and Mallctl().run(f"arena.{ALL_ARENAS}.purge")
+
+
 def user_sets_decay(env: Mapping[str, str]) -> bool:
     """Whether MALLOC_CONF chooses a page delay itself (even jemalloc's default: that is how a
     user turns `pages_kept` off). /etc/malloc.conf and a malloc_conf built into a program
@@ -276,9 +289,10 @@ def pages_kept(env: Mapping[str, str] | None = None) -> Iterator[str]:
     huge arena), the others after 10 s, and the kernel then faults them in again at the
     next step (Qwen2.5-0.5B, 24 steps: 30 M page faults, a fifth of the CPU time in the
     kernel, 1.38x slower: benchmarks/RESULTS.md). Kept for the whole process (MALLOC_CONF)
-    they double the peak memory of a demo whose phases each free their own; kept only
-    while training, they cost what the training loop holds. A MALLOC_CONF that sets a delay
-    is the user's choice and is left as it is.
+    they double the peak memory of a demo whose phases each free their own, and a long
+    training run grows until it swaps; kept only while training and purged every
+    `PURGE_EVERY` steps (`train.callbacks.PagePurge`), they cost what those steps hold. A
+    MALLOC_CONF that sets a delay is the user's choice and is left as it is.
     """
     env = os.environ if env is None else env
     if loaded() != "jemalloc":

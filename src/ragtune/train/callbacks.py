@@ -1,5 +1,6 @@
 """Training-time reporting: a progress bar with loss, tokens/s and ETA, the loss-curve PNG,
-and peak memory. Plugged into the Trainer by `ragtune.train`.
+and peak memory; and the periodic purge of kept pages. Plugged into the Trainer by
+`ragtune.train`.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,22 @@ class ProgressBar(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class PagePurge(TrainerCallback):
+    """While training keeps freed pages (`allocator.pages_kept`), give them back every
+    `every` optimizer steps and after each eval pass, whose batches have other shapes: what
+    is kept stays what a few steps leave instead of growing with the run."""
+
+    def __init__(self, purge: Callable[[], object], every: int) -> None:
+        self.purge, self.every = purge, every
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if state.global_step % self.every == 0:
+            self.purge()
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.purge()
 
 
 def peak_rss_mb() -> float:

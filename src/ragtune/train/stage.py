@@ -161,7 +161,7 @@ def _train(
     from ragtune.train import attention, checkpoints
     from ragtune.train.batches import EncodedDataset, collate, collate_packed, encode_all
     from ragtune.train.budget import TimeBudget, saved_length
-    from ragtune.train.callbacks import ProgressBar, plot_loss_curve
+    from ragtune.train.callbacks import PagePurge, ProgressBar, plot_loss_curve
     from ragtune.train.loss import answer_loss, supports_logits_to_keep, weighted_answer_loss
     from ragtune.train.model import build_model
 
@@ -258,6 +258,8 @@ def _train(
     last = checkpoints.resume_point(out) if resume else None
     t0 = time.perf_counter()
     with allocator.pages_kept() as freed_pages:
+        if freed_pages == "kept":
+            trainer.add_callback(PagePurge(allocator.purge, allocator.PURGE_EVERY))
         train_out = trainer.train(resume_from_checkpoint=str(last) if last else None)
     wall = time.perf_counter() - t0
 
