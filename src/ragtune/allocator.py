@@ -287,8 +287,8 @@ def pages_kept(env: Mapping[str, str] | None = None) -> Iterator[str]:
     Why: each LoRA step frees and touches again the same hundreds of megabytes. jemalloc
     gives the pages of allocations of 8 MiB and up back the moment they are freed (its
     huge arena), the others after 10 s, and the kernel then faults them in again at the
-    next step (Qwen2.5-0.5B, 24 steps: 30 M page faults, a fifth of the CPU time in the
-    kernel, 1.38x slower: benchmarks/RESULTS.md). Kept for the whole process (MALLOC_CONF)
+    next step (Qwen2.5-0.5B, 24 steps: 30 M page faults and a fifth of the CPU time in
+    the kernel; kept, 2.7 M and 1.39x the training speed: benchmarks/RESULTS.md). Kept for the whole process (MALLOC_CONF)
     they double the peak memory of a demo whose phases each free their own, and a long
     training run grows until it swaps; kept only while training and purged every
     `PURGE_EVERY` steps (`train.callbacks.PagePurge`), they cost what those steps hold. A
