@@ -148,8 +148,8 @@ def loaded() -> str:
 DECAYS = ("dirty_decay_ms", "muzzy_decay_ms")
 """jemalloc's two page-return delays: a freed page is given back to the kernel this many ms
 after it was freed (10,000 by default; -1 never)."""
-ALL_ARENAS = 4096
-"""MALLCTL_ARENAS_ALL: `arena.4096.purge` purges every arena."""
+PURGE_ALL = "arena.4096.purge"
+"""Purges every arena (4096 is MALLCTL_ARENAS_ALL)."""
 
 
 class Ctl(Protocol):
@@ -254,7 +254,7 @@ def restore(ctl: Ctl, old: dict[str, int]) -> None:
             name = f"arena.{i}.{decay}"
             if name not in old and ctl.read(name) == -1 and default is not None:
                 ctl.write(name, 0 if i == huge and default > 0 else default)
-    ctl.run(f"arena.{ALL_ARENAS}.purge")
+    ctl.run(PURGE_ALL)
 
 
 PURGE_EVERY = 8
@@ -267,7 +267,7 @@ delays on); a purge every 8 steps bounds what is kept to what 8 steps leave, and
 def purge() -> bool:
     """Give every arena's unused pages back to the kernel now; whether it ran (False on
     another malloc)."""
-    return loaded() == "jemalloc" and Mallctl().run(f"arena.{ALL_ARENAS}.purge")
+    return loaded() == "jemalloc" and Mallctl().run(PURGE_ALL)
 
 
 def user_sets_decay(env: Mapping[str, str]) -> bool:
@@ -288,9 +288,9 @@ def pages_kept(env: Mapping[str, str] | None = None) -> Iterator[str]:
     gives the pages of allocations of 8 MiB and up back the moment they are freed (its
     huge arena), the others after 10 s, and the kernel then faults them in again at the
     next step (Qwen2.5-0.5B, 24 steps: 30 M page faults and a fifth of the CPU time in
-    the kernel; kept, 2.7 M and 1.39x the training speed: benchmarks/RESULTS.md). Kept for the whole process (MALLOC_CONF)
-    they double the peak memory of a demo whose phases each free their own, and a long
-    training run grows until it swaps; kept only while training and purged every
+    the kernel; kept, 2.7 M and 1.39x the training speed: benchmarks/RESULTS.md). Kept
+    for the whole process (MALLOC_CONF) they double the peak memory of a demo whose phases
+    each free their own, and a long training run grows until it swaps; kept only while training and purged every
     `PURGE_EVERY` steps (`train.callbacks.PagePurge`), they cost what those steps hold. A
     MALLOC_CONF that sets a delay is the user's choice and is left as it is.
     """
