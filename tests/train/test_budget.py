@@ -100,6 +100,24 @@ def test_evaluations_count_against_the_budget(tmp_path: Path, clock: Clock) -> N
     assert state.max_steps == 12
 
 
+def test_the_recheck_times_every_step_so_far(tmp_path: Path, clock: Clock) -> None:
+    # Steps 2-4 are fast; later ones are slower (the step after each purge of kept pages
+    # faults its memory in again): the re-check at the first evaluation sees them all.
+    state = SimpleNamespace(global_step=0, max_steps=100, eval_steps=10, save_steps=10)
+    cb = TimeBudget(60, tmp_path)
+    _run_steps(cb, clock, state, 4, step_s=1.0)
+    assert state.max_steps == 60  # 4 + (s - 4) * 1 <= 60
+    args = SimpleNamespace(eval_steps=10, save_steps=10)
+    for step in range(5, 11):
+        clock.t += 3.0
+        state.global_step = step
+        cb.on_step_end(args, state, None)
+    cb.on_evaluate(args, state, None)
+    # t = 22; (22 - 1) / 9 = 2.33 s a step: 22 + (s - 10) * 2.33 <= 60  ->  s = 26
+    # (timed on steps 2-4 alone it would stay at 1 s a step and keep 48)
+    assert state.max_steps == 26
+
+
 def test_a_run_that_fits_is_left_alone(tmp_path: Path, clock: Clock) -> None:
     state = SimpleNamespace(global_step=0, max_steps=10, eval_steps=0, save_steps=5)
     cb = TimeBudget(600, tmp_path)

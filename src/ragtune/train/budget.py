@@ -104,11 +104,13 @@ class TimeBudget(TrainerCallback):
             self._check(args, state, kw.get("lr_scheduler"))
 
     def _step_s(self) -> float | None:
-        """Seconds per optimizer step, from the timed steps after the first one."""
+        """Seconds per optimizer step, from every step timed so far after the first one: at
+        the re-check after the first evaluation that includes the slower step after each
+        purge of kept pages (`allocator.PURGE_EVERY`), which the first few steps miss."""
         timed = sorted(self.step_t)
         if len(timed) < MEASURE_STEPS + 1:
             return None
-        first, last = timed[0], timed[MEASURE_STEPS]
+        first, last = timed[0], timed[-1]
         return (self.step_t[last] - self.step_t[first]) / (last - first)
 
     def _check(self, args: Any, state: Any, lr_scheduler: Any) -> None:
