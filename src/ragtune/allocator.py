@@ -290,9 +290,10 @@ def pages_kept(env: Mapping[str, str] | None = None) -> Iterator[str]:
     next step (Qwen2.5-0.5B, 24 steps: 30 M page faults and a fifth of the CPU time in
     the kernel; kept, 2.7 M and 1.39x the training speed: benchmarks/RESULTS.md). Kept
     for the whole process (MALLOC_CONF) they double the peak memory of a demo whose phases
-    each free their own, and a long training run grows until it swaps; kept only while training and purged every
-    `PURGE_EVERY` steps (`train.callbacks.PagePurge`), they cost what those steps hold. A
-    MALLOC_CONF that sets a delay is the user's choice and is left as it is.
+    each free their own, and a long training run grows until it swaps; kept only while
+    training and purged every `PURGE_EVERY` steps (`train.callbacks.PagePurge`), they cost
+    what those steps hold. A MALLOC_CONF that sets a delay is the user's choice and is
+    left as it is.
     """
     env = os.environ if env is None else env
     if loaded() != "jemalloc":

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ragtune import allocator
 from ragtune.example import Example, write_jsonl
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
@@ -104,6 +105,9 @@ def test_lora_lowers_loss_base_frozen_adapter_changed(tmp_path: Path, tiny_model
         assert torch.equal(p, base_before[key].to(p.dtype)), f"base weight {key} changed"
     for f in ("train_config.yaml", "train_metrics.json", "loss_curve.png"):
         assert (tmp_path / "run" / f).is_file()
+    # The allocator's page switch ran around the loop and says what it did.
+    expected = "kept" if allocator.loaded() == "jemalloc" else "system malloc"
+    assert result.metrics["freed_pages"] == expected
 
 
 def test_interrupted_run_resumes_and_finishes(
