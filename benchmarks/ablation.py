@@ -34,7 +34,10 @@ TRAIN_ARGS = [
     "batch_size",
     "seed",
     "system_zh",
+    "method",
 ]
+# What an argument was before real_data.py had it, so older results compare as that value.
+ADDED_LATER = {"method": "lora"}
 # (set, metric key, column title, bar test or None): issue 12's bars, shared samples.
 COLUMNS: list[tuple[str, str, str, Any]] = [
     ("en", "answerable_f1", "en ans. F1", lambda v: v >= 70),
@@ -68,7 +71,8 @@ def load(out: Path) -> dict[str, dict]:
 
 def differences(args: dict, ref: dict) -> list[str]:
     def setting(a: dict, k: str) -> Any:
-        return a.get(k) if a.get(k) != "" else None  # an empty text is the setting's absence
+        v = a.get(k, ADDED_LATER.get(k))
+        return v if v != "" else None  # an empty text is the setting's absence
 
     return [f"{k}={cell(args.get(k))}" for k in TRAIN_ARGS if setting(args, k) != setting(ref, k)]
 

@@ -1,7 +1,7 @@
-"""Real-data benchmark: base vs LoRA-tuned on held-out SQuAD 2.0 articles and CMRC 2018 documents.
+"""Real-data benchmark: base vs tuned on held-out SQuAD 2.0 articles and CMRC 2018 documents.
 
 Splits both shared samples by article/document (no passage on both sides), fine-tunes one
-model on a mixed English + Chinese training subset, and scores the base and the tuned model on
+model (LoRA, or every weight with --method full) on a mixed English + Chinese training subset, and scores the base and the tuned model on
 the same held-out questions through `ragtune eval`. Held-out sets, each built from held-out
 documents only:
 - en: SQuAD 2.0 questions, half unanswerable (SQuAD's own).
@@ -163,7 +163,13 @@ def main() -> None:
     ap.add_argument(
         "--lr", type=float_or_auto, default=2e-4, help="a number, or auto: the preset's"
     )
-    ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument(
+        "--method",
+        default="lora",
+        choices=["lora", "full"],
+        help="lora, or full fine-tuning (every weight; give it a lower --lr, such as 3e-5)",
+    )
+    ap.add_argument("--rank", type=int, default=16, help="LoRA rank (method lora)")
     ap.add_argument("--max-length", type=int, default=640)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=32, help="answer cap, English sets")
@@ -263,11 +269,15 @@ def main() -> None:
     )
 
     def score(
-        label: str, adapter: str | None, threshold: str = "none", extractive: bool = False
+        label: str,
+        model: str,
+        adapter: str | None,
+        threshold: str = "none",
+        extractive: bool = False,
     ) -> dict[str, dict]:
         results = {}
         gen_cfg = GenerateConfig(
-            model=args.model,
+            model=model,
             adapter=adapter,
             max_new_tokens=args.max_new_tokens,
             batch_size=8,
@@ -307,7 +317,7 @@ def main() -> None:
             timings[f"eval_{label}_{lang}_s"] = round(time.perf_counter() - t0, 1)
         return results
 
-    base = score("base", None)
+    base = score("base", args.model, None)
     if args.base_only:
         print(f"{'set':<7}{'metric':<26}{'base':>10}")
         for lang in evals:
@@ -335,6 +345,7 @@ def main() -> None:
                 prompt=prompt,
                 model=args.model,
                 out=str(train_dir),
+                method=args.method,
                 lora=LoraSection(r=args.rank, alpha=2 * args.rank),
                 lr=None if args.lr == "auto" else args.lr,
                 epochs=None if args.epochs == "auto" else args.epochs,
@@ -350,10 +361,13 @@ def main() -> None:
             )
         ).metrics
     variants = [v for v in args.variants.split(",") if v]
+    # A LoRA run is scored as base + adapter; a full fine-tune is a model of its own.
+    full = args.method == "full"
     tuned = {
         v: score(
             f"tuned{suffix}-{v}",
-            str(train_dir),
+            str(train_dir / runs.FULL_MODEL) if full else args.model,
+            None if full else str(train_dir),
             threshold="none" if v == "greedy" else "auto",
             extractive=v == "extractive",
         )

@@ -114,3 +114,19 @@ def test_keys_added_later_at_their_default_leave_the_identity_alone() -> None:
     assert (
         cited["config"]["prompt.cite"] is True and cited["config_sha256"] != plain["config_sha256"]
     )
+
+
+def test_tuned_dir_finds_an_adapter_or_a_full_finetune(tmp_path: Path) -> None:
+    from ragtune.runs import RunError, tuned_dir
+
+    lora, full = tmp_path / "lora", tmp_path / "full"
+    (lora / "adapter").mkdir(parents=True)
+    (lora / "adapter" / "adapter_config.json").write_text("{}")
+    (full / "model").mkdir(parents=True)
+    (full / "model" / "config.json").write_text("{}")
+    assert tuned_dir(lora) == str(lora / "adapter")
+    assert tuned_dir(lora / "adapter") == str(lora / "adapter")
+    assert tuned_dir(full) == str(full / "model")
+    assert tuned_dir(full / "model") == str(full / "model")
+    with pytest.raises(RunError, match=r"no adapter_config.json .* and no full fine-tune"):
+        tuned_dir(tmp_path)

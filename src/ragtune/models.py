@@ -26,7 +26,7 @@ import torch
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt.grounded import FALLBACK_CHAT_TEMPLATE
-from ragtune.runs import file_sha256
+from ragtune.runs import FULL_MODEL, file_sha256
 
 ALIASES = {
     # alias -> (distribution, file inside it)
@@ -127,6 +127,8 @@ def resolve(spec: str) -> str:
             raise ModelError(f"{spec}: GGUF file not found")
         return str(convert_gguf(path.resolve()))
     if path.is_dir():
+        if (path / FULL_MODEL / "config.json").is_file() and not (path / "config.json").is_file():
+            return str(path / FULL_MODEL)  # a full fine-tune's run folder: its weights
         if not (path / "config.json").is_file():
             raise ModelError(f"{spec}: folder has no config.json, so it is not a model folder")
         return str(path)

@@ -86,11 +86,30 @@ def adapter_dir(path: str | Path) -> str:
     raise RunError(f"{path}: no adapter_config.json here or in {path}/{ADAPTER}")
 
 
+def tuned_dir(path: str | Path) -> str:
+    """The folder a training run's weights are in: its LoRA adapter (as `adapter_dir`), or
+    the model a full fine-tune wrote (a run folder holding model/, or model/ itself). What
+    the calibrated refusal threshold is saved with, so it travels with the weights."""
+    try:
+        return adapter_dir(path)
+    except RunError:
+        pass
+    path = str(path)
+    if os.path.isfile(os.path.join(path, FULL_MODEL, "config.json")):
+        return os.path.join(path, FULL_MODEL)
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    raise RunError(
+        f"{path}: no adapter_config.json here or in {path}/{ADAPTER}, and no full fine-tune "
+        f"(config.json) here or in {path}/{FULL_MODEL}"
+    )
+
+
 def saved_train_config(run: str | Path) -> dict[str, Any]:
-    """The resolved train_config.yaml of a run folder (or of the run an adapter folder sits
-    in), as a dict; {} when there is none. What eval, calibration and advise read the
-    prompt settings and max_length a model was trained with from."""
-    path = Path(adapter_dir(str(run))).parent / TRAIN_CONFIG
+    """The resolved train_config.yaml of a run folder (or of the run an adapter or full
+    model folder sits in), as a dict; {} when there is none. What eval, calibration and
+    advise read the prompt settings and max_length a model was trained with from."""
+    path = Path(tuned_dir(str(run))).parent / TRAIN_CONFIG
     if not path.is_file():
         return {}
     import yaml

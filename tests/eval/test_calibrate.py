@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ragtune import runtime
 from ragtune.cli import main
 from ragtune.eval import calibrate
 from ragtune.eval import stage as evaluate
@@ -200,3 +201,50 @@ def test_calibration_needs_both_kinds(tmp_path: Path, tiny_adapter_dir: Path) ->
                 run=str(tiny_adapter_dir), data=str(tmp_path / "only.jsonl"), model="x"
             )
         )
+
+
+def test_full_finetune_calibrates_into_its_model_folder(
+    tmp_path: Path, tiny_train_cfg: Any
+) -> None:
+    """A full fine-tune has no adapter: its threshold is saved in model/, and eval (given the
+    run folder as the model), `ragtune calibrate` and the serve pool find it there."""
+    from ragtune.serve.pool import ModelPool
+
+    write_jsonl(tmp_path / "train.jsonl", _examples("t", 6))
+    write_jsonl(tmp_path / "held.jsonl", _examples("h", 6))
+    cfg = tiny_train_cfg(
+        tmp_path, eval_data=str(tmp_path / "held.jsonl"), max_steps=2, method="full", lr=1e-3
+    )
+    result = train.run(cfg)
+    run = tmp_path / "run"
+    assert result.adapter == run / "model"
+    saved = abstain.read_calibration(run)
+    assert saved is not None and saved == abstain.read_calibration(run / "model")
+    assert (run / "model" / abstain.CALIBRATION_FILE).is_file()
+    assert result.metrics["refusal_calibration"]["threshold"] == saved["threshold"]
+    # a base model (no training run) has no calibration, and auto falls back to greedy
+    assert abstain.resolve_threshold("auto", None, cfg.model) is None
+    assert abstain.resolve_threshold("auto", None, str(run)) == saved["threshold"]
+
+    ev = evaluate.run(
+        evaluate.EvalConfig(
+            data=str(tmp_path / "held.jsonl"),
+            out=str(tmp_path / "ev"),
+            gen=GenerateConfig(model=str(run), max_new_tokens=4),
+            runtime=cfg.runtime,
+            latency_questions=0,
+            semantic=False,
+        )
+    )
+    assert ev["refusal_threshold"] == saved["threshold"]
+
+    args = ["calibrate", str(run), "--max-false-refusal", "0", "runtime.threads=1"]
+    assert main([*args, "runtime.dtype=fp32"]) == 0
+    again = abstain.read_calibration(run)
+    assert again is not None and again["target"] == "max_false_refusal=0.0"
+    first = {r["id"]: r["refusal_score"] for r in saved["scores"]}
+    assert {r["id"]: r["refusal_score"] for r in again["scores"]} == pytest.approx(first)
+
+    rt = runtime.resolve(cfg.runtime)
+    pool = ModelPool.load(str(run), {}, rt, max_new_tokens=4)
+    assert pool.entries[str(run)].threshold == again["threshold"]

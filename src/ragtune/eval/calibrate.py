@@ -1,4 +1,4 @@
-"""`ragtune calibrate`: the refusal threshold of a tuned adapter, chosen on held-out data.
+"""`ragtune calibrate`: the refusal threshold of a tuned model, chosen on held-out data.
 
 Every held-out question is answered once with its refusal score and the answer decoded with
 the refusal start suppressed (`generation.abstain`). At a threshold t a question is refused
@@ -7,8 +7,8 @@ SQuAD 2.0 style, a refusal scores F1 1 on an unanswerable question and 0 on an a
 one, an answer scores its F1 against the gold answers (0 on an unanswerable question, unless
 it is itself a refusal). The chosen threshold maximises overall F1, or, with
 `max_false_refusal`, overall F1 among the thresholds that refuse at most that share of
-answerable questions. It is written into the adapter folder (`abstain.CALIBRATION_FILE`),
-where eval finds it (`gen.refusal_threshold=auto`), as RAG and serving will.
+answerable questions. It is written into the adapter folder, or a full fine-tune's model/
+folder (`abstain.CALIBRATION_FILE`), where eval finds it (`gen.refusal_threshold=auto`), as RAG and serving will.
 
 Training calibrates on the split it held out for eval loss (never the eval set) and keeps
 that split as `heldout.jsonl` in its run folder; this command does it again with another
@@ -58,11 +58,11 @@ class CalibrateSection:
 @dataclass
 class CalibrateConfig:
     run: str = ""
-    """The training run folder (or its adapter folder) to calibrate."""
+    """The training run folder (or its adapter, or its full fine-tune's model/) to calibrate."""
     data: str | None = None
     """Held-out questions; default: the run's heldout.jsonl."""
     model: str | None = None
-    """Base model spec; default: the run's."""
+    """Base model spec of a LoRA run; default: the run's (a full fine-tune is its own)."""
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
     """Target, size and answer length."""
     seed: int | None = None
@@ -213,8 +213,8 @@ def calibrate(
 SCORE_KEYS = ("id", "lang", "answerable", "refusal_score", "unrefused_f1", "unrefused_refused")
 
 
-def save(adapter: str | Path, record: dict[str, Any]) -> Path:
-    path = abstain.calibration_path(adapter)
+def save(tuned: str | Path, record: dict[str, Any]) -> Path:
+    path = abstain.calibration_path(tuned)
     atomic.write_json(path, record)
     return path
 
@@ -228,14 +228,15 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
 
     if not cfg.run:
         raise ConfigError("run: the training run folder to calibrate is required")
-    adapter = runs.adapter_dir(cfg.run)
-    run_dir = Path(adapter).parent
+    tuned = runs.tuned_dir(cfg.run)  # the adapter, or a full fine-tune's model
+    full = not Path(tuned, "adapter_config.json").is_file()
+    run_dir = Path(tuned).parent
     data = cfg.data or str(run_dir / runs.HELDOUT)
     if not Path(data).is_file():
         raise ConfigError(f"data: {data} not found; name held-out questions with data=FILE")
     saved_path = run_dir / runs.TRAIN_CONFIG
     saved = runs.saved_train_config(cfg.run)
-    model = cfg.model or saved.get("model")
+    model = tuned if full else cfg.model or saved.get("model")
     if not model:
         raise ConfigError(f"model: {saved_path} not found; name the base model with model=SPEC")
     prompt = PromptConfig(**(saved.get("prompt") or {}))
@@ -248,10 +249,10 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
             "(data prepare unanswerable_share=0.3 makes unanswerable ones)"
         )
     rt = runtime.for_stage(cfg.runtime, str(model))
-    gen = GenerateConfig(model=str(model), adapter=adapter)
+    gen = GenerateConfig(model=str(model), adapter=None if full else tuned)
     record = calibrate(load_generator(gen, rt), examples, prompt, cfg.calibrate, max_length)
     record["data"] = data
-    record["path"] = str(save(adapter, record))
+    record["path"] = str(save(tuned, record))
     return record
 
 

@@ -94,7 +94,7 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     if not cfg.data:
         raise ConfigError("data: an evaluation data file is required (data=path)")
     out = Path(cfg.out)
-    threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter)
+    threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter, cfg.gen.model)
     inputs = {
         "data": cfg.data,
         "adapter": _adapter_weights(cfg.gen.adapter),

@@ -12,7 +12,8 @@ calibration (`ragtune.eval.calibrate`) and the eval report's trade-off curve nee
 
 The threshold comes from `gen.refusal_threshold`: a number, `none` (plain greedy decoding,
 no scoring), or `auto`: the one calibrated for the adapter (`CALIBRATION_FILE` in its
-folder), else none.
+folder), or with no adapter for the model itself when it is a full fine-tune's folder, else
+none.
 
     gens = engine.generate(batch, refusals=["The context does not contain the answer."] * n)
     replies = [decide(g, 0.4, sentence) for g, sentence in zip(gens, sentences)]
@@ -29,13 +30,14 @@ from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.generation.base import Generation
-from ragtune.runs import adapter_dir
+from ragtune.runs import tuned_dir
 
 START_TOKENS = 2
 """Tokens of the refusal sentence that make its start: scored, and never emitted when the
 threshold says answer."""
 CALIBRATION_FILE = "ragtune_calibration.json"
-"""Written into the adapter folder by calibration, so the threshold travels with the adapter."""
+"""Written by calibration into the adapter folder (or a full fine-tune's model folder), so
+the threshold travels with the weights."""
 
 
 def refusal_start(ids: Sequence[int]) -> list[int]:
@@ -70,16 +72,18 @@ def decide(gen: Generation, threshold: float | None, sentence: str) -> Generatio
     return dataclasses.replace(gen, unrefused=gen.text)
 
 
-def calibration_path(adapter: str | Path) -> Path:
-    return Path(adapter_dir(str(adapter))) / CALIBRATION_FILE
+def calibration_path(tuned: str | Path) -> Path:
+    """Where the threshold of a run's adapter or full fine-tune (`runs.tuned_dir`) is kept."""
+    return Path(tuned_dir(str(tuned))) / CALIBRATION_FILE
 
 
-def read_calibration(adapter: str | Path | None) -> dict[str, Any] | None:
-    """The calibration saved with an adapter (a folder), or None."""
-    if not adapter or str(adapter).endswith(".gguf"):
+def read_calibration(tuned: str | Path | None) -> dict[str, Any] | None:
+    """The calibration saved with an adapter or a full fine-tune (a folder), or None: also
+    for a hub id, a .gguf file or a folder that training did not write."""
+    if not tuned or str(tuned).endswith(".gguf"):
         return None
     try:
-        path = calibration_path(adapter)
+        path = calibration_path(tuned)
     except RagtuneError:
         return None
     if not path.is_file():
@@ -92,13 +96,16 @@ def read_calibration(adapter: str | Path | None) -> dict[str, Any] | None:
     return dict(record)
 
 
-def resolve_threshold(value: float | str | None, adapter: str | None) -> float | None:
+def resolve_threshold(
+    value: float | str | None, adapter: str | None, model: str | None = None
+) -> float | None:
     """The threshold `gen.refusal_threshold` asks for: a number in [0, 1]; None for "none";
-    for "auto", the adapter's calibrated one, or None when it has none."""
+    for "auto", the adapter's calibrated one (without an adapter, the model's: a full
+    fine-tune's folder), or None when it has none."""
     if value is None or value == "none":
         return None
     if value == "auto":
-        record = read_calibration(adapter)
+        record = read_calibration(adapter or model)
         return float(record["threshold"]) if record else None
     threshold = float(value)
     if not 0 <= threshold <= 1:

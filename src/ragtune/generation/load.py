@@ -52,9 +52,9 @@ class GenerateConfig:
     refusal_threshold: float | Literal["auto", "none"] = "auto"
     """Refuse when the model's probability of starting the refusal sentence is above this
     (0-1), else answer with that start suppressed (`generation.abstain`); auto: the threshold
-    calibrated for the adapter (written by training), or none without one; none: greedy
-    decoding decides. For a GGUF run by llama.cpp, give the number from the run's
-    adapter/ragtune_calibration.json."""
+    calibrated for the adapter (written by training; with no adapter, the model's own when it
+    is a full fine-tune's model/ folder), or none without one; none: greedy decoding decides.
+    For a GGUF run by llama.cpp, give the number from the run's adapter/ragtune_calibration.json."""
 
     extractive: bool = False
     """Constrain answers to spans of the passages or the refusal sentence

@@ -61,7 +61,7 @@ def build_pipeline(cfg: AskConfig, index: Index) -> Pipeline:
     """The pipeline an AskConfig describes (the server builds its RAG mode the same way)."""
     rt = runtime.for_stage(cfg.runtime, cfg.gen.model, cfg.gen.is_local)
     generator = load_generator(cfg.gen, rt)
-    threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter)
+    threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter, cfg.gen.model)
     router = make_router(cfg.router, index, generator, cfg.gen)
     return Pipeline(
         index.retriever(cfg.retrieval, rt.threads),

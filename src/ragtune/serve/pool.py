@@ -34,7 +34,8 @@ class ModelEntry:
     adapter: str | None
     """The adapter's folder (None: the base model)."""
     threshold: float | None
-    """The adapter's calibrated refusal threshold (RAG mode applies it), if it has one."""
+    """The calibrated refusal threshold (RAG mode applies it) of the adapter, or of the base
+    when it is a full fine-tune's folder, if it has one."""
 
 
 class ModelPool:
@@ -42,7 +43,7 @@ class ModelPool:
                  thresholds: dict[str, float | None]):  # fmt: skip
         self.generator = generator
         self.base_name = base_name
-        self.entries = {base_name: ModelEntry(base_name, None, None)} | {
+        self.entries = {base_name: ModelEntry(base_name, None, thresholds.get(base_name))} | {
             n: ModelEntry(n, d, thresholds.get(n)) for n, d in adapters.items()
         }
         self.lock = threading.Lock()
@@ -59,7 +60,11 @@ class ModelPool:
             )
         base, tokenizer = load_model(model, rt.dtype, rt.device)
         net: Any = base
-        thresholds: dict[str, float | None] = {}
+        # A full fine-tune's folder carries its own calibration; a base model has none.
+        record = abstain.read_calibration(model)
+        thresholds: dict[str, float | None] = {
+            model: float(record["threshold"]) if record else None
+        }
         for i, (name, folder) in enumerate(adapters.items()):
             if name == model or name.startswith("rag:"):
                 raise RagtuneError(f"--adapter {name}={folder}: the name is taken (base or rag:)")

@@ -57,6 +57,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 MAX_AUTO_EPOCHS = 10.0
+FULL_LR_SCALE = 0.1
+"""A preset's lr is a LoRA learning rate. Full fine-tuning moves every weight, not a small
+update beside frozen ones, and is usually run about ten times lower (1e-5 to 3e-5 where
+LoRA takes 1e-4 to 3e-4); an explicit `lr` is used as given."""
 
 
 @dataclass
@@ -97,7 +101,7 @@ class TrainConfig:
     lora: LoraSection = field(default_factory=LoraSection)
     """LoRA settings."""
     lr: float | None = None
-    """Peak learning rate (default from the preset)."""
+    """Peak learning rate (default from the preset; a tenth of it for method=full)."""
     epochs: float | None = None
     """Passes over the data; default: chosen from the data size and preset (1 to 10)."""
     max_steps: int = -1
@@ -186,7 +190,8 @@ def resolve_defaults(cfg: TrainConfig, n_train: int) -> TrainConfig:
     # `is None`, never `or`: a 0 that slipped past the range checks must not become a default.
     cfg.lora.r = p["r"] if cfg.lora.r is None else cfg.lora.r
     cfg.lora.alpha = 2 * cfg.lora.r if cfg.lora.alpha is None else cfg.lora.alpha
-    cfg.lr = p["lr"] if cfg.lr is None else cfg.lr
+    if cfg.lr is None:
+        cfg.lr = p["lr"] * (FULL_LR_SCALE if cfg.method == "full" else 1.0)
     cfg.batch_size = p["batch_size"] if cfg.batch_size is None else cfg.batch_size
     cfg.grad_accum = p["grad_accum"] if cfg.grad_accum is None else cfg.grad_accum
     if cfg.refusal_loss_weight is None:

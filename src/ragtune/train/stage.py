@@ -300,23 +300,27 @@ def _train(
 
 
 def _calibrate(
-    cfg: TrainConfig, adapter: Path, held_out: list[Example], rt: runtime.Runtime
+    cfg: TrainConfig, final: Path, held_out: list[Example], rt: runtime.Runtime
 ) -> dict[str, Any] | None:
-    """Choose the adapter's refusal threshold on the held-out split and save it with the
-    adapter; a summary for the metrics, or None when there is nothing to calibrate on."""
+    """Choose the refusal threshold on the held-out split and save it with the weights
+    (`final`: the adapter, or a full fine-tune's model); a summary for the metrics, or None
+    when there is nothing to calibrate on."""
     from ragtune.eval import calibrate
     from ragtune.generation.load import GenerateConfig, load_generator
 
-    if not cfg.calibrate.enabled or cfg.method == "full":
+    if not cfg.calibrate.enabled:
         return None
     if not calibrate.has_both_kinds(held_out):
         print("calibrate: skipped, the held-out split lacks answerable or unanswerable questions")
         return None
     examples = sample(held_out, cfg.calibrate.max_examples, cfg.seed)
-    gen = GenerateConfig(model=cfg.model, adapter=str(adapter))
+    full = cfg.method == "full"
+    gen = GenerateConfig(
+        model=str(final) if full else cfg.model, adapter=None if full else str(final)
+    )
     engine = load_generator(gen, rt)
     record = calibrate.calibrate(engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length)
-    record["path"] = str(calibrate.save(adapter, record))
+    record["path"] = str(calibrate.save(final, record))
     calibrate.show(record)
     return {
         k: record[k]
