@@ -389,8 +389,10 @@ def main() -> None:
     )
     cal = tm.get("refusal_calibration") or {}
     if cal:
+        own = cal.get("thresholds_by_lang") or {}
         print(
             f"refusal threshold {cal['threshold']:.4f} ({cal['target']}, {cal['held_out']} held out)"
+            + "".join(f", {lang} {t:.4f}" for lang, t in own.items())
         )
     print(f"{'set':<7}{'metric':<26}{'base':>10}" + "".join(f"{v:>12}" for v in variants))
     for name, key, b, *ts in rows:

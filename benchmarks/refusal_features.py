@@ -31,6 +31,7 @@ from ragtune import allocator, runtime
 from ragtune.data.importers import load_examples
 from ragtune.eval.answer import fit_questions
 from ragtune.eval.calibrate import score_auc
+from ragtune.generation.abstain import Threshold
 from ragtune.generation.grounded import generate_grounded
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.grounded import PromptConfig, build_messages, render_prompt
@@ -72,7 +73,8 @@ def main() -> None:
     for path in args.data:
         exs = load_examples(path)
         qs, _ = fit_questions(gen, exs, cfg, args.max_length, 32)
-        gens = generate_grounded(gen, [(q.question, q.passages) for q in qs], cfg, threshold=1.0)
+        items = [(q.question, q.passages) for q in qs]
+        gens = generate_grounded(gen, items, cfg, threshold=Threshold(1.0))  # score, refuse none
         prompts = [
             render_prompt(gen.tokenizer, build_messages(q.question, q.passages, cfg)) for q in qs
         ]

@@ -85,6 +85,33 @@ def test_score_auc_is_taken_within_each_language() -> None:
     assert calibrate.score_auc_by_lang(one_kind) == {"zh": None}
 
 
+def test_per_language_thresholds_by_hand() -> None:
+    """Chinese scores separate perfectly above 0.5; English ones are inverted, so English is
+    best refusing nothing. French has no unanswerable row: it keeps the pooled threshold."""
+    rows = [
+        {"id": f"{lang}{i}", "lang": lang, "answerable": a, "refusal_score": sc,
+         "unrefused_f1": f, "unrefused_refused": False}
+        for lang, i, a, sc, f in [
+            ("zh", 1, True, 0.2, 1.0), ("zh", 2, True, 0.3, 1.0),
+            ("zh", 3, False, 0.8, 0.0), ("zh", 4, False, 0.9, 0.0),
+            ("en", 1, True, 0.7, 1.0), ("en", 2, True, 0.6, 1.0),
+            ("en", 3, False, 0.1, 0.0), ("en", 4, False, 0.2, 0.0),
+            ("fr", 1, True, 0.95, 1.0),
+        ]
+    ]  # fmt: skip
+    chosen = calibrate.choose_by_lang(rows)
+    assert set(chosen) == {"zh", "en"}
+    # zh: refusing above 0.3 (or anything up to 0.8) is perfect; ties go to the higher one
+    assert chosen["zh"]["threshold"] == 0.3 and chosen["zh"]["f1"] == 100.0
+    # en: refusing at all refuses answerable ones first; refusing nothing scores 2 of 4
+    assert chosen["en"]["threshold"] == 1.0 and chosen["en"]["f1"] == 50.0
+    applied = abstain.Threshold.of(0.5, {k: p["threshold"] for k, p in chosen.items()})
+    # zh 4 right, en 2 of 4, fr (at the pooled 0.5: 0.95 refuses its answerable row) 0 of 1
+    assert calibrate.point(rows, applied)["f1"] == pytest.approx(100 * 6 / 9)
+    assert calibrate.point(rows, applied)["false_refusal_rate"] == pytest.approx(100 / 5)
+    assert calibrate.choose_by_lang([r for r in rows if r["lang"] == "zh"]) == {}  # one language
+
+
 def test_wilson_interval_by_hand() -> None:
     # 5 of 10: centre 0.5, half-width 1.96 * sqrt(0.025 + 0.0096) / 1.384 = 0.263
     lo, hi = calibrate.wilson(50.0, 10)
@@ -138,6 +165,7 @@ def test_training_calibrates_and_eval_uses_it(
     ci = saved["chosen_interval"]["refusal_accuracy"]
     assert ci[0] <= saved["chosen"]["refusal_accuracy"] <= ci[1]
     assert set(saved["score_auc_by_lang"]) == {"en"}
+    assert saved["thresholds_by_lang"] == {}  # one language: the pooled threshold is its own
     assert saved["score_auc_by_lang"]["en"] == saved["score_auc"]
     assert sorted(r["id"] for r in saved["scores"]) == sorted(e.id for e in _examples("h", 6))
     assert {p["threshold"] for p in saved["sweep"]} == (
@@ -224,7 +252,9 @@ def test_full_finetune_calibrates_into_its_model_folder(
     assert result.metrics["refusal_calibration"]["threshold"] == saved["threshold"]
     # a base model (no training run) has no calibration, and auto falls back to greedy
     assert abstain.resolve_threshold("auto", None, cfg.model) is None
-    assert abstain.resolve_threshold("auto", None, str(run)) == saved["threshold"]
+    assert abstain.resolve_threshold("auto", None, str(run)) == abstain.Threshold(
+        saved["threshold"]
+    )
 
     ev = evaluate.run(
         evaluate.EvalConfig(
@@ -247,4 +277,4 @@ def test_full_finetune_calibrates_into_its_model_folder(
 
     rt = runtime.resolve(cfg.runtime)
     pool = ModelPool.load(str(run), {}, rt, max_new_tokens=4)
-    assert pool.entries[str(run)].threshold == again["threshold"]
+    assert pool.entries[str(run)].threshold == abstain.Threshold(again["threshold"])

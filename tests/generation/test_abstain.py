@@ -107,13 +107,31 @@ def test_suppression_never_emits_the_refusal_start(
 
 
 def test_threshold_zero_refuses_everything_and_one_nothing(engine: LocalGenerator) -> None:
-    refuse_all = answer_all(engine, QUESTIONS, CFG, threshold=0.0)
+    refuse_all = answer_all(engine, QUESTIONS, CFG, threshold=abstain.Threshold(0.0))
     assert [g.text for g in refuse_all] == [CFG.refusal_en] * len(QUESTIONS)
     assert all(g.unrefused is not None and g.refusal_score is not None for g in refuse_all)
-    refuse_none = answer_all(engine, QUESTIONS, CFG, threshold=1.0)
+    refuse_none = answer_all(engine, QUESTIONS, CFG, threshold=abstain.Threshold(1.0))
     assert all(g.text != CFG.refusal_en for g in refuse_none)
     # the same suppressed answers either way: one pass serves every threshold
     assert [g.unrefused for g in refuse_all] == [g.text for g in refuse_none]
+
+
+def test_each_question_is_decided_at_its_languages_threshold(engine: LocalGenerator) -> None:
+    """A per-language threshold: Chinese questions at theirs, the rest at the pooled one."""
+    zh = Question("z", "塔在哪里？", ["塔在巴黎。"])
+    mixed = [*QUESTIONS, zh]
+    per_lang = abstain.Threshold.of(1.0, {"zh": 0.0})
+    gens = answer_all(engine, mixed, CFG, threshold=per_lang)
+    assert [g.text for g in gens[:-1]] == [
+        g.text for g in answer_all(engine, QUESTIONS, CFG, threshold=abstain.Threshold(1.0))
+    ]
+    assert all(g.text != CFG.refusal_en for g in gens[:-1])
+    assert gens[-1].text == CFG.refusal_zh  # refused at 0.0, in its own language
+    assert per_lang.at("zh") == 0.0 and per_lang.at("en") == 1.0 and per_lang.at("fr") == 1.0
+    assert per_lang.for_question("塔在哪里？") == 0.0
+    # the identity of a plain threshold is the number, as before per-language ones existed
+    assert abstain.Threshold(0.25).identity() == repr(0.25)
+    assert per_lang.identity() != abstain.Threshold(1.0).identity()
 
 
 def test_decide_and_threshold_settings(tmp_path: Path, tiny_adapter_dir: Path) -> None:
@@ -124,11 +142,16 @@ def test_decide_and_threshold_settings(tmp_path: Path, tiny_adapter_dir: Path) -
     unscored = Generation("Paris", 1, 0.1, 1)
     assert abstain.decide(unscored, 0.0, "No.") is unscored  # an API model: greedy decides
     assert abstain.resolve_threshold("none", str(tiny_adapter_dir)) is None
-    assert abstain.resolve_threshold(0.25, None) == 0.25
+    assert abstain.resolve_threshold(0.25, None) == abstain.Threshold(0.25)
     assert abstain.resolve_threshold("auto", str(tiny_adapter_dir)) is None  # not calibrated
     abstain.calibration_path(tiny_adapter_dir).write_text('{"threshold": 0.4}')
     try:
-        assert abstain.resolve_threshold("auto", str(tiny_adapter_dir)) == 0.4
+        assert abstain.resolve_threshold("auto", str(tiny_adapter_dir)) == abstain.Threshold(0.4)
+        abstain.calibration_path(tiny_adapter_dir).write_text(
+            '{"threshold": 0.4, "thresholds_by_lang": {"zh": 0.9}}'
+        )
+        both = abstain.resolve_threshold("auto", str(tiny_adapter_dir))
+        assert both == abstain.Threshold(0.4, (("zh", 0.9),))
         abstain.calibration_path(tiny_adapter_dir).write_text('{"thresh": 1}')
         with pytest.raises(Exception, match="not a ragtune calibration"):
             abstain.resolve_threshold("auto", str(tiny_adapter_dir))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ragtune.eval.answer import Question, answer_all
+from ragtune.generation.abstain import Threshold
 from ragtune.generation.extractive import SpanConstraint
 from ragtune.generation.local import LocalGenerator
 from ragtune.models import load_model
@@ -53,9 +54,9 @@ def test_a_word_may_begin_the_answer_without_its_leading_space(tiny_model_dir: P
     assert bare not in c2.next_tokens()  # a twin stands in for the first token only
 
 
-@pytest.mark.parametrize("threshold", [None, 1.0])
+@pytest.mark.parametrize("threshold", [None, Threshold(1.0)])
 def test_answers_are_spans_of_their_passages_or_the_refusal(
-    tiny_model_dir: Path, threshold: float | None
+    tiny_model_dir: Path, threshold: Threshold | None
 ) -> None:
     model, tok = load_model(str(tiny_model_dir))
     engine = LocalGenerator(model, tok, max_new_tokens=8, batch_size=3, name="tiny")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragtune.cli import main
+from ragtune.generation.abstain import Threshold
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.rag.chunk import Chunk
 from ragtune.rag.cite import cite
@@ -82,10 +83,10 @@ def test_calibrated_threshold_decides_refusal(index: Index, tiny_model_dir: Path
 
     gen = load_generator(GenerateConfig(model=str(tiny_model_dir), max_new_tokens=4))
     retriever = index.retriever(RetrievalSection(mode="bm25", k=2))
-    everything = Pipeline(retriever, gen, threshold=0.0, max_new_tokens=4).ask(
+    everything = Pipeline(retriever, gen, threshold=Threshold(0.0), max_new_tokens=4).ask(
         "Who founded Marlowe Station?"
     )
-    nothing = Pipeline(retriever, gen, threshold=1.0, max_new_tokens=4).ask(
+    nothing = Pipeline(retriever, gen, threshold=Threshold(1.0), max_new_tokens=4).ask(
         "Who founded Marlowe Station?"
     )
     assert everything.refused and everything.refusal_score is not None

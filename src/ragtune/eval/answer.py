@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ragtune.config import ConfigError
 from ragtune.example import Example
-from ragtune.generation.abstain import decide
+from ragtune.generation.abstain import Threshold, at_question, decide
 from ragtune.generation.base import CountsTokens, Generation, Generator
 from ragtune.generation.grounded import generate_grounded
 from ragtune.prompt.fit import fit_passages
@@ -89,7 +89,7 @@ def _generate(
     generator: Generator,
     part: Sequence[Question],
     prompt: PromptConfig,
-    threshold: float | None,
+    threshold: Threshold | None,
     extractive: bool,
 ) -> list[Generation]:
     items = [(q.question, q.passages) for q in part]
@@ -102,7 +102,7 @@ def answer_all(
     prompt: PromptConfig,
     partial: Path | None = None,
     chunk: int = 64,
-    threshold: float | None = None,
+    threshold: Threshold | None = None,
     extractive: bool = False,
 ) -> list[Generation]:
     """One Generation per question, in order. With `partial`, answers already saved there
@@ -132,7 +132,10 @@ def answer_all(
     gens = [Generation(**{k: done[q.id][k] for k in names if k in done[q.id]}) for q in questions]
     # Saved as generated (score and suppressed answer), decided here: the same saved answers
     # serve any threshold.
-    return [decide(g, threshold, refusal_for(q.question, prompt)) for g, q in zip(gens, questions)]
+    return [
+        decide(g, at_question(threshold, q.question), refusal_for(q.question, prompt))
+        for g, q in zip(gens, questions)
+    ]
 
 
 def single_request_latency(
@@ -140,7 +143,7 @@ def single_request_latency(
     questions: Sequence[Question],
     prompt: PromptConfig,
     n: int,
-    threshold: float | None = None,
+    threshold: Threshold | None = None,
     extractive: bool = False,
 ) -> list[float]:
     """Wall time of answering each of the first `n` questions alone (batch 1), seconds: what

@@ -8,7 +8,8 @@ one, an answer scores its F1 against the gold answers (0 on an unanswerable ques
 it is itself a refusal). The chosen threshold maximises overall F1, or, with
 `max_false_refusal`, overall F1 among the thresholds that refuse at most that share of
 answerable questions. It is written into the adapter folder, or a full fine-tune's model/
-folder (`abstain.CALIBRATION_FILE`), where eval finds it (`gen.refusal_threshold=auto`), as RAG and serving will.
+folder (`abstain.CALIBRATION_FILE`), where eval, RAG and serving find it
+(`gen.refusal_threshold=auto`).
 
 Training calibrates on the split it held out for eval loss (never the eval set) and keeps
 that split as `heldout.jsonl` in its run folder; this command does it again with another
@@ -48,6 +49,12 @@ class CalibrateSection:
     """Held-out questions answered for it, at most (whole articles, drawn with the seed)."""
     max_new_tokens: int = 48
     """Answer length cap while answering them (gen.max_new_tokens's default)."""
+    per_language: bool = True
+    """Also choose a threshold for each language the held-out questions have both kinds of
+    (when they hold more than one language); the others get the pooled one. The refusal
+    score does not mean the same in each: a Qwen2.5-0.5B adapter's separated Chinese
+    questions at 94% AUC and English ones at 57%, and its pooled threshold refused 30% of
+    answerable CMRC questions (benchmarks/RESULTS.md)."""
 
     def __post_init__(self) -> None:
         require(self, "max_false_refusal", min=0, max=1)
@@ -84,31 +91,49 @@ def sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     scored = [r for r in rows if r.get("refusal_score") is not None]
     if not scored:
         return []
-    points = []
-    for t in sorted({float(r["refusal_score"]) for r in scored} | {0.0, 1.0}):
-        f1 = refused_unans = refused_ans = answered = 0.0
-        for r in scored:
-            refuse = r["refusal_score"] > t
-            if refuse:
-                f1 += 0.0 if r["answerable"] else 1.0
-            else:
-                f1 += float(r["unrefused_f1"])
-                answered += 1
-            said_no = refuse or bool(r["unrefused_refused"])
-            refused_ans += said_no and r["answerable"]
-            refused_unans += said_no and not r["answerable"]
-        n_ans = sum(1 for r in scored if r["answerable"])
-        n_unans = len(scored) - n_ans
-        points.append(
-            {
-                "threshold": t,
-                "f1": 100 * f1 / len(scored),
-                "refusal_accuracy": 100 * refused_unans / n_unans if n_unans else None,
-                "false_refusal_rate": 100 * refused_ans / n_ans if n_ans else None,
-                "answered": 100 * answered / len(scored),
-            }
-        )
-    return points
+    thresholds = sorted({float(r["refusal_score"]) for r in scored} | {0.0, 1.0})
+    return [{"threshold": t, **point(scored, abstain.Threshold(t))} for t in thresholds]
+
+
+def point(scored: Sequence[dict[str, Any]], threshold: abstain.Threshold) -> dict[str, Any]:
+    """Overall F1, refusal accuracy, false refusals and share answered (%) of scored rows,
+    each decided at its language's threshold."""
+    f1 = refused_unans = refused_ans = answered = 0.0
+    for r in scored:
+        refuse = r["refusal_score"] > threshold.at(r.get("lang", "en"))
+        if refuse:
+            f1 += 0.0 if r["answerable"] else 1.0
+        else:
+            f1 += float(r["unrefused_f1"])
+            answered += 1
+        said_no = refuse or bool(r["unrefused_refused"])
+        refused_ans += said_no and r["answerable"]
+        refused_unans += said_no and not r["answerable"]
+    n_ans = sum(1 for r in scored if r["answerable"])
+    n_unans = len(scored) - n_ans
+    return {
+        "f1": 100 * f1 / len(scored),
+        "refusal_accuracy": 100 * refused_unans / n_unans if n_unans else None,
+        "false_refusal_rate": 100 * refused_ans / n_ans if n_ans else None,
+        "answered": 100 * answered / len(scored),
+    }
+
+
+def choose_by_lang(
+    rows: Sequence[dict[str, Any]], max_false_refusal: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """`choose` within each language that has answerable and unanswerable scored rows, when
+    `rows` hold more than one language; {} otherwise (the pooled choice is that language's)."""
+    scored = [r for r in rows if r.get("refusal_score") is not None]
+    langs = sorted({r["lang"] for r in scored})
+    if len(langs) < 2:
+        return {}
+    chosen = {}
+    for lang in langs:
+        own = [r for r in scored if r["lang"] == lang]
+        if any(r["answerable"] for r in own) and not all(r["answerable"] for r in own):
+            chosen[lang] = choose(sweep(own), max_false_refusal)
+    return chosen
 
 
 def score_auc(rows: Sequence[dict[str, Any]]) -> float | None:
@@ -176,7 +201,8 @@ def calibrate(
     from ragtune.eval.answer import answer_all, fit_questions
 
     questions, _ = fit_questions(generator, examples, prompt, max_length, target.max_new_tokens)
-    gens = answer_all(generator, questions, prompt, threshold=1.0)  # score all, refuse none
+    # Score all, refuse none.
+    gens = answer_all(generator, questions, prompt, threshold=abstain.Threshold(1.0))
     if all(g.refusal_score is None for g in gens):
         raise ConfigError(f"{generator.name}: this engine cannot score refusals (no logits)")
     _, rows = metrics.evaluate(
@@ -188,9 +214,17 @@ def calibrate(
     )
     points = sweep(rows)
     best = choose(points, target.max_false_refusal)
+    by_lang = choose_by_lang(rows, target.max_false_refusal) if target.per_language else {}
+    thresholds = {lang: p["threshold"] for lang, p in by_lang.items()}
+    if by_lang:  # what the held-out questions get at the thresholds that will be applied
+        scored = [r for r in rows if r.get("refusal_score") is not None]
+        applied = abstain.Threshold.of(best["threshold"], thresholds)
+        best = {"threshold": best["threshold"], **point(scored, applied)}
     n_ans = sum(1 for r in rows if r["answerable"])
     return {
         "threshold": best["threshold"],
+        "thresholds_by_lang": thresholds,
+        "chosen_by_lang": by_lang,
         "target": "max_f1"
         if target.max_false_refusal is None
         else f"max_false_refusal={target.max_false_refusal}",
@@ -281,6 +315,13 @@ def show(record: dict[str, Any]) -> None:
     by_lang = record.get("score_auc_by_lang") or {}
     if len(by_lang) > 1:
         print("score AUC by language: " + ", ".join(f"{k} {_pct(v)}" for k, v in by_lang.items()))
+    for lang, p in (record.get("chosen_by_lang") or {}).items():
+        print(
+            f"  {lang}: threshold {p['threshold']:.4f}, F1 {p['f1']:.1f}, refusal accuracy "
+            f"{_pct(p['refusal_accuracy'])}, false refusals {_pct(p['false_refusal_rate'])}"
+        )
+    if record.get("thresholds_by_lang"):
+        print("  (the figures above the languages are the held-out set at these thresholds)")
     print(f"written to {record.get('path')}")
 
 

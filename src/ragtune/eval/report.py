@@ -180,9 +180,15 @@ def render_markdown(
 
 def _tradeoff_note(metrics: dict[str, Any]) -> str:
     auc = metrics.get("refusal_score_auc")
+    by_lang = metrics.get("refusal_thresholds_by_lang") or {}
+    used = (
+        ", ".join(f"{lang} {t:.4g}" for lang, t in by_lang.items()) + " (one per language)"
+        if by_lang
+        else f"{metrics.get('refusal_threshold')}"
+    )
     return (
         f"Each refusal threshold t refuses the questions whose refusal score is above t; "
-        f"this eval used t = {metrics.get('refusal_threshold')}. F1 counts a refusal of an "
+        f"this eval used t = {used}. F1 counts a refusal of an "
         "unanswerable question as 1 (SQuAD 2.0)."
         + (
             ""

@@ -13,6 +13,7 @@ where it stopped.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     inputs = {
         "data": cfg.data,
         "adapter": _adapter_weights(cfg.gen.adapter),
-        "refusal_threshold": None if threshold is None else repr(threshold),
+        "refusal_threshold": None if threshold is None else threshold.identity(),
         "index": str(Path(cfg.index) / "manifest.json") if cfg.index else None,
     }
     atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["eval"]], inputs)
@@ -140,6 +141,21 @@ IDENTITY_IGNORES = (
 )
 
 
+def _thresholds_applied(
+    threshold: abstain.Threshold | None, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The threshold the set was decided at: the one of its most common language (the point
+    the trade-off chart marks), and with per-language thresholds each language's."""
+    if threshold is None:
+        return {"refusal_threshold": None}
+    langs = Counter(r["lang"] for r in rows)
+    main = langs.most_common(1)[0][0] if langs else "en"
+    applied: dict[str, Any] = {"refusal_threshold": threshold.at(main)}
+    if threshold.by_lang:
+        applied["refusal_thresholds_by_lang"] = {lang: threshold.at(lang) for lang in sorted(langs)}
+    return applied
+
+
 def _adapter_weights(adapter: str | None) -> str | None:
     """The adapter's weights file: part of the eval's identity, so answers saved for an
     adapter retrained in place are not mixed with the new adapter's."""
@@ -153,7 +169,7 @@ def _evaluate(
     out: Path,
     examples: list[Any],
     generator: Generator | None,
-    threshold: float | None,
+    threshold: abstain.Threshold | None,
 ) -> dict[str, Any]:
     save_config(cfg, out / runs.EVAL_CONFIG)
     t0 = time.perf_counter()
@@ -212,7 +228,7 @@ def _evaluate(
     scores["adapter"] = cfg.gen.adapter
     scores["data"] = cfg.data
     scores["shortened_prompts"] = shortened
-    scores["refusal_threshold"] = threshold
+    scores.update(_thresholds_applied(threshold, rows))
     if threshold is not None:
         from ragtune.eval.calibrate import score_auc, sweep
 
@@ -220,7 +236,8 @@ def _evaluate(
         scores["refusal_score_auc"] = score_auc(rows)
         if all(g.refusal_score is None for g in gens):
             scores["notes"].append(
-                f"gen.refusal_threshold={threshold}: this engine cannot score refusals, "
+                f"gen.refusal_threshold={cfg.gen.refusal_threshold}: this engine cannot score "
+                "refusals, "
                 "so greedy decoding decided"
             )
     if single:

@@ -13,7 +13,8 @@ calibration (`ragtune.eval.calibrate`) and the eval report's trade-off curve nee
 The threshold comes from `gen.refusal_threshold`: a number, `none` (plain greedy decoding,
 no scoring), or `auto`: the one calibrated for the adapter (`CALIBRATION_FILE` in its
 folder), or with no adapter for the model itself when it is a full fine-tune's folder, else
-none.
+none. A calibrated `Threshold` may hold one number per language, chosen on that language's
+held-out questions; `Threshold.for_question` picks the question's.
 
     gens = engine.generate(batch, refusals=["The context does not contain the answer."] * n)
     replies = [decide(g, 0.4, sentence) for g, sentence in zip(gens, sentences)]
@@ -24,13 +25,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.generation.base import Generation
 from ragtune.runs import tuned_dir
+from ragtune.text import language
 
 START_TOKENS = 2
 """Tokens of the refusal sentence that make its start: scored, and never emitted when the
@@ -59,6 +62,38 @@ def blocked_next(generated: Sequence[int], start: Sequence[int]) -> int | None:
 def start_probability(logprobs: Sequence[float]) -> float:
     """P(start) from the log-probabilities of its tokens, each given the ones before it."""
     return math.exp(sum(logprobs))
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A refusal threshold: `value` for every question, unless `by_lang` holds one for the
+    question's language (`text.language`). Calibration chooses one per language that its
+    held-out split has answerable and unanswerable questions of: the score means something
+    else in each (a model can refuse well in Chinese and blindly in English)."""
+
+    value: float
+    by_lang: tuple[tuple[str, float], ...] = ()
+    """(language, threshold) pairs, sorted: a tuple so that the threshold stays hashable."""
+
+    @classmethod
+    def of(cls, value: float, by_lang: Mapping[str, float] | None = None) -> Threshold:
+        return cls(float(value), tuple(sorted((k, float(v)) for k, v in (by_lang or {}).items())))
+
+    def at(self, lang: str) -> float:
+        return dict(self.by_lang).get(lang, self.value)
+
+    def for_question(self, question: str) -> float:
+        return self.at(language(question))
+
+    def identity(self) -> str:
+        """What an eval's identity records: the plain number when there are no per-language
+        thresholds, as before they existed, so earlier evals still match."""
+        return repr(self.value) if not self.by_lang else repr((self.value, self.by_lang))
+
+
+def at_question(threshold: Threshold | None, question: str) -> float | None:
+    """The number that decides `question`'s reply (None: no threshold, greedy decoding)."""
+    return None if threshold is None else threshold.for_question(question)
 
 
 def decide(gen: Generation, threshold: float | None, sentence: str) -> Generation:
@@ -96,18 +131,24 @@ def read_calibration(tuned: str | Path | None) -> dict[str, Any] | None:
     return dict(record)
 
 
+def saved_threshold(record: dict[str, Any] | None) -> Threshold | None:
+    """The threshold a calibration record holds (with its per-language ones), or None."""
+    if not record:
+        return None
+    return Threshold.of(record["threshold"], record.get("thresholds_by_lang"))
+
+
 def resolve_threshold(
     value: float | str | None, adapter: str | None, model: str | None = None
-) -> float | None:
-    """The threshold `gen.refusal_threshold` asks for: a number in [0, 1]; None for "none";
-    for "auto", the adapter's calibrated one (without an adapter, the model's: a full
-    fine-tune's folder), or None when it has none."""
+) -> Threshold | None:
+    """The threshold `gen.refusal_threshold` asks for: a number in [0, 1] (for every
+    language); None for "none"; for "auto", the adapter's calibrated one (without an adapter,
+    the model's: a full fine-tune's folder), or None when it has none."""
     if value is None or value == "none":
         return None
     if value == "auto":
-        record = read_calibration(adapter or model)
-        return float(record["threshold"]) if record else None
+        return saved_threshold(read_calibration(adapter or model))
     threshold = float(value)
     if not 0 <= threshold <= 1:
         raise RagtuneError(f"gen.refusal_threshold must be in [0, 1], auto or none, got {value}")
-    return threshold
+    return Threshold(threshold)

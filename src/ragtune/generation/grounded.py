@@ -4,7 +4,7 @@ for. Eval (gold passages) and the RAG pipeline (retrieved passages) both answer 
 one call, so they build identical prompts and requests.
 
     gens = generate_grounded(gen, [("Who founded it?", ["Ada Quill founded it."])], PromptConfig(),
-                             threshold=0.4)
+                             threshold=Threshold(0.4))
     reply = abstain.decide(gens[0], 0.4, refusal_for("Who founded it?", PromptConfig()))
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ragtune.generation.abstain import Threshold
 from ragtune.generation.base import Generation, Generator
 from ragtune.prompt.grounded import PromptConfig, build_messages, refusal_for
 
@@ -20,7 +21,7 @@ def generate_grounded(
     generator: Generator,
     items: Sequence[tuple[str, Sequence[str]]],
     prompt: PromptConfig,
-    threshold: float | None = None,
+    threshold: Threshold | None = None,
     extractive: bool = False,
 ) -> list[Generation]:
     """Answers as generated (not yet decided by the threshold: `abstain.decide` does that,

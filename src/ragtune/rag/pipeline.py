@@ -7,7 +7,7 @@ endpoint (vLLM, `ragtune serve`) answers the same request. With a refusal thresh
 adapter's calibrated one by default) the model's refusal score decides whether to answer.
 An optional `Router` sends some questions straight to the model, without retrieval.
 
-    pipe = Pipeline(index.retriever(RetrievalSection()), generator, threshold=0.45)
+    pipe = Pipeline(index.retriever(RetrievalSection()), generator, threshold=Threshold(0.45))
     a = pipe.ask("Who founded Marlowe Station?")
     a.text, a.refused, [c.label() for c in a.citations]
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ragtune.generation.abstain import decide
+from ragtune.generation.abstain import Threshold, at_question, decide
 from ragtune.generation.base import CountsTokens, Generation, Generator
 from ragtune.generation.grounded import generate_grounded
 from ragtune.prompt.fit import fit_passages
@@ -56,7 +56,7 @@ class Pipeline:
         generator: Generator,
         prompt: PromptConfig | None = None,
         k: int = 4,
-        threshold: float | None = None,
+        threshold: Threshold | None = None,
         max_length: int = 1024,
         max_new_tokens: int = 48,
         router: Router | None = None,
@@ -124,7 +124,7 @@ class Pipeline:
     def answer_from(self, question: str, gen: Generation, passages: list[Passage]) -> Answer:
         """The Answer for a generation on `passages`: decided by the threshold, refusal
         recognised, citations found (a server that generated in its own batches calls this)."""
-        g = decide(gen, self.threshold, refusal_for(question, self.prompt))
+        g = decide(gen, at_question(self.threshold, question), refusal_for(question, self.prompt))
         refused = is_refusal(g.text, self.prompt)
         numbers = [] if refused else cite(g.text, passages)
         return Answer(question, g.text, refused, citations(numbers, passages), passages,

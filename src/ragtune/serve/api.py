@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
+from ragtune.generation import abstain
 from ragtune.generation.base import Generation
 from ragtune.prompt.grounded import PromptConfig, build_messages, refusal_for
 from ragtune.rag.ask import answer_dict
@@ -275,7 +276,11 @@ async def _stream(state: ServerState, req: ChatRequest, job: Job | None,
                 )
             )
         }
-        threshold = state.pool.entries[req.model].threshold if pipe else None
+        entry = state.pool.entries[req.model]
+        # The number for this question's language (a calibration may hold one per language).
+        threshold = (
+            abstain.at_question(entry.threshold, req.messages[-1]["content"]) if pipe else None
+        )
         task = asyncio.create_task(_run(state, future, pipe, passages, req))
         refused_early = False
         sent = ""

@@ -33,14 +33,14 @@ class ModelEntry:
     """What clients put in the `model` field."""
     adapter: str | None
     """The adapter's folder (None: the base model)."""
-    threshold: float | None
+    threshold: abstain.Threshold | None
     """The calibrated refusal threshold (RAG mode applies it) of the adapter, or of the base
     when it is a full fine-tune's folder, if it has one."""
 
 
 class ModelPool:
     def __init__(self, generator: Any, base_name: str, adapters: dict[str, str],
-                 thresholds: dict[str, float | None]):  # fmt: skip
+                 thresholds: dict[str, abstain.Threshold | None]):  # fmt: skip
         self.generator = generator
         self.base_name = base_name
         self.entries = {base_name: ModelEntry(base_name, None, thresholds.get(base_name))} | {
@@ -61,10 +61,7 @@ class ModelPool:
         base, tokenizer = load_model(model, rt.dtype, rt.device)
         net: Any = base
         # A full fine-tune's folder carries its own calibration; a base model has none.
-        record = abstain.read_calibration(model)
-        thresholds: dict[str, float | None] = {
-            model: float(record["threshold"]) if record else None
-        }
+        thresholds = {model: abstain.saved_threshold(abstain.read_calibration(model))}
         for i, (name, folder) in enumerate(adapters.items()):
             if name == model or name.startswith("rag:"):
                 raise RagtuneError(f"--adapter {name}={folder}: the name is taken (base or rag:)")
@@ -75,8 +72,7 @@ class ModelPool:
                 check_adapter_fits(base, path)
                 with peft_quietly():
                     net.load_adapter(path, adapter_name=name)
-            record = abstain.read_calibration(folder)
-            thresholds[name] = float(record["threshold"]) if record else None
+            thresholds[name] = abstain.saved_threshold(abstain.read_calibration(folder))
         net.eval()
         gen = LocalGenerator(net, tokenizer, max_new_tokens, batch_size, model)
         return cls(gen, model, adapters, thresholds)

@@ -326,6 +326,7 @@ def _calibrate(
         k: record[k]
         for k in (
             "threshold",
+            "thresholds_by_lang",
             "target",
             "chosen",
             "chosen_interval",
