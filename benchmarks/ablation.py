@@ -74,7 +74,11 @@ def differences(args: dict, ref: dict) -> list[str]:
         v = a.get(k, ADDED_LATER.get(k))
         return v if v != "" else None  # an empty text is the setting's absence
 
-    return [f"{k}={cell(args.get(k))}" for k in TRAIN_ARGS if setting(args, k) != setting(ref, k)]
+    return [
+        f"{k}={cell(args.get(k, ADDED_LATER.get(k)))}"
+        for k in TRAIN_ARGS
+        if setting(args, k) != setting(ref, k)
+    ]
 
 
 def cell(value: Any) -> str:

@@ -48,7 +48,7 @@ from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
-from ragtune.train.config import LoraSection, TrainConfig
+from ragtune.train.config import FULL_LR_SCALE, LoraSection, TrainConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADLINE = [
@@ -161,13 +161,16 @@ def main() -> None:
         "--epochs", type=float_or_auto, default=1.0, help="a number, or auto: the preset's choice"
     )
     ap.add_argument(
-        "--lr", type=float_or_auto, default=2e-4, help="a number, or auto: the preset's"
+        "--lr",
+        type=float_or_auto,
+        default=None,
+        help="a number, or auto: the preset's; default 2e-4, a tenth of it with --method full",
     )
     ap.add_argument(
         "--method",
         default="lora",
         choices=["lora", "full"],
-        help="lora, or full fine-tuning (every weight; give it a lower --lr, such as 3e-5)",
+        help="lora, or full fine-tuning (every weight, at a tenth of the learning rate)",
     )
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank (method lora)")
     ap.add_argument("--max-length", type=int, default=640)
@@ -211,6 +214,8 @@ def main() -> None:
         help="generation engine (llamacpp: a GGUF base scored without dequantizing it)",
     )
     args = ap.parse_args()
+    if args.lr is None:  # the script's default: a LoRA rate, scaled as `train` scales a preset's
+        args.lr = 2e-4 * (FULL_LR_SCALE if args.method == "full" else 1.0)
 
     out = Path(args.out)
     data = {}
@@ -330,12 +335,17 @@ def main() -> None:
         return
     train_dir = out / f"train{suffix}"
     if runs.train_finished(train_dir):
-        trained_zh = (runs.saved_train_config(train_dir).get("prompt") or {}).get("system_zh", "")
-        if trained_zh != args.system_zh:
-            raise SystemExit(
-                f"{train_dir}: trained with system_zh={trained_zh!r}, not {args.system_zh!r}; "
-                "give this setting its own --tag"
-            )
+        saved = runs.saved_train_config(train_dir)
+        trained_zh = (saved.get("prompt") or {}).get("system_zh", "")
+        for key, was, now in (
+            ("system_zh", trained_zh, args.system_zh),
+            ("method", saved.get("method", "lora"), args.method),
+        ):
+            if was != now:
+                raise SystemExit(
+                    f"{train_dir}: trained with {key}={was!r}, not {now!r}; "
+                    "give this setting its own --tag"
+                )
         tm = json.loads((train_dir / runs.TRAIN_METRICS).read_text())
     else:
         tm = train.run(

@@ -102,6 +102,6 @@ def test_full_finetuning_defaults_to_a_tenth_of_the_lora_rate() -> None:
 
     lora_lr = PRESETS["balanced"]["lr"]
     full = resolve_defaults(TrainConfig(data="x", method="full"), n_train=540)
-    assert full.lr == pytest.approx(lora_lr / 10)
+    assert full.lr == round(lora_lr / 10, 12)
     assert resolve_defaults(TrainConfig(data="x", method="full", lr=5e-5), n_train=540).lr == 5e-5
     assert resolve_defaults(TrainConfig(data="x"), n_train=540).lr == lora_lr

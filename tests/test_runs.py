@@ -119,14 +119,20 @@ def test_keys_added_later_at_their_default_leave_the_identity_alone() -> None:
 def test_tuned_dir_finds_an_adapter_or_a_full_finetune(tmp_path: Path) -> None:
     from ragtune.runs import RunError, tuned_dir
 
-    lora, full = tmp_path / "lora", tmp_path / "full"
+    lora, full, base = tmp_path / "lora", tmp_path / "full", tmp_path / "base"
     (lora / "adapter").mkdir(parents=True)
     (lora / "adapter" / "adapter_config.json").write_text("{}")
     (full / "model").mkdir(parents=True)
     (full / "model" / "config.json").write_text("{}")
+    base.mkdir()
+    (base / "config.json").write_text("{}")  # a base model's folder: not a training run
     assert tuned_dir(lora) == str(lora / "adapter")
     assert tuned_dir(lora / "adapter") == str(lora / "adapter")
+    with pytest.raises(RunError, match="not a training run"):
+        tuned_dir(full)  # no train_config.yaml yet: model/ alone is not a run's
+    (full / "train_config.yaml").write_text("method: full\n")
     assert tuned_dir(full) == str(full / "model")
     assert tuned_dir(full / "model") == str(full / "model")
-    with pytest.raises(RunError, match=r"no adapter_config.json .* and no full fine-tune"):
-        tuned_dir(tmp_path)
+    for other in (tmp_path, base):
+        with pytest.raises(RunError, match=r"not a training run: no adapter_config.json"):
+            tuned_dir(other)

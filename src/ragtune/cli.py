@@ -70,7 +70,7 @@ STAGES = [
           {DATA: "data", "--eval-data": "eval_data", MODEL: "model", OUT: "out", "--preset": "preset", FORMAT: "format"}, "data", ("resume", "overwrite")),
     Stage("eval", evaluate, "Answer a held-out set with a model (+adapter, or an OpenAI-compatible API) and score it; writes a report.",
           {DATA: "data", MODEL: "gen.model", "--adapter": "gen.adapter", OUT: "out", "--label": "label", FORMAT: "format", "--index": "index"}, "data", ("overwrite",)),
-    Stage("calibrate", calibrate, "Choose a tuned adapter's refusal threshold on held-out data (training does it too); eval, RAG and serving use it.",
+    Stage("calibrate", calibrate, "Choose a tuned model's refusal threshold on held-out data (training does it too); eval, RAG and serving use it.",
           {DATA: "data", MODEL: "model", "--max-false-refusal": "calibrate.max_false_refusal"}, "run"),
     Stage("compare", compare, "Put eval runs side by side (base vs tuned vs API model): table, deltas, HTML chart.",
           {OUT: "out"}, "runs"),

@@ -108,9 +108,15 @@ def histogram(values: Sequence[float], title: str, xlabel: str) -> str:
     return data_uri(fig)
 
 
-def tradeoff_figure(points: Sequence[dict[str, Any]], chosen: float | None, title: str) -> Any:
+def tradeoff_figure(
+    points: Sequence[dict[str, Any]],
+    chosen: float | None,
+    title: str,
+    applied: dict[str, Any] | None = None,
+) -> Any:
     """Refusal accuracy against false refusals, one point per refusal threshold, the chosen
-    threshold marked: the abstention trade-off of `ragtune.eval.calibrate.sweep` points."""
+    threshold marked: the abstention trade-off of `ragtune.eval.calibrate.sweep` points.
+    `applied`: the point per-language thresholds scored together, marked instead."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.5, 3.8), dpi=110)
@@ -118,7 +124,16 @@ def tradeoff_figure(points: Sequence[dict[str, Any]], chosen: float | None, titl
     xs = [p["false_refusal_rate"] or 0.0 for p in points]
     ys = [p["refusal_accuracy"] or 0.0 for p in points]
     ax.plot(xs, ys, ".-", color=PALETTE[0], label="thresholds")
-    if chosen is not None and points:
+    if applied is not None:
+        ax.plot(
+            [applied["false_refusal_rate"] or 0.0],
+            [applied["refusal_accuracy"] or 0.0],
+            "o",
+            color=PALETTE[1],
+            markersize=9,
+            label=f"per-language thresholds: F1 {applied['f1']:.1f}",
+        )
+    elif chosen is not None and points:
         at = min(points, key=lambda p: abs(p["threshold"] - chosen))
         ax.plot(
             [at["false_refusal_rate"] or 0.0],

@@ -26,7 +26,7 @@ import torch
 
 from ragtune.errors import RagtuneError
 from ragtune.prompt.grounded import FALLBACK_CHAT_TEMPLATE
-from ragtune.runs import FULL_MODEL, file_sha256
+from ragtune.runs import ADAPTER, file_sha256, full_model_dir
 
 ALIASES = {
     # alias -> (distribution, file inside it)
@@ -127,8 +127,14 @@ def resolve(spec: str) -> str:
             raise ModelError(f"{spec}: GGUF file not found")
         return str(convert_gguf(path.resolve()))
     if path.is_dir():
-        if (path / FULL_MODEL / "config.json").is_file() and not (path / "config.json").is_file():
-            return str(path / FULL_MODEL)  # a full fine-tune's run folder: its weights
+        full = full_model_dir(path)
+        if full is not None and not (path / "config.json").is_file():
+            return full  # a full fine-tune's run folder: its weights
+        if (path / ADAPTER).is_dir() or (path / "adapter_config.json").is_file():
+            raise ModelError(
+                f"{spec}: a LoRA training run, not a model; give it as the adapter "
+                "(gen.adapter / --adapter) and its base model as the model"
+            )
         if not (path / "config.json").is_file():
             raise ModelError(f"{spec}: folder has no config.json, so it is not a model folder")
         return str(path)

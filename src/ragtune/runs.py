@@ -86,23 +86,34 @@ def adapter_dir(path: str | Path) -> str:
     raise RunError(f"{path}: no adapter_config.json here or in {path}/{ADAPTER}")
 
 
+def full_model_dir(path: str | Path) -> str | None:
+    """The model a full fine-tune wrote, given its run folder or the model/ folder itself;
+    None for any other folder: a base model's folder is not a training run's, and must not
+    take a calibration file."""
+    run = Path(path)
+    if run.name == FULL_MODEL and (run.parent / TRAIN_CONFIG).is_file():
+        run = run.parent
+    model = run / FULL_MODEL
+    if (run / TRAIN_CONFIG).is_file() and (model / "config.json").is_file():
+        return str(model)
+    return None
+
+
 def tuned_dir(path: str | Path) -> str:
     """The folder a training run's weights are in: its LoRA adapter (as `adapter_dir`), or
-    the model a full fine-tune wrote (a run folder holding model/, or model/ itself). What
-    the calibrated refusal threshold is saved with, so it travels with the weights."""
+    the model a full fine-tune wrote (`full_model_dir`). What the calibrated refusal
+    threshold is saved with, so it travels with the weights."""
     try:
         return adapter_dir(path)
     except RunError:
         pass
-    path = str(path)
-    if os.path.isfile(os.path.join(path, FULL_MODEL, "config.json")):
-        return os.path.join(path, FULL_MODEL)
-    if os.path.isfile(os.path.join(path, "config.json")):
-        return path
-    raise RunError(
-        f"{path}: no adapter_config.json here or in {path}/{ADAPTER}, and no full fine-tune "
-        f"(config.json) here or in {path}/{FULL_MODEL}"
-    )
+    full = full_model_dir(path)
+    if full is None:
+        raise RunError(
+            f"{path}: not a training run: no adapter_config.json here or in {path}/{ADAPTER}, "
+            f"and no full fine-tune ({TRAIN_CONFIG} beside {FULL_MODEL}/config.json)"
+        )
+    return full
 
 
 def saved_train_config(run: str | Path) -> dict[str, Any]:

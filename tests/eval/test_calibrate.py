@@ -4,6 +4,7 @@ held-out data, written with the adapter and used by eval by default."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ragtune.eval import stage as evaluate
 from ragtune.example import Example, write_jsonl
 from ragtune.generation import abstain
 from ragtune.generation.load import GenerateConfig
+from ragtune.runs import RunError
 from ragtune.train import stage as train
 
 # answerable, refusal score, F1 of the answer given when not refused
@@ -86,30 +88,36 @@ def test_score_auc_is_taken_within_each_language() -> None:
 
 
 def test_per_language_thresholds_by_hand() -> None:
-    """Chinese scores separate perfectly above 0.5; English ones are inverted, so English is
-    best refusing nothing. French has no unanswerable row: it keeps the pooled threshold."""
-    rows = [
-        {"id": f"{lang}{i}", "lang": lang, "answerable": a, "refusal_score": sc,
-         "unrefused_f1": f, "unrefused_refused": False}
-        for lang, i, a, sc, f in [
-            ("zh", 1, True, 0.2, 1.0), ("zh", 2, True, 0.3, 1.0),
-            ("zh", 3, False, 0.8, 0.0), ("zh", 4, False, 0.9, 0.0),
-            ("en", 1, True, 0.7, 1.0), ("en", 2, True, 0.6, 1.0),
-            ("en", 3, False, 0.1, 0.0), ("en", 4, False, 0.2, 0.0),
-            ("fr", 1, True, 0.95, 1.0),
-        ]
+    """Chinese scores separate perfectly; English ones are inverted, so English is best
+    refusing nothing. French has no unanswerable row: it keeps the pooled threshold. Each
+    row of the table stands for 5 questions (MIN_PER_LANGUAGE of each kind per language)."""
+    table = [
+        ("zh", True, 0.2, 1.0), ("zh", True, 0.3, 1.0),
+        ("zh", False, 0.8, 0.0), ("zh", False, 0.9, 0.0),
+        ("en", True, 0.7, 1.0), ("en", True, 0.6, 1.0),
+        ("en", False, 0.1, 0.0), ("en", False, 0.2, 0.0),
     ]  # fmt: skip
+    assert calibrate.MIN_PER_LANGUAGE == 10
+    rows = [
+        {"id": f"{lang}{i}-{k}", "lang": lang, "answerable": a, "refusal_score": sc,
+         "unrefused_f1": f, "unrefused_refused": False}
+        for i, (lang, a, sc, f) in enumerate(table) for k in range(5)
+    ] + [{"id": "fr", "lang": "fr", "answerable": True, "refusal_score": 0.95,
+          "unrefused_f1": 1.0, "unrefused_refused": False}]  # fmt: skip
     chosen = calibrate.choose_by_lang(rows)
     assert set(chosen) == {"zh", "en"}
-    # zh: refusing above 0.3 (or anything up to 0.8) is perfect; ties go to the higher one
+    # zh: refusing above 0.3 refuses exactly the unanswerable ones (above 0.8 misses half)
     assert chosen["zh"]["threshold"] == 0.3 and chosen["zh"]["f1"] == 100.0
-    # en: refusing at all refuses answerable ones first; refusing nothing scores 2 of 4
+    # en: refusing at all refuses answerable ones first; refusing nothing scores half
     assert chosen["en"]["threshold"] == 1.0 and chosen["en"]["f1"] == 50.0
     applied = abstain.Threshold.of(0.5, {k: p["threshold"] for k, p in chosen.items()})
-    # zh 4 right, en 2 of 4, fr (at the pooled 0.5: 0.95 refuses its answerable row) 0 of 1
-    assert calibrate.point(rows, applied)["f1"] == pytest.approx(100 * 6 / 9)
-    assert calibrate.point(rows, applied)["false_refusal_rate"] == pytest.approx(100 / 5)
+    # zh 20 right, en 10 of 20, fr (at the pooled 0.5, 0.95 refuses its answerable row) 0
+    assert calibrate.point(rows, applied)["f1"] == pytest.approx(100 * 30 / 41)
+    assert calibrate.point(rows, applied)["false_refusal_rate"] == pytest.approx(100 / 21)
     assert calibrate.choose_by_lang([r for r in rows if r["lang"] == "zh"]) == {}  # one language
+    # 9 unanswerable English questions: too few for a threshold of its own
+    fewer = [r for r in rows if not (r["lang"] == "en" and r["id"] == "en6-0")]
+    assert set(calibrate.choose_by_lang(fewer)) == {"zh"}
 
 
 def test_wilson_interval_by_hand() -> None:
@@ -278,3 +286,77 @@ def test_full_finetune_calibrates_into_its_model_folder(
     rt = runtime.resolve(cfg.runtime)
     pool = ModelPool.load(str(run), {}, rt, max_new_tokens=4)
     assert pool.entries[str(run)].threshold == abstain.Threshold(again["threshold"])
+
+
+def _zh_examples(n: int) -> list[Example]:
+    return [
+        Example(
+            f"z{i}",
+            f"{i}号塔在哪里？" if i % 2 == 0 else f"谁建了{i}号塔？",
+            [f"{i}号塔在巴黎。"],
+            ["巴黎"] if i % 2 == 0 else [],
+            answerable=i % 2 == 0,
+            group=f"zg{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_calibration_per_language_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """On English and Chinese held-out questions (10 of each kind each) calibration chooses
+    each language's threshold on its own rows, reports what they score together, and an
+    eval decided by that record applies them and marks that point."""
+    from ragtune.generation.local import LocalGenerator
+    from ragtune.models import load_model
+    from ragtune.prompt.grounded import PromptConfig
+
+    model, tok = load_model(str(tiny_model_dir))
+    engine = LocalGenerator(model, tok, max_new_tokens=4, batch_size=8, name="tiny")
+    mixed = _examples("e", 20) + _zh_examples(20)
+    record = calibrate.calibrate(engine, mixed, PromptConfig(), calibrate.CalibrateSection())
+    scores = record["scores"]
+    assert {r["question_lang"] for r in scores} == {"en", "zh"}
+    assert set(record["thresholds_by_lang"]) == {"en", "zh"}
+    for lang, t in record["thresholds_by_lang"].items():
+        own = [r for r in scores if r["question_lang"] == lang]
+        assert t == calibrate.choose(calibrate.sweep(own))["threshold"]
+        assert record["chosen_by_lang"][lang]["held_out"] == 20
+    assert record["threshold"] == calibrate.choose(record["sweep"])["threshold"]
+    applied = abstain.saved_threshold(record)
+    assert applied is not None
+    together = calibrate.point(scores, applied)
+    assert record["chosen"] == {"threshold": record["threshold"], **together}
+    off = calibrate.calibrate(
+        engine, mixed, PromptConfig(), calibrate.CalibrateSection(per_language=False)
+    )
+    assert off["thresholds_by_lang"] == {} and off["threshold"] == record["threshold"]
+    # 9 unanswerable Chinese questions are too few for a threshold of their own
+    fewer = calibrate.calibrate(
+        engine, _examples("e", 20) + _zh_examples(18), PromptConfig(), calibrate.CalibrateSection()
+    )
+    assert set(fewer["thresholds_by_lang"]) <= {"en"}
+
+    with pytest.raises(RunError, match="not a training run"):
+        calibrate.save(tiny_model_dir, record)  # a base model's folder takes no calibration
+    # the tiny model as a full fine-tune's run, calibrated with this record: eval applies it
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run / "model")
+    (run / "train_config.yaml").write_text("method: full\n")
+    calibrate.save(run, record)
+    write_jsonl(tmp_path / "mixed.jsonl", mixed)
+    ev = evaluate.run(
+        evaluate.EvalConfig(
+            data=str(tmp_path / "mixed.jsonl"),
+            out=str(tmp_path / "ev"),
+            gen=GenerateConfig(model=str(run), max_new_tokens=4),
+            latency_questions=0,
+            semantic=False,
+        )
+    )
+    assert ev["refusal_thresholds_by_lang"] == record["thresholds_by_lang"]
+    rows = [json.loads(line) for line in (tmp_path / "ev" / "predictions.jsonl").open()]
+    for r in rows:
+        at = record["thresholds_by_lang"][r["lang"]]
+        assert r["refused"] == (r["refusal_score"] > at) or r["unrefused_refused"]
+    assert ev["refusal_applied_point"] == calibrate.point(rows, applied)
+    assert "one per language" in (tmp_path / "ev" / "report.md").read_text()

@@ -91,6 +91,14 @@ def test_calibrated_threshold_decides_refusal(index: Index, tiny_model_dir: Path
     )
     assert everything.refused and everything.refusal_score is not None
     assert not nothing.refused and nothing.text != PromptConfig().refusal_en
+    # per-language thresholds: an English question is decided at English's own
+    en_zero = Threshold.of(1.0, {"en": 0.0})
+    en_one = Threshold.of(0.0, {"en": 1.0})
+    asked = [
+        Pipeline(retriever, gen, threshold=t, max_new_tokens=4).ask("Who founded Marlowe Station?")
+        for t in (en_zero, en_one)
+    ]
+    assert asked[0].refused and not asked[1].refused
 
 
 class BagOfWords:

@@ -35,6 +35,7 @@ from ragtune.generation import abstain
 from ragtune.generation.base import Generator
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.grounded import PromptConfig
+from ragtune.text import language
 
 
 @dataclass
@@ -50,11 +51,11 @@ class CalibrateSection:
     max_new_tokens: int = 48
     """Answer length cap while answering them (gen.max_new_tokens's default)."""
     per_language: bool = True
-    """Also choose a threshold for each language the held-out questions have both kinds of
-    (when they hold more than one language); the others get the pooled one. The refusal
-    score does not mean the same in each: a Qwen2.5-0.5B adapter's separated Chinese
-    questions at 94% AUC and English ones at 57%, and its pooled threshold refused 30% of
-    answerable CMRC questions (benchmarks/RESULTS.md)."""
+    """Also choose a threshold for each question language with at least `MIN_PER_LANGUAGE`
+    held-out questions of both kinds (when there is more than one language); the others
+    get the pooled one. The refusal score does not mean the same in each language: a
+    Qwen2.5-0.5B adapter separated its held-out Chinese questions at 94% AUC and English
+    ones at 57% (benchmarks/RESULTS.md has what the pooled threshold cost in Chinese)."""
 
     def __post_init__(self) -> None:
         require(self, "max_false_refusal", min=0, max=1)
@@ -95,12 +96,22 @@ def sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"threshold": t, **point(scored, abstain.Threshold(t))} for t in thresholds]
 
 
+def question_lang(row: dict[str, Any]) -> str:
+    """The language a row's threshold is looked up by: its question's, as at answer time
+    (`Threshold.for_question`), not the metrics' `lang`, which a Chinese gold answer also
+    makes "zh"."""
+    if "question_lang" in row:
+        return str(row["question_lang"])
+    return language(row["question"]) if "question" in row else str(row.get("lang", "en"))
+
+
 def point(scored: Sequence[dict[str, Any]], threshold: abstain.Threshold) -> dict[str, Any]:
     """Overall F1, refusal accuracy, false refusals and share answered (%) of scored rows,
-    each decided at its language's threshold."""
+    each decided at its question's language's threshold."""
+    at = dict(threshold.by_lang)
     f1 = refused_unans = refused_ans = answered = 0.0
     for r in scored:
-        refuse = r["refusal_score"] > threshold.at(r.get("lang", "en"))
+        refuse = r["refusal_score"] > at.get(question_lang(r), threshold.value)
         if refuse:
             f1 += 0.0 if r["answerable"] else 1.0
         else:
@@ -119,20 +130,27 @@ def point(scored: Sequence[dict[str, Any]], threshold: abstain.Threshold) -> dic
     }
 
 
+MIN_PER_LANGUAGE = 10
+"""A language gets a threshold of its own only with at least this many held-out questions of
+each kind; below it, one chosen on a handful of questions would follow their noise."""
+
+
 def choose_by_lang(
     rows: Sequence[dict[str, Any]], max_false_refusal: float | None = None
 ) -> dict[str, dict[str, Any]]:
-    """`choose` within each language that has answerable and unanswerable scored rows, when
-    `rows` hold more than one language; {} otherwise (the pooled choice is that language's)."""
+    """`choose` within each question language (`question_lang`) with at least
+    `MIN_PER_LANGUAGE` answerable and unanswerable scored rows, when `rows` hold more than
+    one language; {} otherwise (the pooled choice is then that language's)."""
     scored = [r for r in rows if r.get("refusal_score") is not None]
-    langs = sorted({r["lang"] for r in scored})
+    langs = sorted({question_lang(r) for r in scored})
     if len(langs) < 2:
         return {}
     chosen = {}
     for lang in langs:
-        own = [r for r in scored if r["lang"] == lang]
-        if any(r["answerable"] for r in own) and not all(r["answerable"] for r in own):
-            chosen[lang] = choose(sweep(own), max_false_refusal)
+        own = [r for r in scored if question_lang(r) == lang]
+        n_ans = sum(1 for r in own if r["answerable"])
+        if min(n_ans, len(own) - n_ans) >= MIN_PER_LANGUAGE:
+            chosen[lang] = dict(choose(sweep(own), max_false_refusal), held_out=len(own))
     return chosen
 
 
@@ -212,14 +230,24 @@ def calibrate(
         refusal_cfg=prompt,
         contexts=[q.passages for q in questions],
     )
+    for r in rows:
+        r["question_lang"] = question_lang(r)
     points = sweep(rows)
     best = choose(points, target.max_false_refusal)
     by_lang = choose_by_lang(rows, target.max_false_refusal) if target.per_language else {}
     thresholds = {lang: p["threshold"] for lang, p in by_lang.items()}
     if by_lang:  # what the held-out questions get at the thresholds that will be applied
         scored = [r for r in rows if r.get("refusal_score") is not None]
-        applied = abstain.Threshold.of(best["threshold"], thresholds)
-        best = {"threshold": best["threshold"], **point(scored, applied)}
+        applied = {"threshold": best["threshold"]} | point(
+            scored, abstain.Threshold.of(best["threshold"], thresholds)
+        )
+        cap = target.max_false_refusal
+        # A language without its own keeps the pooled threshold, which met the cap pooled
+        # only: if the mix breaks it, the pooled threshold alone is used.
+        if cap is None or (applied["false_refusal_rate"] or 0) <= 100 * cap:
+            best = applied
+        else:
+            by_lang, thresholds = {}, {}
     n_ans = sum(1 for r in rows if r["answerable"])
     return {
         "threshold": best["threshold"],
@@ -244,7 +272,15 @@ def calibrate(
     }
 
 
-SCORE_KEYS = ("id", "lang", "answerable", "refusal_score", "unrefused_f1", "unrefused_refused")
+SCORE_KEYS = (
+    "id",
+    "lang",
+    "question_lang",
+    "answerable",
+    "refusal_score",
+    "unrefused_f1",
+    "unrefused_refused",
+)
 
 
 def save(tuned: str | Path, record: dict[str, Any]) -> Path:
@@ -270,6 +306,10 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         raise ConfigError(f"data: {data} not found; name held-out questions with data=FILE")
     saved_path = run_dir / runs.TRAIN_CONFIG
     saved = runs.saved_train_config(cfg.run)
+    if full and cfg.model:
+        raise ConfigError(
+            f"model: {cfg.run} is a full fine-tune, which is its own model; leave model unset"
+        )
     model = tuned if full else cfg.model or saved.get("model")
     if not model:
         raise ConfigError(f"model: {saved_path} not found; name the base model with model=SPEC")
@@ -317,8 +357,9 @@ def show(record: dict[str, Any]) -> None:
         print("score AUC by language: " + ", ".join(f"{k} {_pct(v)}" for k, v in by_lang.items()))
     for lang, p in (record.get("chosen_by_lang") or {}).items():
         print(
-            f"  {lang}: threshold {p['threshold']:.4f}, F1 {p['f1']:.1f}, refusal accuracy "
-            f"{_pct(p['refusal_accuracy'])}, false refusals {_pct(p['false_refusal_rate'])}"
+            f"  {lang} ({p['held_out']} questions): threshold {p['threshold']:.4f}, F1 "
+            f"{p['f1']:.1f}, refusal accuracy {_pct(p['refusal_accuracy'])}, false refusals "
+            f"{_pct(p['false_refusal_rate'])}"
         )
     if record.get("thresholds_by_lang"):
         print("  (the figures above the languages are the held-out set at these thresholds)")

@@ -250,7 +250,12 @@ def render_html(
             "<h2>Refusal threshold trade-off</h2>",
             f'<p class="notes">{esc(_tradeoff_note(metrics))}</p>',
         ]
-        fig = kit.tradeoff_figure(points, metrics.get("refusal_threshold"), "Abstention")
+        fig = kit.tradeoff_figure(
+            points,
+            metrics.get("refusal_threshold"),
+            "Abstention",
+            metrics.get("refusal_applied_point"),
+        )
         body.append(f'<p><img alt="refusal trade-off" src="{kit.data_uri(fig)}"></p>')
     body += ["<h2>Latency</h2>", kit.html_table(["Metric", "Value"], t["latency"])]
     lat = [

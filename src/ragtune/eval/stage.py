@@ -99,6 +99,7 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     inputs = {
         "data": cfg.data,
         "adapter": _adapter_weights(cfg.gen.adapter),
+        "full_finetune": _full_finetune_run(cfg.gen.model, cfg.gen.adapter),
         "refusal_threshold": None if threshold is None else threshold.identity(),
         "index": str(Path(cfg.index) / "manifest.json") if cfg.index else None,
     }
@@ -144,16 +145,31 @@ IDENTITY_IGNORES = (
 def _thresholds_applied(
     threshold: abstain.Threshold | None, rows: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The threshold the set was decided at: the one of its most common language (the point
-    the trade-off chart marks), and with per-language thresholds each language's."""
+    """The threshold the set was decided at: the one of its most common question language;
+    with per-language thresholds also each language's, and the point they score together
+    (what the trade-off chart marks: on a mixed set no single threshold's point is it)."""
+    from ragtune.eval.calibrate import point, question_lang
+
     if threshold is None:
         return {"refusal_threshold": None}
-    langs = Counter(r["lang"] for r in rows)
+    langs = Counter(question_lang(r) for r in rows)
     main = langs.most_common(1)[0][0] if langs else "en"
     applied: dict[str, Any] = {"refusal_threshold": threshold.at(main)}
     if threshold.by_lang:
         applied["refusal_thresholds_by_lang"] = {lang: threshold.at(lang) for lang in sorted(langs)}
+        scored = [r for r in rows if r.get("refusal_score") is not None]
+        if scored:
+            applied["refusal_applied_point"] = point(scored, threshold)
     return applied
+
+
+def _full_finetune_run(model: str, adapter: str | None) -> str | None:
+    """A full fine-tune's train_metrics.json (rewritten by every run, so it changes when the
+    model is retrained in place), when the model is one: its weights are 2 GB and more to
+    hash, and the model's spec alone is a path that stays the same. None otherwise, so the
+    identity of every other eval is as it was."""
+    full = None if adapter else runs.full_model_dir(model)
+    return str(Path(full).parent / runs.TRAIN_METRICS) if full else None
 
 
 def _adapter_weights(adapter: str | None) -> str | None:

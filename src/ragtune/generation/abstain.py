@@ -125,8 +125,8 @@ def read_calibration(tuned: str | Path | None) -> dict[str, Any] | None:
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        float(record["threshold"])
-    except (ValueError, KeyError, TypeError) as e:
+        saved_threshold(record)  # the number, and each language's if there are any
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise RagtuneError(f"{path}: not a ragtune calibration ({e}); recalibrate") from None
     return dict(record)
 

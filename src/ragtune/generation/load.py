@@ -54,7 +54,8 @@ class GenerateConfig:
     (0-1), else answer with that start suppressed (`generation.abstain`); auto: the threshold
     calibrated for the adapter (written by training; with no adapter, the model's own when it
     is a full fine-tune's model/ folder), or none without one; none: greedy decoding decides.
-    For a GGUF run by llama.cpp, give the number from the run's adapter/ragtune_calibration.json."""
+    For a GGUF run by llama.cpp, give the number from the run's ragtune_calibration.json (its
+    `threshold`, or a language's `thresholds_by_lang` entry for questions in that language)."""
 
     extractive: bool = False
     """Constrain answers to spans of the passages or the refusal sentence

@@ -165,7 +165,7 @@ class TrainConfig:
     from its own documents, to the held-out split (`ragtune.data.augment`)."""
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
     """Refusal threshold chosen after training on the held-out split
-    (`ragtune.eval.calibrate`), saved with the adapter."""
+    (`ragtune.eval.calibrate`), saved with the adapter (or a full fine-tune's model)."""
 
     def __post_init__(self) -> None:
         require(self, "lr", above=0)
@@ -191,7 +191,8 @@ def resolve_defaults(cfg: TrainConfig, n_train: int) -> TrainConfig:
     cfg.lora.r = p["r"] if cfg.lora.r is None else cfg.lora.r
     cfg.lora.alpha = 2 * cfg.lora.r if cfg.lora.alpha is None else cfg.lora.alpha
     if cfg.lr is None:
-        cfg.lr = p["lr"] * (FULL_LR_SCALE if cfg.method == "full" else 1.0)
+        # Rounded: 3e-4 * 0.1 is 2.9999999999999997e-05, which train_config.yaml would show.
+        cfg.lr = round(p["lr"] * (FULL_LR_SCALE if cfg.method == "full" else 1.0), 12)
     cfg.batch_size = p["batch_size"] if cfg.batch_size is None else cfg.batch_size
     cfg.grad_accum = p["grad_accum"] if cfg.grad_accum is None else cfg.grad_accum
     if cfg.refusal_loss_weight is None:
