@@ -221,3 +221,43 @@ def test_max_waiting_must_admit_someone() -> None:
 
     with pytest.raises(ConfigError, match="max_waiting"):
         ServeConfig(max_waiting=0)
+
+
+@pytest.mark.parametrize(("pooled", "english", "refused"), [(0.0, 1.0, False), (1.0, 0.0, True)])
+def test_rag_mode_decides_at_the_questions_languages_threshold(
+    start_server,
+    tiny_model_dir: Path,
+    docs_index: Path,
+    tmp_path: Path,
+    pooled: float,
+    english: float,
+    refused: bool,
+) -> None:  # type: ignore[no-untyped-def]
+    """A full fine-tune's run served as the base, its calibration holding an English
+    threshold beside the pooled one: an English question is decided at English's, streamed
+    or not."""
+    import shutil
+
+    from ragtune import runtime
+    from ragtune.generation import abstain
+    from ragtune.prompt.grounded import PromptConfig
+    from ragtune.serve.pool import ModelPool
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run / "model")
+    (run / "train_config.yaml").write_text("method: full\n")
+    record = {"threshold": pooled, "thresholds_by_lang": {"en": english}}
+    abstain.calibration_path(run).write_text(json.dumps(record))
+    rt = runtime.resolve(runtime.RuntimeSection(dtype="fp32", threads=1))
+    pool = ModelPool.load(str(run), {}, rt, max_new_tokens=4)
+    assert pool.entries[str(run)].threshold == abstain.Threshold.of(pooled, {"en": english})
+    url, _ = start_server(pool, indexes={"docs": docs_index})
+    ask = [{"role": "user", "content": "Who founded Marlowe Station?"}]
+    r = client(url).chat.completions.create(model="rag:docs", messages=ask, max_tokens=4)
+    assert r.model_extra["ragtune"]["refused"] is refused
+    assert (r.choices[0].message.content == PromptConfig().refusal_en) is refused
+    chunks = list(client(url).chat.completions.create(
+        model="rag:docs", messages=ask, max_tokens=4, stream=True))  # fmt: skip
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert chunks[-1].model_extra["ragtune"]["refused"] is refused
+    assert (streamed.strip() == PromptConfig().refusal_en) is refused
