@@ -362,7 +362,7 @@ def show(record: dict[str, Any]) -> None:
             f"{_pct(p['false_refusal_rate'])}"
         )
     if record.get("thresholds_by_lang"):
-        print("  (the figures above the languages are the held-out set at these thresholds)")
+        print("  (the first line's F1 and rates are the held-out set at these thresholds)")
     print(f"written to {record.get('path')}")
 
 

@@ -96,14 +96,10 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
         raise ConfigError("data: an evaluation data file is required (data=path)")
     out = Path(cfg.out)
     threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter, cfg.gen.model)
-    inputs = {
-        "data": cfg.data,
-        "adapter": _adapter_weights(cfg.gen.adapter),
-        "full_finetune": _full_finetune_run(cfg.gen.model, cfg.gen.adapter),
-        "refusal_threshold": None if threshold is None else threshold.identity(),
-        "index": str(Path(cfg.index) / "manifest.json") if cfg.index else None,
-    }
-    atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["eval"]], inputs)
+    ident = identity(cfg, threshold)
+    atomic.refuse_overwriting_inputs(
+        [out / name for name in runs.OUTPUTS["eval"]], _inputs(cfg, threshold)
+    )
     examples = sample(load_examples(cfg.data, cfg.format), cfg.max_examples, cfg.seed)
     seen: set[str] = set()
     for e in examples:
@@ -112,15 +108,30 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
                 f'{cfg.data}: id "{e.id}" occurs more than once; eval needs unique ids'
             )
         seen.add(e.id)
-    # Without an index the retrieval settings change nothing: earlier evals keep matching.
-    ignore = IDENTITY_IGNORES + (() if cfg.index else ("retrieval",))
-    ident = runs.identity("eval", cfg, inputs, ignore=ignore)
     with runs.claim(out, ident, "eval", resume=True, overwrite=cfg.overwrite) as same:
         done = runs.finished(out) if same else None
         if done is not None:
             print(f"eval: {out} holds this eval, finished; reusing it (--overwrite to redo)")
             return done
         return _evaluate(cfg, out, examples, generator, threshold)
+
+
+def _inputs(cfg: EvalConfig, threshold: abstain.Threshold | None) -> dict[str, str | None]:
+    return {
+        "data": cfg.data,
+        "adapter": _adapter_weights(cfg.gen.adapter),
+        "full_finetune": _full_finetune_run(cfg.gen.model, cfg.gen.adapter),
+        "refusal_threshold": None if threshold is None else threshold.identity(),
+        "index": str(Path(cfg.index) / "manifest.json") if cfg.index else None,
+    }
+
+
+def identity(cfg: EvalConfig, threshold: abstain.Threshold | None) -> dict[str, Any]:
+    """What makes an eval this eval (`runs.identity`): what a folder's answers are reused
+    for. Public so that a tool that seeds answers (benchmarks/redecide.py) records the same."""
+    # Without an index the retrieval settings change nothing: earlier evals keep matching.
+    ignore = IDENTITY_IGNORES + (() if cfg.index else ("retrieval",))
+    return runs.identity("eval", cfg, _inputs(cfg, threshold), ignore=ignore)
 
 
 # Keys that change how an eval runs, not its answers: a rerun may change them and keep the

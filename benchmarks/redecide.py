@@ -1,0 +1,99 @@
+"""Score finished evals of a tuned model again at its current calibration, without
+generating again.
+
+An eval with a refusal threshold saves, for every question, the refusal score and the answer
+decoded with the refusal start suppressed (`generation.abstain`): one decoding pass serves
+every threshold. After `ragtune calibrate RUN` has chosen new thresholds (another target, or
+one per language), this seeds each eval's resumable answers (`predictions.partial.jsonl`)
+in a new folder `<eval>-<suffix>` from its predictions and runs `ragtune eval` there with
+`gen.refusal_threshold=auto`: the same answers, decided at the new thresholds and scored.
+The model is loaded only to fit prompts as the eval did; no answer is generated (and no
+latency is measured: `latency_questions=0`).
+
+    ragtune calibrate benchmarks/out/qwen05-v4/train-n2000-w05-e2
+    python benchmarks/redecide.py benchmarks/out/qwen05-v4/tuned-n2000-w05-e2-calibrated_{en,zh,all_zh} \
+        --suffix perlang
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ragtune import allocator, atomic, runs, runtime
+from ragtune.config import load_config
+from ragtune.eval import stage as evaluate
+from ragtune.generation import abstain
+from ragtune.generation.load import load_generator
+
+# What `Generation` keeps of an answer as the engine returned it, before `abstain.decide`.
+KEPT = ("new_tokens", "latency_s", "batch_size", "prompt_tokens", "prompt_s", "refusal_score")
+
+
+def seed_partial(eval_dir: Path, out: Path) -> int:
+    """Write `out`'s resumable answers from `eval_dir`'s predictions: the answer as generated
+    (the suppressed one where a score was taken), undecided. Returns how many."""
+    rows = [json.loads(line) for line in (eval_dir / runs.PREDICTIONS).open(encoding="utf-8")]
+    unscored = [r["id"] for r in rows if r.get("refusal_score") is None]
+    if unscored:
+        raise SystemExit(
+            f"{eval_dir}: {len(unscored)} answers have no refusal score (first: {unscored[0]}); "
+            "only an eval run with a refusal threshold can be decided again"
+        )
+    lines = [
+        json.dumps(
+            {"id": r["id"], "text": r["unrefused"], "unrefused": None, **{k: r[k] for k in KEPT}},
+            ensure_ascii=False,
+        )
+        for r in rows
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out / runs.PARTIAL_PREDICTIONS, "\n".join(lines) + "\n")
+    return len(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("evals", nargs="+", help="finished eval folders of one tuned model")
+    ap.add_argument("--suffix", required=True, help="the new folders are <eval>-<suffix>")
+    args = ap.parse_args()
+    generator = None
+    for name in args.evals:
+        eval_dir = Path(name)
+        if runs.finished(eval_dir) is None:
+            raise SystemExit(f"{eval_dir}: not a finished eval ({runs.EVAL_METRICS} missing)")
+        cfg = load_config(evaluate.EvalConfig, eval_dir / runs.EVAL_CONFIG)
+        out = eval_dir.with_name(f"{eval_dir.name}-{args.suffix}")
+        if runs.finished(out) is not None:
+            print(f"{out}: done already")
+            continue
+        cfg = dataclasses.replace(
+            cfg,
+            out=str(out),
+            label=f"{cfg.label} ({args.suffix})",
+            latency_questions=0,
+            gen=dataclasses.replace(cfg.gen, refusal_threshold="auto"),
+        )
+        n = seed_partial(eval_dir, out)
+        # Recorded as the eval itself would, so that it takes the seeded answers as its own.
+        threshold = abstain.resolve_threshold("auto", cfg.gen.adapter, cfg.gen.model)
+        atomic.write_json(out / runs.run_file("eval"), evaluate.identity(cfg, threshold))
+        if generator is None:  # one model for every eval named: they are one tuned model's
+            rt = runtime.for_stage(cfg.runtime, cfg.gen.model, cfg.gen.is_local)
+            generator = load_generator(cfg.gen, rt)
+        generator.max_new_tokens = cfg.gen.max_new_tokens  # type: ignore[attr-defined]
+        m = evaluate.run(cfg, generator)
+        keys = ("answerable_f1", "answerable_em", "refusal_accuracy", "false_refusal_rate")
+        print(
+            f"{out} ({n} answers decided again at {m.get('refusal_thresholds_by_lang') or m['refusal_threshold']}): "
+            + ", ".join(f"{k} {m[k]:.1f}" for k in keys if m.get(k) is not None)
+        )
+
+
+if __name__ == "__main__":
+    allocator.ensure()  # may re-execute the script on jemalloc, as the ragtune command does
+    main()
