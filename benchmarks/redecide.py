@@ -6,7 +6,8 @@ decoded with the refusal start suppressed (`generation.abstain`): one decoding p
 every threshold. After `ragtune calibrate RUN` has chosen new thresholds (another target, or
 one per language), this seeds each eval's resumable answers (`predictions.partial.jsonl`)
 in a new folder `<eval>-<suffix>` from its predictions and runs `ragtune eval` there with
-`gen.refusal_threshold=auto`: the same answers, decided at the new thresholds and scored.
+`gen.refusal_threshold=auto` (or `--threshold N`): the same answers, decided at the new
+thresholds and scored.
 The model is loaded only to fit prompts as the eval did; no answer is generated (and no
 latency is measured: `latency_questions=0`).
 
@@ -21,6 +22,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from ragtune import allocator, atomic, runs, runtime
 from ragtune.config import load_config
@@ -60,7 +62,14 @@ def main() -> None:
     )
     ap.add_argument("evals", nargs="+", help="finished eval folders of one tuned model")
     ap.add_argument("--suffix", required=True, help="the new folders are <eval>-<suffix>")
+    ap.add_argument(
+        "--threshold",
+        default="auto",
+        help="auto (the run's calibration, per language where it has them) or a number for "
+        "every question: the pooled choice to compare per-language thresholds with",
+    )
     args = ap.parse_args()
+    threshold_arg: Any = args.threshold if args.threshold == "auto" else float(args.threshold)
     generator = None
     for name in args.evals:
         eval_dir = Path(name)
@@ -76,11 +85,11 @@ def main() -> None:
             out=str(out),
             label=f"{cfg.label} ({args.suffix})",
             latency_questions=0,
-            gen=dataclasses.replace(cfg.gen, refusal_threshold="auto"),
+            gen=dataclasses.replace(cfg.gen, refusal_threshold=threshold_arg),
         )
         n = seed_partial(eval_dir, out)
         # Recorded as the eval itself would, so that it takes the seeded answers as its own.
-        threshold = abstain.resolve_threshold("auto", cfg.gen.adapter, cfg.gen.model)
+        threshold = abstain.resolve_threshold(threshold_arg, cfg.gen.adapter, cfg.gen.model)
         atomic.write_json(out / runs.run_file("eval"), evaluate.identity(cfg, threshold))
         if generator is None:  # one model for every eval named: they are one tuned model's
             rt = runtime.for_stage(cfg.runtime, cfg.gen.model, cfg.gen.is_local)
