@@ -124,24 +124,18 @@ def tradeoff_figure(
     xs = [p["false_refusal_rate"] or 0.0 for p in points]
     ys = [p["refusal_accuracy"] or 0.0 for p in points]
     ax.plot(xs, ys, ".-", color=PALETTE[0], label="thresholds")
-    if applied is not None:
+    mark, label = applied, "per-language thresholds"
+    if mark is None and chosen is not None and points:
+        mark = min(points, key=lambda p: abs(p["threshold"] - chosen))
+        label = f"threshold {chosen:.3f}"
+    if mark is not None:
         ax.plot(
-            [applied["false_refusal_rate"] or 0.0],
-            [applied["refusal_accuracy"] or 0.0],
+            [mark["false_refusal_rate"] or 0.0],
+            [mark["refusal_accuracy"] or 0.0],
             "o",
             color=PALETTE[1],
             markersize=9,
-            label=f"per-language thresholds: F1 {applied['f1']:.1f}",
-        )
-    elif chosen is not None and points:
-        at = min(points, key=lambda p: abs(p["threshold"] - chosen))
-        ax.plot(
-            [at["false_refusal_rate"] or 0.0],
-            [at["refusal_accuracy"] or 0.0],
-            "o",
-            color=PALETTE[1],
-            markersize=9,
-            label=f"threshold {chosen:.3f}: F1 {at['f1']:.1f}",
+            label=f"{label}: F1 {mark['f1']:.1f}",
         )
     ax.set_title(title, fontsize=11)
     ax.set_xlabel("false refusals, answerable (%)")
