@@ -153,6 +153,11 @@ def main() -> None:
     )
     ap.add_argument("--max-false-refusal", type=float, default=None, help="calibration target")
     ap.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip training's calibration (for greedy-only runs; `ragtune calibrate` later)",
+    )
+    ap.add_argument(
         "--variants",
         default="greedy,calibrated,extractive",
         help="tuned-model scorings: greedy, calibrated, extractive (calibrated + extractive)",
@@ -367,7 +372,9 @@ def main() -> None:
                 seed=args.seed,
                 runtime=rt_section,
                 resume=True,
-                calibrate=CalibrateSection(max_false_refusal=args.max_false_refusal),
+                calibrate=CalibrateSection(
+                    enabled=not args.no_calibrate, max_false_refusal=args.max_false_refusal
+                ),
             )
         ).metrics
     variants = [v for v in args.variants.split(",") if v]
