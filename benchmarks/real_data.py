@@ -169,13 +169,14 @@ def main() -> None:
         "--lr",
         type=float_or_auto,
         default=None,
-        help="a number, or auto: the preset's; default 2e-4, a tenth of it with --method full",
+        help="a number, or auto: the preset's; default 2e-4 (scaled as `train` scales a "
+        "preset's with --method full)",
     )
     ap.add_argument(
         "--method",
         default="lora",
         choices=["lora", "full"],
-        help="lora, or full fine-tuning (every weight, at a tenth of the learning rate)",
+        help="lora, or full fine-tuning (every weight, at a lower learning rate)",
     )
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank (method lora)")
     ap.add_argument("--max-length", type=int, default=640)

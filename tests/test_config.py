@@ -95,13 +95,13 @@ def test_balanced_makes_one_pass_at_the_benchmark_size_and_more_on_small_data() 
     assert resolve_defaults(TrainConfig(data="x", epochs=2.0), n_train=540).epochs == 2.0
 
 
-def test_full_finetuning_defaults_to_a_tenth_of_the_lora_rate() -> None:
-    """A preset's lr is LoRA's: a full fine-tune at it would move every weight ten times too
-    far; a given lr is kept for either method."""
+def test_full_finetuning_defaults_to_a_thirtieth_of_the_lora_rate() -> None:
+    """A preset's lr is LoRA's: a full fine-tune at it would move every weight far too far
+    (balanced's 3e-4 becomes 1e-5); a given lr is kept for either method."""
     from ragtune.train.config import PRESETS, resolve_defaults
 
     lora_lr = PRESETS["balanced"]["lr"]
     full = resolve_defaults(TrainConfig(data="x", method="full"), n_train=540)
-    assert full.lr == round(lora_lr / 10, 12)
+    assert full.lr == round(lora_lr / 30, 12) == 1e-5
     assert resolve_defaults(TrainConfig(data="x", method="full", lr=5e-5), n_train=540).lr == 5e-5
     assert resolve_defaults(TrainConfig(data="x"), n_train=540).lr == lora_lr
