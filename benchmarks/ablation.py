@@ -152,7 +152,7 @@ def table(out: Path, results: dict[str, dict], reference: str) -> str:
             )
         tm = res["train"]
         # The refusal score's AUC on the held-out training articles, per language, from the
-        # calibration saved with the adapter (`ragtune calibrate` adds it to runs trained
+        # calibration saved with the weights (`ragtune calibrate` adds it to runs trained
         # without it). Per language, not pooled: Chinese synthetic unanswerables separate
         # far better than SQuAD's adversarial ones, and the pooled figure hid that.
         saved = abstain.read_calibration(out / f"train-{tag}" if tag else out / "train")

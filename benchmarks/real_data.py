@@ -1,8 +1,9 @@
 """Real-data benchmark: base vs tuned on held-out SQuAD 2.0 articles and CMRC 2018 documents.
 
 Splits both shared samples by article/document (no passage on both sides), fine-tunes one
-model (LoRA, or every weight with --method full) on a mixed English + Chinese training subset, and scores the base and the tuned model on
-the same held-out questions through `ragtune eval`. Held-out sets, each built from held-out
+model (LoRA, or every weight with --method full) on a mixed English + Chinese training
+subset, and scores the base and the tuned model on the same held-out questions through
+`ragtune eval`. Held-out sets, each built from held-out
 documents only:
 - en: SQuAD 2.0 questions, half unanswerable (SQuAD's own).
 - zh: CMRC 2018 questions plus unanswerable ones made as `data prepare` makes them
@@ -48,7 +49,7 @@ from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
-from ragtune.train.config import FULL_LR_SCALE, LoraSection, TrainConfig
+from ragtune.train.config import LoraSection, TrainConfig, method_lr
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADLINE = [
@@ -221,7 +222,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.lr is None:  # the script's default: a LoRA rate, scaled as `train` scales a preset's
-        args.lr = 2e-4 * (FULL_LR_SCALE if args.method == "full" else 1.0)
+        args.lr = method_lr(2e-4, args.method)
 
     out = Path(args.out)
     data = {}

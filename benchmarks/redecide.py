@@ -28,10 +28,12 @@ from ragtune import allocator, atomic, runs, runtime
 from ragtune.config import load_config
 from ragtune.eval import stage as evaluate
 from ragtune.generation import abstain
+from ragtune.generation.base import Generation
 from ragtune.generation.load import load_generator
 
-# What `Generation` keeps of an answer as the engine returned it, before `abstain.decide`.
-KEPT = ("new_tokens", "latency_s", "batch_size", "prompt_tokens", "prompt_s", "refusal_score")
+# What `Generation` keeps of an answer as the engine returned it, besides its text, which
+# `abstain.decide` replaced by the refusal where the threshold said refuse.
+KEPT = tuple(f.name for f in dataclasses.fields(Generation) if f.name not in ("text", "unrefused"))
 
 
 def seed_partial(eval_dir: Path, out: Path) -> int:
@@ -70,16 +72,23 @@ def main() -> None:
     )
     args = ap.parse_args()
     threshold_arg: Any = args.threshold if args.threshold == "auto" else float(args.threshold)
-    generator = None
+    generator, first = None, None
     for name in args.evals:
         eval_dir = Path(name)
         if runs.finished(eval_dir) is None:
             raise SystemExit(f"{eval_dir}: not a finished eval ({runs.EVAL_METRICS} missing)")
         cfg = load_config(evaluate.EvalConfig, eval_dir / runs.EVAL_CONFIG)
+        if cfg.index:
+            raise SystemExit(f"{eval_dir}: an end-to-end eval (index); only gold-passage evals")
+        # Prompts are fitted with the first eval's model: every eval named must share it.
+        model = (cfg.gen.model, cfg.gen.adapter, cfg.gen.backend, cfg.max_length)
+        first = first or (eval_dir, model)
+        if model != first[1]:
+            raise SystemExit(
+                f"{eval_dir}: model, adapter, backend, max_length {model} differ from "
+                f"{first[0]}'s {first[1]}; decide one tuned model's evals at a time"
+            )
         out = eval_dir.with_name(f"{eval_dir.name}-{args.suffix}")
-        if runs.finished(out) is not None:
-            print(f"{out}: done already")
-            continue
         cfg = dataclasses.replace(
             cfg,
             out=str(out),
@@ -87,11 +96,21 @@ def main() -> None:
             latency_questions=0,
             gen=dataclasses.replace(cfg.gen, refusal_threshold=threshold_arg),
         )
+        threshold = abstain.resolve_threshold(threshold_arg, cfg.gen.adapter, cfg.gen.model)
+        ident = evaluate.identity(cfg, threshold)
+        if runs.finished(out) is not None:
+            recorded = json.loads((out / runs.run_file("eval")).read_text(encoding="utf-8"))
+            if recorded == ident:
+                print(f"{out}: done already, at these thresholds")
+                continue
+            raise SystemExit(
+                f"{out}: holds answers decided at other thresholds (the run was calibrated "
+                "again since?); give another --suffix"
+            )
         n = seed_partial(eval_dir, out)
         # Recorded as the eval itself would, so that it takes the seeded answers as its own.
-        threshold = abstain.resolve_threshold(threshold_arg, cfg.gen.adapter, cfg.gen.model)
-        atomic.write_json(out / runs.run_file("eval"), evaluate.identity(cfg, threshold))
-        if generator is None:  # one model for every eval named: they are one tuned model's
+        atomic.write_json(out / runs.run_file("eval"), ident)
+        if generator is None:
             rt = runtime.for_stage(cfg.runtime, cfg.gen.model, cfg.gen.is_local)
             generator = load_generator(cfg.gen, rt)
         generator.max_new_tokens = cfg.gen.max_new_tokens  # type: ignore[attr-defined]

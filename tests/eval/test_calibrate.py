@@ -120,6 +120,35 @@ def test_per_language_thresholds_by_hand() -> None:
     assert set(calibrate.choose_by_lang(fewer)) == {"zh"}
 
 
+def test_a_mix_that_breaks_the_false_refusal_cap_falls_back_to_pooled() -> None:
+    """Chinese has no unanswerable question, so it keeps the pooled threshold (0.7), which
+    meets a 10% cap over all 20 answerable questions; English's own (0.5) meets it within
+    English, but the two together refuse 3 of 20 answerable: no language gets its own."""
+    table = {
+        ("en", True): [0.1] * 5 + [0.3] * 2 + [0.5] * 2 + [0.7],
+        ("en", False): [0.1] * 2 + [0.3, 0.5] + [0.7] * 2 + [0.9] * 4,
+        ("zh", True): [0.1] * 4 + [0.3] * 2 + [0.5, 0.7] + [0.9] * 2,
+    }
+    rows = [
+        {"id": f"{lang}{a}{i}", "lang": lang, "answerable": a, "refusal_score": sc,
+         "unrefused_f1": float(a), "unrefused_refused": False}
+        for (lang, a), scores in table.items() for i, sc in enumerate(scores)
+    ]  # fmt: skip
+    capped = calibrate.CalibrateSection(max_false_refusal=0.1)
+    points = calibrate.sweep(rows)
+    assert calibrate.choose(points, 0.1)["threshold"] == 0.7
+    assert {k: p["threshold"] for k, p in calibrate.choose_by_lang(rows, 0.1).items()} == {
+        "en": 0.5
+    }
+    mixed = calibrate.point(rows, abstain.Threshold.of(0.7, {"en": 0.5}))
+    assert mixed["false_refusal_rate"] == pytest.approx(15.0)
+    best, by_lang = calibrate.choose_thresholds(rows, points, capped)
+    assert by_lang == {} and best == calibrate.choose(points, 0.1)
+    # without the cap the mix is kept: its F1 is at least the pooled one's
+    best, by_lang = calibrate.choose_thresholds(rows, points, calibrate.CalibrateSection())
+    assert set(by_lang) == {"en"} and best["f1"] >= calibrate.choose(points)["f1"]
+
+
 def test_wilson_interval_by_hand() -> None:
     # 5 of 10: centre 0.5, half-width 1.96 * sqrt(0.025 + 0.0096) / 1.384 = 0.263
     lo, hi = calibrate.wilson(50.0, 10)
@@ -197,7 +226,7 @@ def test_training_calibrates_and_eval_uses_it(
     rows = [json.loads(line) for line in (tmp_path / "ev" / "predictions.jsonl").open()]
     assert all(r["refusal_score"] is not None and "unrefused" in r for r in rows)
     assert all(
-        r["refused"] == (r["refusal_score"] > saved["threshold"]) or r["unrefused_refused"]
+        r["refused"] == ((r["refusal_score"] > saved["threshold"]) or r["unrefused_refused"])
         for r in rows
     )
 
@@ -334,14 +363,17 @@ def test_calibration_per_language_end_to_end(tmp_path: Path, tiny_model_dir: Pat
     fewer = calibrate.calibrate(
         engine, _examples("e", 20) + _zh_examples(18), PromptConfig(), calibrate.CalibrateSection()
     )
-    assert set(fewer["thresholds_by_lang"]) <= {"en"}
+    assert set(fewer["thresholds_by_lang"]) == {"en"}
 
     with pytest.raises(RunError, match="not a training run"):
         calibrate.save(tiny_model_dir, record)  # a base model's folder takes no calibration
-    # the tiny model as a full fine-tune's run, calibrated with this record: eval applies it
+    # the tiny model as a full fine-tune's run, with this record's thresholds made to differ
+    # by language (Chinese refuses everything, English nothing by score): eval applies them
     run = tmp_path / "run"
     shutil.copytree(tiny_model_dir, run / "model")
     (run / "train_config.yaml").write_text("method: full\n")
+    record = dict(record, threshold=1.0, thresholds_by_lang={"en": 1.0, "zh": 0.0})
+    applied = abstain.Threshold.of(1.0, {"en": 1.0, "zh": 0.0})
     calibrate.save(run, record)
     write_jsonl(tmp_path / "mixed.jsonl", mixed)
     ev = evaluate.run(
@@ -357,6 +389,7 @@ def test_calibration_per_language_end_to_end(tmp_path: Path, tiny_model_dir: Pat
     rows = [json.loads(line) for line in (tmp_path / "ev" / "predictions.jsonl").open()]
     for r in rows:
         at = record["thresholds_by_lang"][r["lang"]]
-        assert r["refused"] == (r["refusal_score"] > at) or r["unrefused_refused"]
+        assert r["refused"] == ((r["refusal_score"] > at) or r["unrefused_refused"])
+    assert all(r["refused"] for r in rows if r["lang"] == "zh")
     assert ev["refusal_applied_point"] == calibrate.point(rows, applied)
     assert "one per language" in (tmp_path / "ev" / "report.md").read_text()

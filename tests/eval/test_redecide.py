@@ -74,3 +74,33 @@ def test_redecide_applies_the_new_threshold_to_the_saved_answers(
     monkeypatch.setattr(sys, "argv", ["redecide.py", str(greedy), "--suffix", "x"])
     with pytest.raises(SystemExit, match="no refusal score"):
         redecide.main()
+
+
+def test_redecide_at_a_number_and_refuses_stale_folders(
+    tmp_path: Path, tiny_model_dir: Path, tiny_adapter_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_adapter_dir, run)
+    rows = [Example(f"q{i}", f"Where is tower {i}?", [f"Tower {i} is in Paris."], ["Paris"])
+            for i in range(3)]  # fmt: skip
+    write_jsonl(tmp_path / "eval.jsonl", rows)
+    first = tmp_path / "ev"
+    evaluate.run(
+        evaluate.EvalConfig(
+            data=str(tmp_path / "eval.jsonl"), out=str(first), latency_questions=0, semantic=False,
+            gen=GenerateConfig(model=str(tiny_model_dir), adapter=str(run), max_new_tokens=4,
+                               refusal_threshold=1.0),
+        )
+    )  # fmt: skip
+    monkeypatch.setattr(
+        sys, "argv", ["redecide.py", str(first), "--suffix", "n", "--threshold", "0"]
+    )
+    redecide.main()
+    at_zero = json.loads((tmp_path / "ev-n" / "metrics.json").read_text())
+    assert at_zero["refusal_threshold"] == 0.0 and at_zero["false_refusal_rate"] == 100.0
+    redecide.main()  # the same thresholds again: the folder is reused
+    monkeypatch.setattr(
+        sys, "argv", ["redecide.py", str(first), "--suffix", "n", "--threshold", "1"]
+    )
+    with pytest.raises(SystemExit, match="other thresholds"):
+        redecide.main()

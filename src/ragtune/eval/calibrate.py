@@ -7,7 +7,9 @@ SQuAD 2.0 style, a refusal scores F1 1 on an unanswerable question and 0 on an a
 one, an answer scores its F1 against the gold answers (0 on an unanswerable question, unless
 it is itself a refusal). The chosen threshold maximises overall F1, or, with
 `max_false_refusal`, overall F1 among the thresholds that refuse at most that share of
-answerable questions. It is written into the adapter folder, or a full fine-tune's model/
+answerable questions; with `per_language`, the same choice is made again within each
+question language that has enough of both kinds. It is written into the adapter folder, or a
+full fine-tune's model/
 folder (`abstain.CALIBRATION_FILE`), where eval, RAG and serving find it
 (`gen.refusal_threshold=auto`).
 
@@ -53,8 +55,9 @@ class CalibrateSection:
     per_language: bool = True
     """Also choose a threshold for each question language with at least `MIN_PER_LANGUAGE`
     held-out questions of both kinds (when there is more than one language); the others
-    get the pooled one. The refusal score does not mean the same in each language: a
-    Qwen2.5-0.5B adapter separated its held-out Chinese questions at 94% AUC and English
+    get the pooled one, and every language does when the mix would break
+    `max_false_refusal`. The refusal score does not mean the same in each language: a
+    Qwen2.5-Coder-0.5B adapter separated its held-out Chinese questions at 94% AUC and English
     ones at 57% (benchmarks/RESULTS.md has what the pooled threshold cost in Chinese)."""
 
     def __post_init__(self) -> None:
@@ -96,6 +99,12 @@ def sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"threshold": t, **point(scored, abstain.Threshold(t))} for t in thresholds]
 
 
+def _with_question_lang(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows carrying `question_lang`, worked out once (language detection per row per
+    threshold would make a sweep's cost grow with the square of the questions)."""
+    return [r if "question_lang" in r else {**r, "question_lang": question_lang(r)} for r in rows]
+
+
 def question_lang(row: dict[str, Any]) -> str:
     """The language a row's threshold is looked up by: its question's, as at answer time
     (`Threshold.for_question`), not the metrics' `lang`, which a Chinese gold answer also
@@ -111,7 +120,8 @@ def point(scored: Sequence[dict[str, Any]], threshold: abstain.Threshold) -> dic
     at = dict(threshold.by_lang)
     f1 = refused_unans = refused_ans = answered = 0.0
     for r in scored:
-        refuse = r["refusal_score"] > at.get(question_lang(r), threshold.value)
+        t = at.get(question_lang(r), threshold.value) if at else threshold.value
+        refuse = r["refusal_score"] > t
         if refuse:
             f1 += 0.0 if r["answerable"] else 1.0
         else:
@@ -141,7 +151,7 @@ def choose_by_lang(
     """`choose` within each question language (`question_lang`) with at least
     `MIN_PER_LANGUAGE` answerable and unanswerable scored rows, when `rows` hold more than
     one language; {} otherwise (the pooled choice is then that language's)."""
-    scored = [r for r in rows if r.get("refusal_score") is not None]
+    scored = _with_question_lang([r for r in rows if r.get("refusal_score") is not None])
     langs = sorted({question_lang(r) for r in scored})
     if len(langs) < 2:
         return {}
@@ -169,11 +179,12 @@ def score_auc(rows: Sequence[dict[str, Any]]) -> float | None:
 
 
 def score_auc_by_lang(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
-    """`score_auc` within each language of `rows` (their `lang`). Pooled, an easy language's
-    unanswerables can hide a hard one's: SQuAD 2.0's adversarial questions and synthetic
-    Chinese ones separate very differently."""
-    langs = sorted({r["lang"] for r in rows})
-    return {lang: score_auc([r for r in rows if r["lang"] == lang]) for lang in langs}
+    """`score_auc` within each question language of `rows` (`question_lang`, as thresholds
+    are chosen and applied). Pooled, an easy language's unanswerables can hide a hard one's:
+    SQuAD 2.0's adversarial questions and synthetic Chinese ones separate very differently."""
+    rows = _with_question_lang(rows)
+    langs = sorted({question_lang(r) for r in rows})
+    return {lang: score_auc([r for r in rows if question_lang(r) == lang]) for lang in langs}
 
 
 def wilson(rate: float | None, n: int, z: float = 1.96) -> list[float] | None:
@@ -205,6 +216,29 @@ def choose(points: Sequence[dict[str, Any]], max_false_refusal: float | None = N
     return max(pool, key=lambda p: (round(p["f1"], 9), p["threshold"]))
 
 
+def choose_thresholds(
+    rows: Sequence[dict[str, Any]], points: Sequence[dict[str, Any]], target: CalibrateSection
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The pooled choice among `points` (`sweep(rows)`) and each language's own
+    (`choose_by_lang`, with `target.per_language`). With languages of their own, the pooled
+    point is replaced by what the rows score at the thresholds that will be applied. A
+    language without its own keeps the pooled threshold, which met `max_false_refusal` over
+    all rows only: if the mix breaks it, no language gets its own."""
+    best = choose(points, target.max_false_refusal)
+    by_lang = choose_by_lang(rows, target.max_false_refusal) if target.per_language else {}
+    if not by_lang:
+        return best, {}
+    scored = [r for r in rows if r.get("refusal_score") is not None]
+    own = {lang: p["threshold"] for lang, p in by_lang.items()}
+    applied = {"threshold": best["threshold"]} | point(
+        scored, abstain.Threshold.of(best["threshold"], own)
+    )
+    cap = target.max_false_refusal
+    if cap is not None and (applied["false_refusal_rate"] or 0) > 100 * cap:
+        return best, {}
+    return applied, by_lang
+
+
 def calibrate(
     generator: Generator,
     examples: Sequence[Example],
@@ -233,21 +267,8 @@ def calibrate(
     for r in rows:
         r["question_lang"] = question_lang(r)
     points = sweep(rows)
-    best = choose(points, target.max_false_refusal)
-    by_lang = choose_by_lang(rows, target.max_false_refusal) if target.per_language else {}
+    best, by_lang = choose_thresholds(rows, points, target)
     thresholds = {lang: p["threshold"] for lang, p in by_lang.items()}
-    if by_lang:  # what the held-out questions get at the thresholds that will be applied
-        scored = [r for r in rows if r.get("refusal_score") is not None]
-        applied = {"threshold": best["threshold"]} | point(
-            scored, abstain.Threshold.of(best["threshold"], thresholds)
-        )
-        cap = target.max_false_refusal
-        # A language without its own keeps the pooled threshold, which met the cap pooled
-        # only: if the mix breaks it, the pooled threshold alone is used.
-        if cap is None or (applied["false_refusal_rate"] or 0) <= 100 * cap:
-            best = applied
-        else:
-            by_lang, thresholds = {}, {}
     n_ans = sum(1 for r in rows if r["answerable"])
     return {
         "threshold": best["threshold"],
@@ -299,7 +320,7 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
     if not cfg.run:
         raise ConfigError("run: the training run folder to calibrate is required")
     tuned = runs.tuned_dir(cfg.run)  # the adapter, or a full fine-tune's model
-    full = not Path(tuned, "adapter_config.json").is_file()
+    full = runs.full_model_dir(tuned) is not None
     run_dir = Path(tuned).parent
     data = cfg.data or str(run_dir / runs.HELDOUT)
     if not Path(data).is_file():

@@ -2,7 +2,7 @@
 
 The answer is printed with its citations ([n] -> file and heading) and the passages shown to
 the model; `json=true` (`--json`) prints one JSON object instead, for scripts. The adapter's
-calibrated refusal threshold applies (`gen.refusal_threshold=auto`); the generator can be a
+(or a full fine-tune's) calibrated refusal threshold applies (`gen.refusal_threshold=auto`); the generator can be a
 local model, a .gguf file through llama.cpp, or any OpenAI-compatible endpoint such as vLLM
 (`--model openai:NAME gen.api_base=http://host:8000/v1`).
 

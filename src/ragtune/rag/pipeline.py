@@ -4,7 +4,7 @@ The prompt is the very one the model was tuned on (`prompt.grounded`, passages n
 retrieval order), fitted to `max_length` tokens as training fits it; generation goes through
 the shared path (`generation.grounded`), so a local model, llama.cpp or an OpenAI-compatible
 endpoint (vLLM, `ragtune serve`) answers the same request. With a refusal threshold (an
-adapter's calibrated one by default) the model's refusal score decides whether to answer.
+adapter's or full fine-tune's calibrated one by default, per language where it has them) the model's refusal score decides whether to answer.
 An optional `Router` sends some questions straight to the model, without retrieval.
 
     pipe = Pipeline(index.retriever(RetrievalSection()), generator, threshold=Threshold(0.45))

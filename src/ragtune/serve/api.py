@@ -6,7 +6,8 @@
   final usage chunk with `stream_options.include_usage`) or not. `model` picks the base or an
   adapter. RAG mode, `model: "rag:INDEX"` (or `"rag:INDEX@ADAPTER"`, or any model plus
   `"ragtune": {"index": "INDEX"}`), answers the last user message from that index. The
-  adapter's calibrated refusal threshold applies, and the reply carries `ragtune`:
+  adapter's (or a full fine-tune base's) calibrated refusal threshold applies, per language
+  where it has them, and the reply carries `ragtune`:
   {refused, citations, passages} (in the last chunk when streaming).
 - `GET /`: the web page (`page.html`).
 
@@ -276,10 +277,9 @@ async def _stream(state: ServerState, req: ChatRequest, job: Job | None,
                 )
             )
         }
-        entry = state.pool.entries[req.model]
         # The number for this question's language (a calibration may hold one per language).
         threshold = (
-            abstain.at_question(entry.threshold, req.messages[-1]["content"]) if pipe else None
+            abstain.at_question(pipe.threshold, req.messages[-1]["content"]) if pipe else None
         )
         task = asyncio.create_task(_run(state, future, pipe, passages, req))
         refused_early = False

@@ -185,6 +185,13 @@ class TrainConfig:
         require(self, "early_stopping_patience", min=0)
 
 
+def method_lr(lora_lr: float, method: str) -> float:
+    """The learning rate for `method` given a LoRA one: scaled by `FULL_LR_SCALE` for a full
+    fine-tune, and rounded (3e-4 / 30 is 9.999999999999999e-06, which train_config.yaml
+    would show)."""
+    return round(lora_lr * (FULL_LR_SCALE if method == "full" else 1.0), 12)
+
+
 def resolve_defaults(cfg: TrainConfig, n_train: int) -> TrainConfig:
     """A copy of `cfg` with preset-dependent fields filled in; the copy is what gets saved."""
     cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora))
@@ -193,8 +200,7 @@ def resolve_defaults(cfg: TrainConfig, n_train: int) -> TrainConfig:
     cfg.lora.r = p["r"] if cfg.lora.r is None else cfg.lora.r
     cfg.lora.alpha = 2 * cfg.lora.r if cfg.lora.alpha is None else cfg.lora.alpha
     if cfg.lr is None:
-        # Rounded: 3e-4 * 0.1 is 2.9999999999999997e-05, which train_config.yaml would show.
-        cfg.lr = round(p["lr"] * (FULL_LR_SCALE if cfg.method == "full" else 1.0), 12)
+        cfg.lr = method_lr(p["lr"], cfg.method)
     cfg.batch_size = p["batch_size"] if cfg.batch_size is None else cfg.batch_size
     cfg.grad_accum = p["grad_accum"] if cfg.grad_accum is None else cfg.grad_accum
     if cfg.refusal_loss_weight is None:

@@ -35,6 +35,7 @@ Config = TrainConfig
 class TrainResult:
     out: Path
     adapter: Path
+    """The trained weights: adapter/, or model/ after a full fine-tune."""
     metrics: dict[str, Any]
 
 
@@ -147,7 +148,7 @@ IDENTITY_IGNORES = (
     "logging_steps",
     "save_total_limit",
     "gradient_checkpointing",
-    "calibrate",  # chosen after training, from the same adapter; `ragtune calibrate` redoes it
+    "calibrate",  # chosen after training, from the same weights; `ragtune calibrate` redoes it
 )
 
 
@@ -272,7 +273,7 @@ def _train(
     tokenizer.save_pretrained(tmp)
     atomic.publish_dir(tmp, final_dir)
     state, loss = trainer.state, float(train_out.training_loss)
-    del trainer, model  # calibration loads the adapter as eval will: free these first
+    del trainer, model  # calibration loads the weights as eval will: free these first
     calibration = _calibrate(cfg, final_dir, eval_ex, rt) if first_process else None
     metrics = {
         "model": cfg.model,
