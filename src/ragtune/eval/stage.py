@@ -96,10 +96,9 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
         raise ConfigError("data: an evaluation data file is required (data=path)")
     out = Path(cfg.out)
     threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter, cfg.gen.model)
-    ident = identity(cfg, threshold)
-    atomic.refuse_overwriting_inputs(
-        [out / name for name in runs.OUTPUTS["eval"]], _inputs(cfg, threshold)
-    )
+    inputs = _inputs(cfg, threshold)
+    ident = _identity(cfg, inputs)
+    atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["eval"]], inputs)
     examples = sample(load_examples(cfg.data, cfg.format), cfg.max_examples, cfg.seed)
     seen: set[str] = set()
     for e in examples:
@@ -129,9 +128,13 @@ def _inputs(cfg: EvalConfig, threshold: abstain.Threshold | None) -> dict[str, s
 def identity(cfg: EvalConfig, threshold: abstain.Threshold | None) -> dict[str, Any]:
     """What makes an eval this eval (`runs.identity`): what a folder's answers are reused
     for. Public so that a tool that seeds answers (benchmarks/redecide.py) records the same."""
+    return _identity(cfg, _inputs(cfg, threshold))
+
+
+def _identity(cfg: EvalConfig, inputs: dict[str, str | None]) -> dict[str, Any]:
     # Without an index the retrieval settings change nothing: earlier evals keep matching.
     ignore = IDENTITY_IGNORES + (() if cfg.index else ("retrieval",))
-    return runs.identity("eval", cfg, _inputs(cfg, threshold), ignore=ignore)
+    return runs.identity("eval", cfg, inputs, ignore=ignore)
 
 
 # Keys that change how an eval runs, not its answers: a rerun may change them and keep the

@@ -83,7 +83,8 @@ class Threshold:
         return dict(self.by_lang).get(lang, self.value)
 
     def for_question(self, question: str) -> float:
-        return self.at(language(question))
+        # No per-language thresholds (the common case): no language detection per answer.
+        return self.at(language(question)) if self.by_lang else self.value
 
     def identity(self) -> str:
         """What an eval's identity records: the plain number when there are no per-language
