@@ -170,6 +170,7 @@ ADDED_LATER = (
     "judge_api_base",
     "judge_retries",
     "judge_max",
+    "gen.refusal_score",
 )
 
 

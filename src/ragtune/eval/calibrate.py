@@ -33,7 +33,7 @@ from ragtune import atomic, runs, runtime
 from ragtune.config import ConfigError, require
 from ragtune.data.importers import load_examples
 from ragtune.example import Example
-from ragtune.generation import abstain
+from ragtune.generation import abstain, probe
 from ragtune.generation.base import Generator
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.grounded import PromptConfig
@@ -60,7 +60,17 @@ class CalibrateSection:
     Qwen2.5-Coder-0.5B adapter separated its held-out Chinese questions at 94% AUC and English
     ones at 57% (benchmarks/RESULTS.md has what the pooled threshold cost in Chinese)."""
 
+    probe: bool = False
+    """Score refusals with a refusal probe (`generation.probe`): a logistic regression on the
+    tuned model's hidden state at the answer start, fitted on the training examples
+    (`eval.refusal_probe`) and saved beside the weights; the threshold is then chosen on its
+    scores. Local transformers engines use it; llama.cpp cannot (recalibrate without it for a
+    GGUF). Off: the score is P(refusal start), and an old probe is removed."""
+    probe_examples: int = 2000
+    """Training examples the probe is fitted on, at most (unanswerable ones kept first)."""
+
     def __post_init__(self) -> None:
+        require(self, "probe_examples", min=1)
         require(self, "max_false_refusal", min=0, max=1)
         require(self, "max_examples", min=1)
         require(self, "max_new_tokens", min=1)
@@ -72,6 +82,9 @@ class CalibrateConfig:
     """The training run folder (or its adapter, or its full fine-tune's model/) to calibrate."""
     data: str | None = None
     """Held-out questions; default: the run's heldout.jsonl."""
+    probe_data: str | None = None
+    """Examples to fit the refusal probe on (calibrate.probe=true); default: the run's
+    training data less its held-out questions."""
     model: str | None = None
     """Base model spec of a LoRA run; default: the run's (a full fine-tune is its own)."""
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
@@ -270,7 +283,10 @@ def calibrate(
     best, by_lang = choose_thresholds(rows, points, target)
     thresholds = {lang: p["threshold"] for lang, p in by_lang.items()}
     n_ans = sum(1 for r in rows if r["answerable"])
+    probe = getattr(generator, "probe", None)
     return {
+        "score": "probe" if probe is not None else "start",
+        "probe": None if probe is None else {"layer": probe.layer, **probe.info},
         "threshold": best["threshold"],
         "thresholds_by_lang": thresholds,
         "chosen_by_lang": by_lang,
@@ -302,6 +318,37 @@ SCORE_KEYS = (
     "unrefused_f1",
     "unrefused_refused",
 )
+
+
+def prepare_probe(
+    engine: Generator,
+    tuned: str | Path,
+    train: Sequence[Example],
+    prompt: PromptConfig,
+    target: CalibrateSection,
+    max_length: int,
+    seed: int,
+) -> None:
+    """With `target.probe`, fit the refusal probe on `train` and save it beside the weights in
+    `tuned`, so `engine` scores refusals with it from now on (calibrate on it next); without,
+    remove any old probe, so the threshold about to be chosen is never read against one."""
+    if not target.probe:
+        probe.remove(tuned)
+        if hasattr(engine, "probe"):
+            engine.probe = None
+        return
+    from ragtune.eval import refusal_probe
+
+    fitted = refusal_probe.fit(
+        engine, train, prompt, max_length, target.probe_examples, seed, target.max_new_tokens
+    )
+    engine.probe = fitted  # type: ignore[attr-defined]  # a local engine: fit checked it
+    fitted.save(tuned)
+    print(
+        f"calibrate: refusal probe on layer {fitted.layer}, fitted on {fitted.info['fitted_on']} "
+        f"training examples ({fitted.info['unanswerable']} unanswerable), "
+        f"cross-validated AUC {fitted.info['cv_auc']:.1f}%"
+    )
 
 
 def save(tuned: str | Path, record: dict[str, Any]) -> Path:
@@ -343,12 +390,28 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
             f"{data}: calibration needs answerable and unanswerable questions "
             "(data prepare unanswerable_share=0.3 makes unanswerable ones)"
         )
+    train = _probe_examples(cfg, saved, data) if cfg.calibrate.probe else []
     rt = runtime.for_stage(cfg.runtime, str(model))
-    gen = GenerateConfig(model=str(model), adapter=None if full else tuned)
-    record = calibrate(load_generator(gen, rt), examples, prompt, cfg.calibrate, max_length)
+    gen = GenerateConfig(model=str(model), adapter=None if full else tuned, refusal_score="start")
+    engine = load_generator(gen, rt)
+    prepare_probe(engine, tuned, train, prompt, cfg.calibrate, max_length, seed)
+    record = calibrate(engine, examples, prompt, cfg.calibrate, max_length)
     record["data"] = data
     record["path"] = str(save(tuned, record))
     return record
+
+
+def _probe_examples(cfg: CalibrateConfig, saved: dict[str, Any], held_out: str) -> list[Example]:
+    """What the probe is fitted on: `probe_data`, or the run's training data less the
+    held-out questions (never a question the threshold is then chosen on)."""
+    path = cfg.probe_data or saved.get("data")
+    if not path or not Path(path).is_file():
+        raise ConfigError(
+            f"probe_data: the run's training data {path!r} is not here; name the examples "
+            "to fit the refusal probe on with probe_data=FILE"
+        )
+    skip = {e.id for e in load_examples(held_out)}
+    return [e for e in load_examples(path) if e.id not in skip]
 
 
 MIN_PER_KIND = 30
@@ -360,6 +423,9 @@ def show(record: dict[str, Any]) -> None:
     c, ci = record["chosen"], record.get("chosen_interval") or {}
     n_ans = int(record.get("answerable") or 0)
     n_unans = int(record["held_out"]) - n_ans
+    if record.get("score") == "probe":
+        layer = (record.get("probe") or {}).get("layer")
+        print(f"refusal score: the refusal probe on layer {layer}, not P(refusal start)")
     print(
         f"refusal threshold {record['threshold']:.4f} ({record['target']}, "
         f"{record['held_out']} held-out questions): F1 {c['f1']:.1f}, "

@@ -26,7 +26,7 @@ from ragtune.eval import metrics, report
 from ragtune.eval.answer import answer_all, fit_questions, single_request_latency
 from ragtune.generation import abstain
 from ragtune.generation.base import CountsTokens, Generation, Generator
-from ragtune.generation.load import GenerateConfig, load_generator
+from ragtune.generation.load import GenerateConfig, load_generator, probe_path
 from ragtune.prompt.grounded import PromptConfig, refusal_for
 from ragtune.rag.settings import RetrievalSection
 from ragtune.runtime import RuntimeSection
@@ -121,6 +121,8 @@ def _inputs(cfg: EvalConfig, threshold: abstain.Threshold | None) -> dict[str, s
         "adapter": _adapter_weights(cfg.gen.adapter),
         "full_finetune": _full_finetune_run(cfg.gen.model, cfg.gen.adapter),
         "refusal_threshold": None if threshold is None else threshold.identity(),
+        # The probe's weights decide the scores the threshold is read against.
+        "refusal_probe": None if threshold is None else _str(probe_path(cfg.gen)),
         "index": str(Path(cfg.index) / "manifest.json") if cfg.index else None,
     }
 
@@ -175,6 +177,10 @@ def _thresholds_applied(
         if scored:
             applied["refusal_applied_point"] = point(scored, threshold)
     return applied
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _full_finetune_run(model: str, adapter: str | None) -> str | None:
@@ -264,6 +270,10 @@ def _evaluate(
 
         scores["refusal_tradeoff"] = sweep(rows)
         scores["refusal_score_auc"] = score_auc(rows)
+        probe = getattr(generator, "probe", None)
+        scores["refusal_score_source"] = (
+            "start" if probe is None else f"probe (layer {probe.layer})"
+        )
         if all(g.refusal_score is None for g in gens):
             scores["notes"].append(
                 f"gen.refusal_threshold={cfg.gen.refusal_threshold}: this engine cannot score "

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from ragtune import runtime
 from ragtune.config import require
 from ragtune.errors import RagtuneError
 from ragtune.generation.base import Generator
-from ragtune.runs import adapter_dir
+from ragtune.generation.probe import PROBE_FILE, RefusalProbe
+from ragtune.runs import adapter_dir, full_model_dir
 
 
 @dataclass
@@ -56,6 +58,13 @@ class GenerateConfig:
     is a full fine-tune's model/ folder), or none without one; none: greedy decoding decides.
     For a GGUF run by llama.cpp, give the number from the run's ragtune_calibration.json (its
     `threshold`, or a language's `thresholds_by_lang` entry for questions in that language)."""
+
+    refusal_score: Literal["auto", "start"] = "auto"
+    """auto: when the adapter (or a full fine-tune's model folder) holds a refusal probe
+    (`generation.probe`, fitted by calibration with `calibrate.probe=true`), the refusal
+    score is its reading of the model's hidden state at the answer start, and the calibrated
+    threshold applies to that; start: always P(refusal start). Local engines only: llama.cpp
+    and API models score the refusal start."""
 
     extractive: bool = False
     """Constrain answers to spans of the passages or the refusal sentence
@@ -113,4 +122,21 @@ def load_generator(cfg: GenerateConfig, rt: runtime.Runtime | None = None) -> Ge
         # Merging the LoRA delta into the weights makes decoding as fast as the base model.
         model = load_adapter(model, adapter_dir(cfg.adapter)).merge_and_unload().eval()
         name = f"{cfg.model}+{cfg.adapter}"
-    return LocalGenerator(model, tokenizer, cfg.max_new_tokens, cfg.batch_size, name)
+    probe = RefusalProbe.load(p.parent) if (p := probe_path(cfg)) else None
+    return LocalGenerator(model, tokenizer, cfg.max_new_tokens, cfg.batch_size, name, probe)
+
+
+def probe_path(cfg: GenerateConfig) -> Path | None:
+    """The refusal probe file the local engine of `cfg` scores refusals with, or None: the
+    adapter's, or a full fine-tune's (given as the model), when it has one and
+    `refusal_score` is auto."""
+    if cfg.refusal_score != "auto" or not cfg.is_local:
+        return None
+    if cfg.adapter:
+        if cfg.adapter.endswith(".gguf"):
+            return None
+        folder: str | None = adapter_dir(cfg.adapter)
+    else:
+        folder = full_model_dir(cfg.model)
+    path = Path(folder) / PROBE_FILE if folder else None
+    return path if path is not None and path.is_file() else None

@@ -20,6 +20,7 @@ import torch
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation, Messages
 from ragtune.generation.extractive import SpanConstraint, word_starts
+from ragtune.generation.probe import RefusalProbe
 from ragtune.prompt.grounded import render_prompt
 
 
@@ -69,9 +70,20 @@ def fresh_strides_into_head(model: Any) -> None:
 class LocalGenerator:
     """Greedy batched decoding with a transformers causal LM."""
 
-    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int, batch_size: int, name: str):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_new_tokens: int,
+        batch_size: int,
+        name: str,
+        probe: RefusalProbe | None = None,
+    ):
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.probe = probe
+        """When set, the refusal score is this probe's reading of the answer-start hidden
+        state (`generation.probe`), not P(refusal start)."""
         self.stop_ids = stop_token_ids(tokenizer, model.config)
         self.device = next(model.parameters()).device
         fresh_strides_into_head(model)
@@ -150,6 +162,27 @@ class LocalGenerator:
                 )
         return [g for g in out if g is not None]
 
+    @torch.inference_mode()
+    def answer_states(self, batch: list[Messages], layers: list[int]) -> Any:
+        """The hidden states at each prompt's last token, where the answer starts: a float32
+        tensor (prompts, len(layers), hidden size), for fitting a refusal probe. Each prompt
+        runs on its own, unpadded, as `_prefill` runs them."""
+        states = []
+        for m in batch:
+            ids = self.tokenizer(render_prompt(self.tokenizer, m), add_special_tokens=False)
+            out = self.model(
+                input_ids=torch.tensor([ids["input_ids"]], device=self.device),
+                output_hidden_states=True,
+                logits_to_keep=1,
+            )
+            states.append(torch.stack([out.hidden_states[i][0, -1] for i in layers]).float())
+        return torch.stack(states).cpu()
+
+    @property
+    def layer_count(self) -> int:
+        """Entries of the model's `hidden_states`: the embeddings and one per block."""
+        return int(self.model.config.num_hidden_layers) + 1
+
     def _extractive(self, row_spans: list[list[str]], prompt_len: int) -> Any:
         """A logits processor keeping each row's answer a span of its texts: the last text
         is the refusal sentence, copied from its start only."""
@@ -165,7 +198,9 @@ class LocalGenerator:
     ) -> list[float | None]:
         """P(reply starts with each row's refusal start), from one forward pass over each
         prompt's last token and the start's tokens but its last. With a prefilled cache that
-        pass is a few tokens per row, and the cache is cropped back afterwards."""
+        pass is a few tokens per row, and the cache is cropped back afterwards. With a probe,
+        the same pass gives the hidden state at the prompt's last token, which it reads."""
+        probe = {"output_hidden_states": True} if self.probe is not None else {}
         k = max(len(s) for s in starts)
         # Rows whose start is shorter than k are padded with their own first token; only the
         # positions each start needs are read.
@@ -176,20 +211,27 @@ class LocalGenerator:
             step_mask = torch.cat([mask, torch.ones_like(tail)], dim=1)
             first = torch.tensor([len(r) - 1 for r in rows], device=self.device)[:, None]
             positions = first + torch.arange(k, device=self.device)[None]
-            logits = self.model(
-                input_ids=step_ids, attention_mask=step_mask, position_ids=positions, cache=cache
-            ).logits
+            out = self.model(
+                input_ids=step_ids,
+                attention_mask=step_mask,
+                position_ids=positions,
+                cache=cache,
+                **probe,
+            )
             cache.crop(-k)  # drop the k positions just added
         else:  # no reusable cache: the whole padded batch once more, with the start appended
             full_mask = torch.cat([mask, torch.ones_like(tail)], dim=1)
             positions = (full_mask.cumsum(1) - 1).clamp(min=0)
-            logits = self.model(
+            out = self.model(
                 input_ids=torch.cat([ids, tail], dim=1),
                 attention_mask=full_mask,
                 position_ids=positions,
                 logits_to_keep=k,  # (B, k, V), not (B, T, V): a 150k vocabulary is large
-            ).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
+                **probe,
+            )
+        if self.probe is not None:  # the prompt's last token is k positions from the end
+            return list(self.probe.score(out.hidden_states[self.probe.layer][:, -k]))
+        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
         return [
             abstain.start_probability([float(logprobs[b, j, t]) for j, t in enumerate(s)])
             for b, s in enumerate(starts)

@@ -274,7 +274,7 @@ def _train(
     atomic.publish_dir(tmp, final_dir)
     state, loss = trainer.state, float(train_out.training_loss)
     del trainer, model  # calibration loads the weights as eval will: free these first
-    calibration = _calibrate(cfg, final_dir, eval_ex, rt) if first_process else None
+    calibration = _calibrate(cfg, final_dir, train_ex, eval_ex, rt) if first_process else None
     metrics = {
         "model": cfg.model,
         "method": cfg.method,
@@ -301,10 +301,15 @@ def _train(
 
 
 def _calibrate(
-    cfg: TrainConfig, final: Path, held_out: list[Example], rt: runtime.Runtime
+    cfg: TrainConfig,
+    final: Path,
+    train: list[Example],
+    held_out: list[Example],
+    rt: runtime.Runtime,
 ) -> dict[str, Any] | None:
     """Choose the refusal threshold on the held-out split and save it with the weights
-    (`final`: the adapter, or a full fine-tune's model); a summary for the metrics, or None
+    (`final`: the adapter, or a full fine-tune's model), with the refusal probe fitted on the
+    training examples first when `calibrate.probe` asks; a summary for the metrics, or None
     when there is nothing to calibrate on."""
     from ragtune.eval import calibrate
     from ragtune.generation.load import GenerateConfig, load_generator
@@ -317,9 +322,14 @@ def _calibrate(
     examples = sample(held_out, cfg.calibrate.max_examples, cfg.seed)
     full = cfg.method == "full"
     gen = GenerateConfig(
-        model=str(final) if full else cfg.model, adapter=None if full else str(final)
+        model=str(final) if full else cfg.model,
+        adapter=None if full else str(final),
+        refusal_score="start",
     )
     engine = load_generator(gen, rt)
+    calibrate.prepare_probe(
+        engine, final, train, cfg.prompt, cfg.calibrate, cfg.max_length, cfg.seed
+    )
     record = calibrate.calibrate(engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length)
     record["path"] = str(calibrate.save(final, record))
     calibrate.show(record)
@@ -334,6 +344,8 @@ def _calibrate(
             "held_out",
             "score_auc",
             "score_auc_by_lang",
+            "score",
+            "probe",
         )
     }
 

@@ -1,0 +1,155 @@
+"""Fitting the refusal probe: the layer that separates best under cross-validation, its
+draw of examples, and the probe carried from training through calibration into eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from ragtune.cli import main
+from ragtune.config import ConfigError
+from ragtune.eval import refusal_probe
+from ragtune.eval import stage as evaluate
+from ragtune.example import Example, write_jsonl
+from ragtune.generation import abstain
+from ragtune.generation.load import GenerateConfig
+from ragtune.generation.probe import PROBE_FILE, RefusalProbe
+from ragtune.prompt.grounded import PromptConfig
+from ragtune.train import stage as train
+
+
+def _examples(prefix: str, n: int) -> list[Example]:
+    return [
+        Example(
+            f"{prefix}{i}",
+            f"Where is tower {i}?" if i % 2 == 0 else f"Who built tower {i}?",
+            [f"Tower {i} is in Paris."],
+            ["Paris"] if i % 2 == 0 else [],
+            answerable=i % 2 == 0,
+            group=f"{prefix}g{i}",
+        )
+        for i in range(n)
+    ]
+
+
+class SignalOnOneLayer:
+    """A stand-in engine whose hidden states are noise, except that one layer's first
+    dimension is +1 for unanswerable questions ("Who built") and -1 for answerable ones."""
+
+    name = "fake"
+    layer_count = 13  # candidates: 4, 6, 8, 10, 12
+
+    def __init__(self, signal_layer: int) -> None:
+        self.signal_layer = signal_layer
+        self.asked: list[list[int]] = []
+
+    def answer_states(self, batch: list[Any], layers: list[int]) -> torch.Tensor:
+        self.asked.append(layers)
+        g = torch.Generator().manual_seed(0)
+        states = torch.randn(len(batch), len(layers), 6, generator=g)
+        for i, messages in enumerate(batch):
+            sign = 1.0 if "Who built" in messages[-1]["content"] else -1.0
+            states[i, layers.index(self.signal_layer), 0] += 3 * sign
+        return states
+
+
+def test_fit_picks_the_layer_that_separates() -> None:
+    engine = SignalOnOneLayer(signal_layer=8)
+    probe = refusal_probe.fit(engine, _examples("t", 60), PromptConfig())
+    assert engine.asked == [[4, 6, 8, 10, 12]]
+    assert probe.layer == 8
+    cv = probe.info["cv_auc_by_layer"]
+    assert cv[8] == probe.info["cv_auc"] == max(cv.values()) and cv[8] > 95
+    assert all(cv[k] < 80 for k in (4, 6, 10, 12))  # noise: near chance
+    assert probe.info["fitted_on"] == 60 and probe.info["unanswerable"] == 30
+    # scores new states the way the signal says
+    h = torch.zeros(2, 6)
+    h[:, 0] = torch.tensor([3.0, -3.0])
+    high, low = probe.score(h)
+    assert high > 0.5 > low
+
+
+def test_draw_keeps_the_scarce_kind_and_the_cap() -> None:
+    exs = [e for e in _examples("t", 200) if e.answerable] + _examples("u", 20)[1::2]
+    drawn = refusal_probe._draw(exs, 50, seed=1)
+    assert len(drawn) == 50 and sum(not e.answerable for e in drawn) == 10
+    assert refusal_probe._draw(exs, 50, seed=1) == drawn  # seeded
+    assert len(refusal_probe._draw(exs, 10_000, seed=1)) == len(exs)
+
+
+def test_fit_refuses_too_few_or_an_engine_without_states() -> None:
+    few = _examples("t", 60)[: 2 * refusal_probe.MIN_PER_KIND - 2]
+    with pytest.raises(ConfigError, match="calibrate.probe: 19 answerable and 19 unanswerable"):
+        refusal_probe.fit(SignalOnOneLayer(8), few, PromptConfig())
+
+    class NoStates:
+        name = "api"
+
+    with pytest.raises(ConfigError, match="api gives no hidden states"):
+        refusal_probe.fit(NoStates(), _examples("t", 60), PromptConfig())
+
+
+def test_training_fits_the_probe_and_eval_scores_with_it(
+    tmp_path: Path, tiny_train_cfg: Any
+) -> None:
+    from ragtune.eval import calibrate
+
+    write_jsonl(tmp_path / "train.jsonl", _examples("t", 48))
+    write_jsonl(tmp_path / "held.jsonl", _examples("h", 8))
+    cfg = tiny_train_cfg(
+        tmp_path,
+        eval_data=str(tmp_path / "held.jsonl"),
+        max_steps=2,
+        calibrate=calibrate.CalibrateSection(probe=True),
+    )
+    result = train.run(cfg)
+    probe = RefusalProbe.load(result.adapter)
+    assert probe is not None and probe.info["fitted_on"] == 48
+    saved = abstain.read_calibration(result.adapter)
+    assert saved is not None and saved["score"] == "probe"
+    assert saved["probe"]["layer"] == probe.layer
+    assert result.metrics["refusal_calibration"]["score"] == "probe"
+
+    def evaluate_into(out: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ev = evaluate.run(
+            evaluate.EvalConfig(
+                data=str(tmp_path / "held.jsonl"),
+                out=str(tmp_path / out),
+                gen=GenerateConfig(
+                    model=cfg.model, adapter=str(tmp_path / "run"), max_new_tokens=4
+                ),
+                runtime=cfg.runtime,
+                latency_questions=0,
+                semantic=False,
+            )
+        )
+        rows = [json.loads(line) for line in (tmp_path / out / "predictions.jsonl").open()]
+        return ev, rows
+
+    ev, rows = evaluate_into("ev")
+    assert ev["refusal_score_source"] == f"probe (layer {probe.layer})"
+    # the eval's scores are the calibration's: the same probe on the same prompts
+    by_id = {r["id"]: r["refusal_score"] for r in saved["scores"]}
+    assert {r["id"]: r["refusal_score"] for r in rows} == pytest.approx(by_id, abs=1e-5)
+
+    # calibrating again without the probe removes it: the scores are P(refusal start) again
+    args = ["calibrate", str(tmp_path / "run"), "runtime.threads=1", "runtime.dtype=fp32"]
+    assert main(args) == 0
+    assert not (result.adapter / PROBE_FILE).exists()
+    again = abstain.read_calibration(result.adapter)
+    assert again is not None and again["score"] == "start" and again["probe"] is None
+    ev2, rows2 = evaluate_into("ev2")
+    assert ev2["refusal_score_source"] == "start"
+    assert [r["refusal_score"] for r in rows2] != pytest.approx([r["refusal_score"] for r in rows])
+    # and with it again from the command line, fitted on the run's own training data
+    assert main([*args, "calibrate.probe=true"]) == 0
+    refit = RefusalProbe.load(result.adapter)
+    assert refit is not None and refit.info["fitted_on"] == 48 and refit.layer == probe.layer
+    # an eval folder made with the probe is not reused for answers scored without it
+    assert main(["calibrate", str(tmp_path / "run"), "runtime.threads=1"]) == 0
+    with pytest.raises(Exception, match="overwrite|differ"):
+        evaluate_into("ev")
