@@ -159,6 +159,11 @@ def main() -> None:
         help="skip training's calibration (for greedy-only runs; `ragtune calibrate` later)",
     )
     ap.add_argument(
+        "--probe",
+        action="store_true",
+        help="calibrate on a refusal probe's scores (calibrate.probe=true)",
+    )
+    ap.add_argument(
         "--variants",
         default="greedy,calibrated,extractive",
         help="tuned-model scorings: greedy, calibrated, extractive (calibrated + extractive)",
@@ -375,7 +380,9 @@ def main() -> None:
                 runtime=rt_section,
                 resume=True,
                 calibrate=CalibrateSection(
-                    enabled=not args.no_calibrate, max_false_refusal=args.max_false_refusal
+                    enabled=not args.no_calibrate,
+                    probe=args.probe,
+                    max_false_refusal=args.max_false_refusal,
                 ),
             )
         ).metrics

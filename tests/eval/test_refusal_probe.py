@@ -153,3 +153,72 @@ def test_training_fits_the_probe_and_eval_scores_with_it(
     assert main(["calibrate", str(tmp_path / "run"), "runtime.threads=1"]) == 0
     with pytest.raises(Exception, match="overwrite|differ"):
         evaluate_into("ev")
+
+
+def _probed_run(tmp_path: Path, tiny_model_dir: Path, make_tiny_adapter: Any) -> Path:
+    """A run folder whose adapter holds a probe (random weights, layer 1) and a calibration
+    record that says it was made on the probe's scores."""
+    from ragtune.eval import calibrate
+
+    run = tmp_path / "run"
+    make_tiny_adapter(tiny_model_dir, run / "adapter")
+    g = torch.Generator().manual_seed(3)
+    probe = RefusalProbe(1, torch.zeros(32), torch.ones(32), torch.randn(32, generator=g), 0.0)
+    probe.save(run / "adapter")
+    calibrate.save(run, {"threshold": 0.5, "score": "probe", "probe": {"layer": 1}})
+    return run
+
+
+def test_threshold_and_score_must_match(
+    tmp_path: Path, tiny_model_dir: Path, make_tiny_adapter: Any
+) -> None:
+    """A probe's threshold is never read against P(refusal start), nor the other way round."""
+    from ragtune.errors import RagtuneError
+    from ragtune.eval import calibrate
+    from ragtune.generation.load import refusal_threshold
+
+    run = _probed_run(tmp_path, tiny_model_dir, make_tiny_adapter)
+    cfg = GenerateConfig(model=str(tiny_model_dir), adapter=str(run))
+    assert refusal_threshold(cfg) == abstain.Threshold(0.5)
+    assert refusal_threshold(GenerateConfig(model="m", adapter=str(run), refusal_threshold=0.2))
+    start = GenerateConfig(model=str(tiny_model_dir), adapter=str(run), refusal_score="start")
+    with pytest.raises(RagtuneError, match="gen.refusal_score=start asks for P"):
+        refusal_threshold(start)
+    (run / "adapter" / PROBE_FILE).unlink()
+    with pytest.raises(RagtuneError, match=f"its {PROBE_FILE} is missing"):
+        refusal_threshold(cfg)
+    _probed_run(tmp_path / "again", tiny_model_dir, make_tiny_adapter)
+    calibrate.save(tmp_path / "again" / "run", {"threshold": 0.5, "score": "start"})
+    again = GenerateConfig(model=str(tiny_model_dir), adapter=str(tmp_path / "again" / "run"))
+    with pytest.raises(RagtuneError, match="a refusal probe beside a threshold calibrated on P"):
+        refusal_threshold(again)
+
+
+def test_serve_scores_each_adapter_with_its_own_probe(
+    tmp_path: Path, tiny_model_dir: Path, make_tiny_adapter: Any, cpu_fp32: Any
+) -> None:
+    from ragtune.prompt.grounded import build_messages
+    from ragtune.serve.pool import ModelPool
+
+    run = _probed_run(tmp_path, tiny_model_dir, make_tiny_adapter)
+    plain = tmp_path / "plain"
+    make_tiny_adapter(tiny_model_dir, plain / "adapter", seed=2)
+    pool = ModelPool.load(
+        str(tiny_model_dir), {"probed": str(run), "plain": str(plain)}, cpu_fp32, max_new_tokens=2
+    )
+    assert pool.entries["probed"].probe is not None and pool.entries["plain"].probe is None
+    assert pool.entries["probed"].threshold == abstain.Threshold(0.5)
+    cfg = PromptConfig()
+    batch = [build_messages("Where is tower 1?", ["Tower 1 is in Paris."], cfg)]
+    refusals = [cfg.refusal_en]
+    probed = pool.generate("probed", batch, 2, refusals)[0].refusal_score
+    plain_score = pool.generate("plain", batch, 2, refusals)[0].refusal_score
+    base = pool.generate(str(tiny_model_dir), batch, 2, refusals)[0].refusal_score
+    # the probed adapter's score is its probe's reading of its own hidden state
+    from ragtune.generation.load import load_generator
+
+    alone = load_generator(GenerateConfig(model=str(tiny_model_dir), adapter=str(run)), cpu_fp32)
+    expected = alone.generate(batch, refusals)[0].refusal_score
+    assert probed == pytest.approx(expected, abs=1e-4)
+    assert pool.generate("probed", batch, 2, refusals)[0].refusal_score == probed  # after others
+    assert plain_score is not None and base is not None and probed != pytest.approx(plain_score)

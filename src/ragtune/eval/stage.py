@@ -26,7 +26,7 @@ from ragtune.eval import metrics, report
 from ragtune.eval.answer import answer_all, fit_questions, single_request_latency
 from ragtune.generation import abstain
 from ragtune.generation.base import CountsTokens, Generation, Generator
-from ragtune.generation.load import GenerateConfig, load_generator, probe_path
+from ragtune.generation.load import GenerateConfig, load_generator, probe_path, refusal_threshold
 from ragtune.prompt.grounded import PromptConfig, refusal_for
 from ragtune.rag.settings import RetrievalSection
 from ragtune.runtime import RuntimeSection
@@ -95,7 +95,7 @@ def run(cfg: EvalConfig, generator: Generator | None = None) -> dict[str, Any]:
     if not cfg.data:
         raise ConfigError("data: an evaluation data file is required (data=path)")
     out = Path(cfg.out)
-    threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter, cfg.gen.model)
+    threshold = refusal_threshold(cfg.gen)
     inputs = _inputs(cfg, threshold)
     ident = _identity(cfg, inputs)
     atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["eval"]], inputs)

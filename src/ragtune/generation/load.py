@@ -21,6 +21,7 @@ from typing import Literal
 from ragtune import runtime
 from ragtune.config import require
 from ragtune.errors import RagtuneError
+from ragtune.generation import abstain
 from ragtune.generation.base import Generator
 from ragtune.generation.probe import PROBE_FILE, RefusalProbe
 from ragtune.runs import adapter_dir, full_model_dir
@@ -124,6 +125,37 @@ def load_generator(cfg: GenerateConfig, rt: runtime.Runtime | None = None) -> Ge
         name = f"{cfg.model}+{cfg.adapter}"
     probe = RefusalProbe.load(p.parent) if (p := probe_path(cfg)) else None
     return LocalGenerator(model, tokenizer, cfg.max_new_tokens, cfg.batch_size, name, probe)
+
+
+def refusal_threshold(cfg: GenerateConfig) -> abstain.Threshold | None:
+    """The threshold `cfg.refusal_threshold` asks for (`abstain.resolve_threshold`), checked
+    against the score the engine of `cfg` computes: a threshold calibrated on the refusal
+    probe's scores means nothing against P(refusal start), and the other way round."""
+    threshold = abstain.resolve_threshold(cfg.refusal_threshold, cfg.adapter, cfg.model)
+    if cfg.refusal_threshold != "auto" or threshold is None:
+        return threshold
+    tuned = cfg.adapter or cfg.model
+    record = abstain.read_calibration(tuned) or {}
+    calibrated_on_probe = record.get("score") == "probe"
+    if calibrated_on_probe and probe_path(cfg) is None:
+        why = (
+            "gen.refusal_score=start asks for P(refusal start)"
+            if cfg.refusal_score == "start"
+            else "this engine cannot read it (local transformers engines only)"
+            if not cfg.is_local or str(cfg.adapter or "").endswith(".gguf")
+            else f"its {PROBE_FILE} is missing"
+        )
+        raise RagtuneError(
+            f"{abstain.calibration_path(tuned)}: the threshold was calibrated on the refusal "
+            f"probe's scores, and {why}; recalibrate without it (ragtune calibrate RUN "
+            "calibrate.probe=false) or give gen.refusal_threshold a number"
+        )
+    if not calibrated_on_probe and probe_path(cfg) is not None:
+        raise RagtuneError(
+            f"{probe_path(cfg)}: a refusal probe beside a threshold calibrated on P(refusal "
+            "start); recalibrate (ragtune calibrate RUN, calibrate.probe=true or false)"
+        )
+    return threshold
 
 
 def probe_path(cfg: GenerateConfig) -> Path | None:

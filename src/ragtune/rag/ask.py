@@ -19,8 +19,7 @@ from typing import Any
 
 from ragtune import runtime
 from ragtune.config import ConfigError, require
-from ragtune.generation import abstain
-from ragtune.generation.load import GenerateConfig, load_generator
+from ragtune.generation.load import GenerateConfig, load_generator, refusal_threshold
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.rag.index import Index
 from ragtune.rag.pipeline import Answer, Pipeline
@@ -61,7 +60,7 @@ def build_pipeline(cfg: AskConfig, index: Index) -> Pipeline:
     """The pipeline an AskConfig describes (the server builds its RAG mode the same way)."""
     rt = runtime.for_stage(cfg.runtime, cfg.gen.model, cfg.gen.is_local)
     generator = load_generator(cfg.gen, rt)
-    threshold = abstain.resolve_threshold(cfg.gen.refusal_threshold, cfg.gen.adapter, cfg.gen.model)
+    threshold = refusal_threshold(cfg.gen)
     router = make_router(cfg.router, index, generator, cfg.gen)
     return Pipeline(
         index.retriever(cfg.retrieval, rt.threads),

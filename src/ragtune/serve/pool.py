@@ -23,8 +23,10 @@ from ragtune import runtime
 from ragtune.errors import RagtuneError
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation, Messages
+from ragtune.generation.load import GenerateConfig, refusal_threshold
 from ragtune.generation.local import LocalGenerator, StreamHooks
-from ragtune.runs import adapter_dir
+from ragtune.generation.probe import RefusalProbe
+from ragtune.runs import adapter_dir, full_model_dir
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,21 @@ class ModelEntry:
     threshold: abstain.Threshold | None
     """The calibrated refusal threshold (RAG mode applies it) of the adapter, or of the base
     when it is a full fine-tune's folder, if it has one."""
+    probe: RefusalProbe | None = None
+    """The refusal probe the threshold was calibrated on, if any: the engine scores this
+    entry's refusals with it (`generation.probe`)."""
 
 
 class ModelPool:
     def __init__(self, generator: Any, base_name: str, adapters: dict[str, str],
-                 thresholds: dict[str, abstain.Threshold | None]):  # fmt: skip
+                 thresholds: dict[str, abstain.Threshold | None],
+                 probes: dict[str, RefusalProbe | None] | None = None):  # fmt: skip
         self.generator = generator
         self.base_name = base_name
-        self.entries = {base_name: ModelEntry(base_name, None, thresholds.get(base_name))} | {
-            n: ModelEntry(n, d, thresholds.get(n)) for n, d in adapters.items()
-        }
+        probes = probes or {}
+        self.entries = {
+            base_name: ModelEntry(base_name, None, thresholds.get(base_name), probes.get(base_name))
+        } | {n: ModelEntry(n, d, thresholds.get(n), probes.get(n)) for n, d in adapters.items()}
         self.lock = threading.Lock()
 
     @classmethod
@@ -61,7 +68,8 @@ class ModelPool:
         base, tokenizer = load_model(model, rt.dtype, rt.device)
         net: Any = base
         # A full fine-tune's folder carries its own calibration; a base model has none.
-        thresholds = {model: abstain.saved_threshold(abstain.read_calibration(model))}
+        thresholds = {model: refusal_threshold(GenerateConfig(model=model))}
+        probes = {model: RefusalProbe.load(full_model_dir(model))}
         for i, (name, folder) in enumerate(adapters.items()):
             if name == model or name.startswith("rag:"):
                 raise RagtuneError(f"--adapter {name}={folder}: the name is taken (base or rag:)")
@@ -72,10 +80,11 @@ class ModelPool:
                 check_adapter_fits(base, path)
                 with peft_quietly():
                     net.load_adapter(path, adapter_name=name)
-            thresholds[name] = abstain.saved_threshold(abstain.read_calibration(folder))
+            thresholds[name] = refusal_threshold(GenerateConfig(model=model, adapter=folder))
+            probes[name] = RefusalProbe.load(path)
         net.eval()
         gen = LocalGenerator(net, tokenizer, max_new_tokens, batch_size, model)
-        return cls(gen, model, adapters, thresholds)
+        return cls(gen, model, adapters, thresholds, probes)
 
     @contextlib.contextmanager
     def _selected(self, name: str) -> Iterator[None]:
@@ -95,6 +104,7 @@ class ModelPool:
             raise KeyError(name)
         with self.lock, self._selected(name):
             self.generator.max_new_tokens = max_new_tokens
+            self.generator.probe = self.entries[name].probe
             return self.generator.generate(batch, refusals, stream=stream)
 
     def count_prompt_tokens(self, messages: Messages) -> int:
