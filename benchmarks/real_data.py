@@ -45,6 +45,7 @@ from ragtune.eval import stage as evaluate
 from ragtune.eval.calibrate import CalibrateSection, wilson
 from ragtune.eval.stage import EvalConfig
 from ragtune.example import Example, write_jsonl
+from ragtune.generation import abstain
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
@@ -358,6 +359,12 @@ def main() -> None:
                     f"{train_dir}: trained with {key}={was!r}, not {now!r}; "
                     "give this setting its own --tag"
                 )
+        record = abstain.read_calibration(train_dir) or {}
+        if "calibrated" in args.variants and (record.get("score") == "probe") != args.probe:
+            raise SystemExit(
+                f"{train_dir}: calibrated on {record.get('score', 'start')} scores; "
+                f"`ragtune calibrate {train_dir} calibrate.probe={str(args.probe).lower()}` first"
+            )
         tm = json.loads((train_dir / runs.TRAIN_METRICS).read_text())
     else:
         tm = train.run(

@@ -27,9 +27,8 @@ from typing import Any
 from ragtune import allocator, atomic, runs, runtime
 from ragtune.config import load_config
 from ragtune.eval import stage as evaluate
-from ragtune.generation import abstain
 from ragtune.generation.base import Generation
-from ragtune.generation.load import load_generator
+from ragtune.generation.load import load_generator, probe_path, refusal_threshold
 
 # What `Generation` keeps of an answer as the engine returned it, besides its text, which
 # `abstain.decide` replaced by the refusal where the threshold said refuse.
@@ -96,7 +95,16 @@ def main() -> None:
             latency_questions=0,
             gen=dataclasses.replace(cfg.gen, refusal_threshold=threshold_arg),
         )
-        threshold = abstain.resolve_threshold(threshold_arg, cfg.gen.adapter, cfg.gen.model)
+        threshold = refusal_threshold(cfg.gen)
+        # The saved scores are of the kind the eval computed: a threshold calibrated on the
+        # other kind (a probe added or removed since) means nothing against them.
+        had = json.loads((eval_dir / runs.EVAL_METRICS).read_text()).get("refusal_score_source")
+        wants = "start" if probe_path(cfg.gen) is None else "probe"
+        if (had or "start").split()[0] != wants:
+            raise SystemExit(
+                f"{eval_dir}: its scores are {had or 'start'}, the run now scores refusals "
+                f"with {wants}; evaluate again instead"
+            )
         ident = evaluate.identity(cfg, threshold)
         if runs.finished(out) is not None:
             recorded = json.loads((out / runs.run_file("eval")).read_text(encoding="utf-8"))

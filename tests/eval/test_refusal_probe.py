@@ -63,8 +63,9 @@ def test_fit_picks_the_layer_that_separates() -> None:
     assert engine.asked == [[4, 6, 8, 10, 12]]
     assert probe.layer == 8
     cv = probe.info["cv_auc_by_layer"]
-    assert cv[8] == probe.info["cv_auc"] == max(cv.values()) and cv[8] > 95
-    assert all(cv[k] < 80 for k in (4, 6, 10, 12))  # noise: near chance
+    assert cv["8"] == probe.info["cv_auc"] == max(cv.values()) and cv["8"] > 95
+    assert all(cv[k] < 80 for k in ("4", "6", "10", "12"))  # noise: near chance
+    assert probe.info["folds"] == "5, split by document"
     assert probe.info["fitted_on"] == 60 and probe.info["unanswerable"] == 30
     # scores new states the way the signal says
     h = torch.zeros(2, 6)
@@ -79,6 +80,10 @@ def test_draw_keeps_the_scarce_kind_and_the_cap() -> None:
     assert len(drawn) == 50 and sum(not e.answerable for e in drawn) == 10
     assert refusal_probe._draw(exs, 50, seed=1) == drawn  # seeded
     assert len(refusal_probe._draw(exs, 10_000, seed=1)) == len(exs)
+    # unanswerable ones the larger kind: half of the draw, more only if answerable run short
+    many = _examples("u", 100)[1::2] + _examples("a", 40)[::2]  # 50 and 20
+    assert sum(not e.answerable for e in refusal_probe._draw(many, 30, seed=1)) == 15
+    assert sum(not e.answerable for e in refusal_probe._draw(many, 50, seed=1)) == 30
 
 
 def test_fit_refuses_too_few_or_an_engine_without_states() -> None:
@@ -96,37 +101,49 @@ def test_fit_refuses_too_few_or_an_engine_without_states() -> None:
 def test_training_fits_the_probe_and_eval_scores_with_it(
     tmp_path: Path, tiny_train_cfg: Any
 ) -> None:
+    from ragtune.data.augment import AugmentSection
     from ragtune.eval import calibrate
+    from ragtune.generation.load import refusal_threshold
 
-    write_jsonl(tmp_path / "train.jsonl", _examples("t", 48))
+    # answerable only: the unanswerable ones are made by augment, as most users would
+    towns = [f"Town{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(48)]
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            Example(f"t{i}", f"Where is tower {i}?", [f"Tower {i} is in {t}."], [t], group=f"g{i}")
+            for i, t in enumerate(towns)
+        ],
+    )
     write_jsonl(tmp_path / "held.jsonl", _examples("h", 8))
     cfg = tiny_train_cfg(
         tmp_path,
         eval_data=str(tmp_path / "held.jsonl"),
         max_steps=2,
+        augment=AugmentSection(unanswerable_share=0.5),
         calibrate=calibrate.CalibrateSection(probe=True),
     )
     result = train.run(cfg)
     probe = RefusalProbe.load(result.adapter)
-    assert probe is not None and probe.info["fitted_on"] == 48
+    assert probe is not None and probe.info["unanswerable"] >= refusal_probe.MIN_PER_KIND
+    assert probe.info["fitted_on"] == 48 + probe.info["unanswerable"]
     saved = abstain.read_calibration(result.adapter)
     assert saved is not None and saved["score"] == "probe"
     assert saved["probe"]["layer"] == probe.layer
+    assert saved["probe"]["digest"] == probe.digest()
     assert result.metrics["refusal_calibration"]["score"] == "probe"
 
-    def evaluate_into(out: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        ev = evaluate.run(
-            evaluate.EvalConfig(
-                data=str(tmp_path / "held.jsonl"),
-                out=str(tmp_path / out),
-                gen=GenerateConfig(
-                    model=cfg.model, adapter=str(tmp_path / "run"), max_new_tokens=4
-                ),
-                runtime=cfg.runtime,
-                latency_questions=0,
-                semantic=False,
-            )
+    def eval_cfg(out: str) -> evaluate.EvalConfig:
+        return evaluate.EvalConfig(
+            data=str(tmp_path / "held.jsonl"),
+            out=str(tmp_path / out),
+            gen=GenerateConfig(model=cfg.model, adapter=str(tmp_path / "run"), max_new_tokens=4),
+            runtime=cfg.runtime,
+            latency_questions=0,
+            semantic=False,
         )
+
+    def evaluate_into(out: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ev = evaluate.run(eval_cfg(out))
         rows = [json.loads(line) for line in (tmp_path / out / "predictions.jsonl").open()]
         return ev, rows
 
@@ -145,14 +162,23 @@ def test_training_fits_the_probe_and_eval_scores_with_it(
     ev2, rows2 = evaluate_into("ev2")
     assert ev2["refusal_score_source"] == "start"
     assert [r["refusal_score"] for r in rows2] != pytest.approx([r["refusal_score"] for r in rows])
-    # and with it again from the command line, fitted on the run's own training data
+    # with it again from the command line: fitted on the training side rebuilt as training
+    # built it (the same synthetic unanswerables), so the same probe
     assert main([*args, "calibrate.probe=true"]) == 0
     refit = RefusalProbe.load(result.adapter)
-    assert refit is not None and refit.info["fitted_on"] == 48 and refit.layer == probe.layer
-    # an eval folder made with the probe is not reused for answers scored without it
-    assert main(["calibrate", str(tmp_path / "run"), "runtime.threads=1"]) == 0
-    with pytest.raises(Exception, match="overwrite|differ"):
-        evaluate_into("ev")
+    assert refit is not None and refit.info == probe.info
+    assert torch.allclose(refit.weight, probe.weight, atol=1e-4)
+    threshold = refusal_threshold(eval_cfg("x").gen)
+    ident = evaluate.identity(eval_cfg("x"), threshold)
+    # a probe refitted after the threshold was chosen: another eval, and refused as stale
+    RefusalProbe(refit.layer, refit.mean, refit.scale, refit.weight * 2, refit.bias).save(
+        result.adapter
+    )
+    assert evaluate.identity(eval_cfg("x"), threshold)["inputs"] != ident["inputs"]
+    from ragtune.errors import RagtuneError
+
+    with pytest.raises(RagtuneError, match="refitted after .* chose its threshold"):
+        refusal_threshold(eval_cfg("x").gen)
 
 
 def _probed_run(tmp_path: Path, tiny_model_dir: Path, make_tiny_adapter: Any) -> Path:
@@ -180,7 +206,8 @@ def test_threshold_and_score_must_match(
     run = _probed_run(tmp_path, tiny_model_dir, make_tiny_adapter)
     cfg = GenerateConfig(model=str(tiny_model_dir), adapter=str(run))
     assert refusal_threshold(cfg) == abstain.Threshold(0.5)
-    assert refusal_threshold(GenerateConfig(model="m", adapter=str(run), refusal_threshold=0.2))
+    numeric = GenerateConfig(model="m", adapter=str(run), refusal_threshold=0.2)
+    assert refusal_threshold(numeric) == abstain.Threshold(0.2)
     start = GenerateConfig(model=str(tiny_model_dir), adapter=str(run), refusal_score="start")
     with pytest.raises(RagtuneError, match="gen.refusal_score=start asks for P"):
         refusal_threshold(start)
@@ -221,4 +248,13 @@ def test_serve_scores_each_adapter_with_its_own_probe(
     expected = alone.generate(batch, refusals)[0].refusal_score
     assert probed == pytest.approx(expected, abs=1e-4)
     assert pool.generate("probed", batch, 2, refusals)[0].refusal_score == probed  # after others
-    assert plain_score is not None and base is not None and probed != pytest.approx(plain_score)
+    # the others score P(refusal start): the probe does not stay set for them
+    plain_alone = load_generator(
+        GenerateConfig(model=str(tiny_model_dir), adapter=str(plain)), cpu_fp32
+    ).generate(batch, refusals)[0]
+    base_alone = load_generator(GenerateConfig(model=str(tiny_model_dir)), cpu_fp32).generate(
+        batch, refusals
+    )[0]
+    assert plain_score == pytest.approx(plain_alone.refusal_score, abs=1e-4)
+    assert base == pytest.approx(base_alone.refusal_score, abs=1e-4)
+    assert probed != pytest.approx(plain_score)

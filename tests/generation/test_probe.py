@@ -89,6 +89,12 @@ def test_engine_scores_refusals_with_the_probe(tiny_model_dir: Path) -> None:
     gens = gen.generate(batch, refusals=[cfg.refusal_en] * 3)
     states = torch.stack([_by_hand_state(gen, m, 2) for m in batch])
     assert [g.refusal_score for g in gens] == pytest.approx(probe.score(states), abs=1e-4)
+    # the padded path (models whose cache cannot be merged row by row) reads the same state
+    prefill = gen._prefill
+    gen._prefill = lambda rows: (*prefill(rows)[:2], None)  # type: ignore[method-assign]
+    padded = gen.generate(batch, refusals=[cfg.refusal_en] * 3)
+    gen._prefill = prefill  # type: ignore[method-assign]
+    assert [g.refusal_score for g in padded] == pytest.approx(probe.score(states), abs=1e-4)
     got = gen.answer_states(batch, [0, 2])
     assert got.shape == (3, 2, model.config.hidden_size)
     assert torch.allclose(got[:, 1], states, atol=1e-5)

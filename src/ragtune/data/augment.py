@@ -222,3 +222,26 @@ def _rewrite(
             kind=COUNTERFACTUAL_KIND,
         )
     return None
+
+
+def training_split(
+    train: list[Example],
+    evals: list[Example] | None,
+    eval_fraction: float,
+    seed: int,
+    max_examples: int | None,
+    augment: AugmentSection,
+) -> tuple[list[Example], list[Example]]:
+    """What `ragtune train` trains and holds out: `evals` when given, else `eval_fraction` of
+    `train` held out by group and shared passage (as `data prepare` splits); the training
+    side sampled to `max_examples`; both sides augmented from their own documents. Training
+    and `ragtune calibrate` (refitting the refusal probe on a run's training side) share it."""
+    from ragtune.data.split import sample, split_indices
+
+    if evals is None:
+        evals = []
+        if eval_fraction > 0 and len({e.group for e in train}) > 1:
+            train_idx, eval_idx, _ = split_indices(train, eval_fraction, seed)
+            train, evals = [train[i] for i in train_idx], [train[i] for i in eval_idx]
+    train = sample(train, max_examples, seed)
+    return augment.apply(train, seed), augment.apply(evals, seed)

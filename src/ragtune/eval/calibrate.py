@@ -286,7 +286,9 @@ def calibrate(
     probe = getattr(generator, "probe", None)
     return {
         "score": "probe" if probe is not None else "start",
-        "probe": None if probe is None else {"layer": probe.layer, **probe.info},
+        "probe": None
+        if probe is None
+        else {"layer": probe.layer, "digest": probe.digest(), **probe.info},
         "threshold": best["threshold"],
         "thresholds_by_lang": thresholds,
         "chosen_by_lang": by_lang,
@@ -390,7 +392,7 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
             f"{data}: calibration needs answerable and unanswerable questions "
             "(data prepare unanswerable_share=0.3 makes unanswerable ones)"
         )
-    train = _probe_examples(cfg, saved, data) if cfg.calibrate.probe else []
+    train = _probe_examples(cfg, saved) if cfg.calibrate.probe else []
     rt = runtime.for_stage(cfg.runtime, str(model))
     gen = GenerateConfig(model=str(model), adapter=None if full else tuned, refusal_score="start")
     engine = load_generator(gen, rt)
@@ -401,17 +403,31 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
     return record
 
 
-def _probe_examples(cfg: CalibrateConfig, saved: dict[str, Any], held_out: str) -> list[Example]:
-    """What the probe is fitted on: `probe_data`, or the run's training data less the
-    held-out questions (never a question the threshold is then chosen on)."""
-    path = cfg.probe_data or saved.get("data")
+def _probe_examples(cfg: CalibrateConfig, saved: dict[str, Any]) -> list[Example]:
+    """What the probe is fitted on: `probe_data`, or the run's training side rebuilt as
+    training built it (its data, split, sample and augmentation: `augment.training_split`),
+    so the unanswerable questions `augment.unanswerable_share` made are there too."""
+    from ragtune.data.augment import AugmentSection, training_split
+
+    if cfg.probe_data:
+        return load_examples(cfg.probe_data)
+    path = saved.get("data")
     if not path or not Path(path).is_file():
         raise ConfigError(
             f"probe_data: the run's training data {path!r} is not here; name the examples "
             "to fit the refusal probe on with probe_data=FILE"
         )
-    skip = {e.id for e in load_examples(held_out)}
-    return [e for e in load_examples(path) if e.id not in skip]
+    fmt = saved.get("format") or "auto"
+    evals = load_examples(saved["eval_data"], fmt) if saved.get("eval_data") else None
+    train, _ = training_split(
+        load_examples(path, fmt),
+        evals,
+        float(saved.get("eval_fraction") or 0),
+        int(saved.get("seed") or 0),
+        saved.get("max_examples"),
+        AugmentSection(**(saved.get("augment") or {})),
+    )
+    return train
 
 
 MIN_PER_KIND = 30

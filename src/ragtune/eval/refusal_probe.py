@@ -34,6 +34,29 @@ MIN_PER_KIND = 20
 """Fewer training examples of a kind and no probe is fitted: 5 folds need a few of each."""
 
 
+def check_sklearn() -> None:
+    """scikit-learn fits the probe: a clear error naming the key when it is missing."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "calibrate.probe: needs scikit-learn (pip install scikit-learn), or set "
+            "calibrate.probe=false"
+        ) from None
+
+
+def check_kinds(examples: Sequence[Example]) -> None:
+    """Enough training examples of each kind to fit a probe, or a ConfigError: training
+    checks this before it starts, not after hours of it."""
+    n_un = sum(not e.answerable for e in examples)
+    if min(n_un, len(examples) - n_un) < MIN_PER_KIND:
+        raise ConfigError(
+            f"calibrate.probe: {len(examples) - n_un} answerable and {n_un} unanswerable "
+            f"training examples; the probe needs {MIN_PER_KIND} of each "
+            "(augment.unanswerable_share=0.3 makes unanswerable ones)"
+        )
+
+
 def candidate_layers(layer_count: int) -> list[int]:
     """Every second `hidden_states` index from a third of the depth to the last."""
     return list(range(layer_count // 3, layer_count, 2))
@@ -49,11 +72,14 @@ def fit(
     max_new_tokens: int = 48,
 ) -> RefusalProbe:
     """The probe for `generator` (a local engine: it needs hidden states), fitted on up to
-    `max_examples` of `examples` (drawn with `seed`, every unanswerable one kept first)."""
+    `max_examples` of `examples` (drawn with `seed`; unanswerable ones, the scarcer kind,
+    make up to half, more only when answerable ones run short)."""
     import numpy as np
     import torch
+
+    check_sklearn()
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -65,13 +91,8 @@ def fit(
             "model does); set calibrate.probe=false"
         )
     chosen = _draw(examples, max_examples, seed)
+    check_kinds(chosen)
     n_un = sum(not e.answerable for e in chosen)
-    if min(n_un, len(chosen) - n_un) < MIN_PER_KIND:
-        raise ConfigError(
-            f"calibrate.probe: {len(chosen) - n_un} answerable and {n_un} unanswerable "
-            f"training examples; the probe needs {MIN_PER_KIND} of each "
-            "(data prepare unanswerable_share=0.3 makes unanswerable ones)"
-        )
     questions, _ = fit_questions(generator, chosen, prompt, max_length, max_new_tokens)
     layers = candidate_layers(generator.layer_count)
     states = generator.answer_states(
@@ -79,14 +100,19 @@ def fit(
     ).numpy()
     y = np.array([0 if e.answerable else 1 for e in chosen])
     groups = [e.group or e.id for e in chosen]
-    if len(set(groups)) < FOLDS:  # too few documents to split by: split by question
-        groups = [e.id for e in chosen]
-    folds = list(GroupKFold(n_splits=FOLDS).split(states, y, groups))
+    split_by = "document"
+    if len(set(groups)) < 2:  # one document: nothing to split by but the questions
+        groups, split_by = [e.id for e in chosen], "question"
+    # Stratified: each fold keeps both kinds, so none is skipped for holding only one.
+    k = min(FOLDS, len(set(groups)))
+    folds = list(
+        StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(states, y, groups)
+    )
 
     def model() -> Any:
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
 
-    cv: dict[int, float | None] = {}
+    cv: dict[str, float | None] = {}  # str keys: the info goes through JSON
     for j, layer in enumerate(layers):
         aucs = []
         for train, test in folds:
@@ -94,11 +120,11 @@ def fit(
                 continue  # a fold of one kind scores nothing
             clf = model().fit(states[train, j], y[train])
             aucs.append(_auc(y[test], clf.predict_proba(states[test, j])[:, 1]))
-        cv[layer] = round(float(np.mean(aucs)), 2) if aucs else None
+        cv[str(layer)] = round(float(np.mean(aucs)), 2) if aucs else None
     scored = {k: v for k, v in cv.items() if v is not None}
     if not scored:
         raise ConfigError("calibrate.probe: no fold held both kinds of question; add documents")
-    best = max(scored, key=lambda k: scored[k])
+    best = int(max(scored, key=lambda layer: scored[layer]))
     clf = model().fit(states[:, layers.index(best)], y)
     scaler, reg = clf[0], clf[1]
     return RefusalProbe(
@@ -112,7 +138,8 @@ def fit(
             "unanswerable": n_un,
             "C": C,
             "cv_auc_by_layer": cv,
-            "cv_auc": scored[best],
+            "cv_auc": scored[str(best)],  # the best of the layers tried: a little high
+            "folds": f"{len(folds)}, split by {split_by}",
         },
     )
 

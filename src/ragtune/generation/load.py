@@ -53,12 +53,14 @@ class GenerateConfig:
     Ollama do (adapter must then be a LoRA .gguf from `ragtune export --to lora`)."""
 
     refusal_threshold: float | Literal["auto", "none"] = "auto"
-    """Refuse when the model's probability of starting the refusal sentence is above this
+    """Refuse when the refusal score (the model's probability of starting the refusal
+    sentence, or the run's refusal probe: `refusal_score`) is above this
     (0-1), else answer with that start suppressed (`generation.abstain`); auto: the threshold
     calibrated for the adapter (written by training; with no adapter, the model's own when it
     is a full fine-tune's model/ folder), or none without one; none: greedy decoding decides.
-    For a GGUF run by llama.cpp, give the number from the run's ragtune_calibration.json (its
-    `threshold`, or a language's `thresholds_by_lang` entry for questions in that language)."""
+    With a refusal probe (`refusal_score`) the threshold applies to the probe's score. For a
+    GGUF run by llama.cpp, give the number from the run's ragtune_calibration.json when its
+    `score` is start (its `threshold`, or a language's `thresholds_by_lang` entry)."""
 
     refusal_score: Literal["auto", "start"] = "auto"
     """auto: when the adapter (or a full fine-tune's model folder) holds a refusal probe
@@ -124,7 +126,14 @@ def load_generator(cfg: GenerateConfig, rt: runtime.Runtime | None = None) -> Ge
         model = load_adapter(model, adapter_dir(cfg.adapter)).merge_and_unload().eval()
         name = f"{cfg.model}+{cfg.adapter}"
     probe = RefusalProbe.load(p.parent) if (p := probe_path(cfg)) else None
-    return LocalGenerator(model, tokenizer, cfg.max_new_tokens, cfg.batch_size, name, probe)
+    gen = LocalGenerator(model, tokenizer, cfg.max_new_tokens, cfg.batch_size, name)
+    gen.probe = probe
+    if probe is not None and not 0 <= probe.layer < gen.layer_count:
+        raise RagtuneError(
+            f"{p}: a probe of layer {probe.layer}, and the model has {gen.layer_count} hidden "
+            "states; recalibrate the run (ragtune calibrate RUN)"
+        )
+    return gen
 
 
 def refusal_threshold(cfg: GenerateConfig) -> abstain.Threshold | None:
@@ -150,9 +159,19 @@ def refusal_threshold(cfg: GenerateConfig) -> abstain.Threshold | None:
             f"probe's scores, and {why}; recalibrate without it (ragtune calibrate RUN "
             "calibrate.probe=false) or give gen.refusal_threshold a number"
         )
-    if not calibrated_on_probe and probe_path(cfg) is not None:
+    path = probe_path(cfg)
+    digest = (record.get("probe") or {}).get("digest")
+    if calibrated_on_probe and path is not None and digest:
+        probe = RefusalProbe.load(path.parent)
+        if probe is not None and probe.digest() != digest:
+            raise RagtuneError(
+                f"{path}: refitted after {abstain.calibration_path(tuned)} chose its threshold "
+                "(an interrupted calibration?); recalibrate (ragtune calibrate RUN "
+                "calibrate.probe=true)"
+            )
+    if not calibrated_on_probe and path is not None:
         raise RagtuneError(
-            f"{probe_path(cfg)}: a refusal probe beside a threshold calibrated on P(refusal "
+            f"{path}: a refusal probe beside a threshold calibrated on P(refusal "
             "start); recalibrate (ragtune calibrate RUN, calibrate.probe=true or false)"
         )
     return threshold

@@ -57,6 +57,16 @@ class RefusalProbe:
         logits = ((h - self.mean) / self.scale) @ self.weight + self.bias
         return [float(p) for p in torch.sigmoid(logits)]
 
+    def digest(self) -> str:
+        """SHA-256 of what the score depends on: the calibration record keeps it, so a probe
+        refitted after the threshold was chosen is caught, never read against it."""
+        import hashlib
+
+        h = hashlib.sha256(f"{self.layer} {self.bias!r}".encode())
+        for t in (self.mean, self.scale, self.weight):
+            h.update(t.detach().float().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     def save(self, folder: str | Path) -> Path:
         from safetensors.torch import save
 

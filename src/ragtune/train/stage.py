@@ -23,8 +23,9 @@ from typing import Any
 
 from ragtune import allocator, atomic, runs, runtime
 from ragtune.config import ConfigError, save_config
+from ragtune.data.augment import training_split
 from ragtune.data.importers import load_examples
-from ragtune.data.split import sample, split_indices
+from ragtune.data.split import sample
 from ragtune.example import Example, write_jsonl
 from ragtune.train.config import PRESETS, TrainConfig, resolve_defaults
 
@@ -41,18 +42,13 @@ class TrainResult:
 
 def _load_split(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
     train = load_examples(cfg.data, cfg.format)
-    if cfg.eval_data:
-        evals = load_examples(cfg.eval_data, cfg.format)
-    elif cfg.eval_fraction > 0 and len({e.group for e in train}) > 1:
-        # held out by group and shared passage, exactly as `ragtune data prepare` splits
-        train_idx, eval_idx, _ = split_indices(train, cfg.eval_fraction, cfg.seed)
-        train, evals = [train[i] for i in train_idx], [train[i] for i in eval_idx]
-    else:
-        evals = []
-    train = sample(train, cfg.max_examples, cfg.seed)
+    evals = load_examples(cfg.eval_data, cfg.format) if cfg.eval_data else None
+    train, held_out = training_split(
+        train, evals, cfg.eval_fraction, cfg.seed, cfg.max_examples, cfg.augment
+    )
     if not train:
         raise ConfigError(f"{cfg.data}: no training examples")
-    return cfg.augment.apply(train, cfg.seed), cfg.augment.apply(evals, cfg.seed)
+    return train, held_out
 
 
 def training_args(
@@ -117,6 +113,11 @@ def run(cfg: TrainConfig) -> TrainResult:
     inputs = {"data": cfg.data, "eval_data": cfg.eval_data}
     atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["train"]], inputs)
     train_ex, eval_ex = _load_split(cfg)
+    if cfg.calibrate.enabled and cfg.calibrate.probe:  # fail now, not after training
+        from ragtune.eval import refusal_probe
+
+        refusal_probe.check_sklearn()
+        refusal_probe.check_kinds(train_ex)
     # The identity of the resolved config: the same whether the user passes the preset's
     # values or the saved train_config.yaml.
     cfg = resolve_defaults(cfg, len(train_ex))
