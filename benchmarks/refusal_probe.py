@@ -11,10 +11,13 @@ better than the model's output does. This script measures that on our models:
 1. One forward pass per prompt (question + its passages, fitted as eval fits them), keeping
    every layer's hidden state at the last prompt position (where the answer starts) and the
    refusal start's probability there.
-2. A logistic regression per layer (scikit-learn, standardised features, L2 chosen by 5-fold
-   cross-validation on the fitting set only), fitted on `--fit` (a run's training examples).
-3. AUC (chance an unanswerable question scores above an answerable one) on each `--data`
-   set, per layer, beside the refusal start's AUC on the same prompts.
+2. Per layer and L2 strength C (0.001, 0.01, 0.1), a logistic regression on the standardised
+   state (scikit-learn), fitted on `--fit` (a run's training examples): its AUC under 5-fold
+   cross-validation on the fitting set (folds split by document and stratified, as
+   `eval.refusal_probe` chooses the layer), and, fitted on all of it, its AUC on each `--data`
+   set (chance an unanswerable question scores above an answerable one), with the share of
+   unanswerable questions refused at 10/15/20/25% false refusals.
+3. The refusal start's AUC and the same shares on the same prompts, for comparison.
 
     python benchmarks/refusal_probe.py --model <gguf> --adapter <run>/adapter \\
         --fit <out>/data/train-x.jsonl --data <out>/data/eval_en.jsonl --lang en
@@ -76,6 +79,14 @@ def auc(y: np.ndarray, score: np.ndarray) -> float | None:
     return score_auc(rows)
 
 
+def refused_at(y: np.ndarray, score: np.ndarray) -> str:
+    """Unanswerable questions refused at the best threshold under each false-refusal cap."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, score)
+    return " ".join(f"{100 * max(tpr[fpr <= c + 1e-9]):.0f}" for c in (0.10, 0.15, 0.20, 0.25))
+
+
 def main() -> None:
     allocator.ensure()
     ap = argparse.ArgumentParser(description=__doc__)
@@ -88,13 +99,13 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=640)
     ap.add_argument("--cache", default=None, help="save/load the features here (.npz prefix)")
     args = ap.parse_args()
-    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    rt = runtime.for_stage(runtime.RuntimeSection(), args.model)
-    gen: Any = load_generator(GenerateConfig(model=args.model, adapter=args.adapter), rt)
     sets: dict[str, dict] = {}
+    gen: Any = None
     for name, path, limit in [("fit", args.fit, args.fit_limit)] + [
         (Path(p).stem, p, None) for p in args.data
     ]:
@@ -102,36 +113,51 @@ def main() -> None:
         if cached is not None and cached.exists():
             sets[name] = dict(np.load(cached))
             continue
+        if gen is None:
+            rt = runtime.for_stage(runtime.RuntimeSection(), args.model)
+            gen = load_generator(GenerateConfig(model=args.model, adapter=args.adapter), rt)
         sets[name] = features(gen, path, args.lang, limit, args.max_length)
         if cached is not None:
             np.savez(cached, **sets[name])
     fit = sets["fit"]
+    exs = [
+        e for e in load_examples(args.fit) if args.lang is None or language(e.question) == args.lang
+    ]
+    groups = [e.group or e.id for e in exs[: len(fit["y"])]]
+    folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
     n_layers = fit["x"].shape[1]
     print(
         f"fit: {len(fit['y'])} examples, {int(fit['y'].sum())} unanswerable; layers 0..{n_layers - 1}"
     )
+    print("refused at false refusals <= 10/15/20/25%")
     report: dict[str, Any] = {"refusal_start": {}, "probe": {}}
     for name, s in sets.items():
         report["refusal_start"][name] = auc(s["y"], s["start"])
-    for layer in range(n_layers):
-        clf = make_pipeline(
-            StandardScaler(), LogisticRegressionCV(Cs=8, cv=5, scoring="roc_auc", max_iter=2000)
-        )
-        clf.fit(fit["x"][:, layer], fit["y"])
-        report["probe"][layer] = {
-            name: auc(s["y"], clf.predict_proba(s["x"][:, layer])[:, 1])
-            for name, s in sets.items()
-            if name != "fit"
-        }
         print(
-            f"layer {layer:2d}: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in report["probe"][layer].items() if v is not None),
-            flush=True,
+            f"refusal start: {name} AUC {report['refusal_start'][name]:.1f}, refused "
+            f"{refused_at(s['y'], s['start'])}"
         )
-    print(
-        "refusal start AUC: "
-        + ", ".join(f"{k} {v:.1f}" for k, v in report["refusal_start"].items() if v is not None)
-    )
+    for c in (0.001, 0.01, 0.1):
+        for layer in range(n_layers // 3, n_layers, 2):
+            clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
+            x = fit["x"][:, layer]
+            cv = (
+                100
+                * cross_val_score(
+                    clf, x, fit["y"], groups=groups, cv=folds, scoring="roc_auc"
+                ).mean()
+            )
+            clf.fit(x, fit["y"])
+            row: dict[str, Any] = {"cv": round(float(cv), 1)}
+            text = []
+            for name, s in sets.items():
+                if name == "fit":
+                    continue
+                score = clf.predict_proba(s["x"][:, layer])[:, 1]
+                row[name] = auc(s["y"], score)
+                text.append(f"{name} AUC {row[name]:.1f}, refused {refused_at(s['y'], score)}")
+            report["probe"][f"C={c} layer={layer}"] = row
+            print(f"C={c} layer {layer:2d}: cv {cv:.1f}; " + "; ".join(text), flush=True)
     if args.cache:
         Path(f"{args.cache}-report.json").write_text(json.dumps(report, indent=1))
 
