@@ -20,20 +20,7 @@ from ragtune.generation.load import GenerateConfig
 from ragtune.generation.probe import PROBE_FILE, RefusalProbe
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.train import stage as train
-
-
-def _examples(prefix: str, n: int) -> list[Example]:
-    return [
-        Example(
-            f"{prefix}{i}",
-            f"Where is tower {i}?" if i % 2 == 0 else f"Who built tower {i}?",
-            [f"Tower {i} is in Paris."],
-            ["Paris"] if i % 2 == 0 else [],
-            answerable=i % 2 == 0,
-            group=f"{prefix}g{i}",
-        )
-        for i in range(n)
-    ]
+from tests.eval.test_calibrate import _examples  # tower questions, every second unanswerable
 
 
 class SignalOnOneLayer:
