@@ -2,7 +2,7 @@
 not? A linear probe, fitted on the training examples, against today's refusal score.
 
 The calibrated refusal scores P(reply starts with the refusal sentence) at the start of the
-answer. For English SQuAD 2.0 that score's AUC stays near 60% (RESULTS.md), and the answer's
+answer. For English SQuAD 2.0 that score's AUC stays at 57-71% (RESULTS.md), and the answer's
 own log-probabilities do no better (`refusal_features.py`). Slobodkin et al. (2023, "The
 curious case of hallucinatory (un)answerability") found that a linear probe on an LLM's
 hidden state at the answer start separates answerable from unanswerable questions much
