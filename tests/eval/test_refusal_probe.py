@@ -245,3 +245,16 @@ def test_serve_scores_each_adapter_with_its_own_probe(
     assert plain_score == pytest.approx(plain_alone.refusal_score, abs=1e-4)
     assert base == pytest.approx(base_alone.refusal_score, abs=1e-4)
     assert probed != pytest.approx(plain_score)
+
+
+def test_training_refuses_a_probe_it_cannot_fit_before_it_trains(
+    tmp_path: Path, tiny_train_cfg: Any
+) -> None:
+    from ragtune.eval import calibrate
+
+    cfg = tiny_train_cfg(tmp_path, calibrate=calibrate.CalibrateSection(probe=True))
+    with pytest.raises(
+        ConfigError, match=r"4 answerable and 0 unanswerable training examples in .*train\.jsonl"
+    ):
+        train.run(cfg)
+    assert not (tmp_path / "run" / "adapter").exists()  # stopped before any step

@@ -50,14 +50,14 @@ def check_sklearn() -> None:
         ) from None
 
 
-def check_kinds(examples: Sequence[Example]) -> None:
+def check_kinds(examples: Sequence[Example], source: str = "training examples") -> None:
     """Enough training examples of each kind to fit a probe, or a ConfigError: training
     checks this before it starts, not after hours of it."""
     n_un = sum(not e.answerable for e in examples)
     if min(n_un, len(examples) - n_un) < MIN_PER_KIND:
         raise ConfigError(
             f"calibrate.probe: {len(examples) - n_un} answerable and {n_un} unanswerable "
-            f"training examples; the probe needs {MIN_PER_KIND} of each "
+            f"{source}; the probe needs {MIN_PER_KIND} of each "
             "(augment.unanswerable_share=0.3 makes unanswerable ones)"
         )
 

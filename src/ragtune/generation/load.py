@@ -126,8 +126,7 @@ def load_generator(cfg: GenerateConfig, rt: runtime.Runtime | None = None) -> Ge
         model = load_adapter(model, adapter_dir(cfg.adapter)).merge_and_unload().eval()
         name = f"{cfg.model}+{cfg.adapter}"
     probe = RefusalProbe.load(p.parent) if (p := probe_path(cfg)) else None
-    gen = LocalGenerator(model, tokenizer, cfg.max_new_tokens, cfg.batch_size, name)
-    gen.probe = probe
+    gen = LocalGenerator(model, tokenizer, cfg.max_new_tokens, cfg.batch_size, name, probe)
     if probe is not None and not 0 <= probe.layer < gen.layer_count:
         raise RagtuneError(
             f"{p}: a probe of layer {probe.layer}, and the model has {gen.layer_count} hidden "
@@ -140,11 +139,13 @@ def refusal_threshold(cfg: GenerateConfig) -> abstain.Threshold | None:
     """The threshold `cfg.refusal_threshold` asks for (`abstain.resolve_threshold`), checked
     against the score the engine of `cfg` computes: a threshold calibrated on the refusal
     probe's scores means nothing against P(refusal start), and the other way round."""
-    threshold = abstain.resolve_threshold(cfg.refusal_threshold, cfg.adapter, cfg.model)
-    if cfg.refusal_threshold != "auto" or threshold is None:
-        return threshold
+    if cfg.refusal_threshold != "auto":
+        return abstain.resolve_threshold(cfg.refusal_threshold, cfg.adapter, cfg.model)
     tuned = cfg.adapter or cfg.model
-    record = abstain.read_calibration(tuned) or {}
+    record = abstain.read_calibration(tuned)  # read once: the threshold and its score kind
+    threshold = abstain.saved_threshold(record)
+    if record is None or threshold is None:
+        return None
     calibrated_on_probe = record.get("score") == "probe"
     if calibrated_on_probe and probe_path(cfg) is None:
         why = (

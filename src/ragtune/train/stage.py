@@ -117,7 +117,7 @@ def run(cfg: TrainConfig) -> TrainResult:
         from ragtune.eval import refusal_probe
 
         refusal_probe.check_sklearn()
-        refusal_probe.check_kinds(train_ex)
+        refusal_probe.check_kinds(train_ex, f"training examples in {cfg.data}")
     # The identity of the resolved config: the same whether the user passes the preset's
     # values or the saved train_config.yaml.
     cfg = resolve_defaults(cfg, len(train_ex))
