@@ -65,6 +65,9 @@ HEADLINE = [
     "answer_s_mean",
 ]
 
+# Shares of documents held out for evaluation: SQuAD's 10 articles -> 2, CMRC's 680 -> 68.
+SQUAD_HELD_OUT, CMRC_HELD_OUT = 0.2, 0.1
+
 
 def saved_cap(run_dir: Path) -> int | None:
     """gen.max_new_tokens of the eval saved in `run_dir`."""
@@ -237,8 +240,8 @@ def main() -> None:
         imported = import_data(path, skip_empty_questions=True)
         print(f"{path}: {len(imported.examples)} examples; skipped {imported.skipped or 'none'}")
         data[name] = imported.examples
-    en_train, en_eval = split(data["squad"], 0.2, args.seed)  # 10 articles -> 2 held out
-    zh_train, zh_eval = split(data["cmrc"], 0.1, args.seed)
+    en_train, en_eval = split(data["squad"], SQUAD_HELD_OUT, args.seed)
+    zh_train, zh_eval = split(data["cmrc"], CMRC_HELD_OUT, args.seed)
     # Separate generators: the held-out sets do not change when the training sizes do,
     # so base-model scores stay comparable (and reusable) across training settings.
     eval_rng, train_rng = random.Random(args.seed), random.Random(args.seed + 1)

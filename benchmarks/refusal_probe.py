@@ -18,6 +18,11 @@ better than the model's output does. This script measures that on our models:
    set (chance an unanswerable question scores above an answerable one), with the share of
    unanswerable questions refused at 10/15/20/25% false refusals.
 3. The refusal start's AUC and the same shares on the same prompts, for comparison.
+4. With `--concat 14,16,18 ...`: the same for a probe on those layers' states side by side.
+
+Several `--fit` files are pooled (each file's features cached on its own), so a probe fitted
+on the training examples can be set beside one fitted on more labelled questions the adapter
+never saw, for how much more fitting data buys.
 
     python benchmarks/refusal_probe.py --model <gguf> --adapter <run>/adapter \\
         --fit <out>/data/train-x.jsonl --data <out>/data/eval_en.jsonl --lang en
@@ -92,74 +97,93 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", required=True)
     ap.add_argument("--adapter", default=None, help="none: the base model's hidden states")
-    ap.add_argument("--fit", required=True, help="examples to fit the probe on (JSONL)")
+    ap.add_argument(
+        "--fit", nargs="+", required=True, help="examples to fit the probe on (JSONL; pooled)"
+    )
     ap.add_argument("--data", nargs="+", required=True, help="sets to measure AUC on")
     ap.add_argument("--lang", default=None, help="keep only questions in this language")
-    ap.add_argument("--fit-limit", type=int, default=None)
+    ap.add_argument("--fit-limit", type=int, default=None, help="first N of each --fit file")
     ap.add_argument("--max-length", type=int, default=640)
     ap.add_argument("--cache", default=None, help="save/load the features here (.npz prefix)")
+    ap.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1], dest="cs")
+    ap.add_argument(
+        "--concat", nargs="*", default=[], help="layer sets probed together, e.g. 14,16,18"
+    )
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    sets: dict[str, dict] = {}
     gen: Any = None
-    for name, path, limit in [("fit", args.fit, args.fit_limit)] + [
-        (Path(p).stem, p, None) for p in args.data
-    ]:
-        cached = Path(f"{args.cache}-{name}.npz") if args.cache else None
+
+    def load(path: str, limit: int | None) -> dict:
+        nonlocal gen
+        cached = Path(f"{args.cache}-{Path(path).stem}.npz") if args.cache else None
         if cached is not None and cached.exists():
-            sets[name] = dict(np.load(cached))
-            continue
+            return dict(np.load(cached))
         if gen is None:
             rt = runtime.for_stage(runtime.RuntimeSection(), args.model)
             gen = load_generator(GenerateConfig(model=args.model, adapter=args.adapter), rt)
-        sets[name] = features(gen, path, args.lang, limit, args.max_length)
+        feats = features(gen, path, args.lang, limit, args.max_length)
         if cached is not None:
-            np.savez(cached, **sets[name])
-    fit = sets["fit"]
-    exs = [
-        e for e in load_examples(args.fit) if args.lang is None or language(e.question) == args.lang
-    ]
-    groups = [e.group or e.id for e in exs[: len(fit["y"])]]
+            np.savez(cached, **feats)
+        return feats
+
+    def kept(path: str) -> list:
+        exs = load_examples(path)
+        return [e for e in exs if args.lang is None or language(e.question) == args.lang]
+
+    fits = [load(p, args.fit_limit) for p in args.fit]
+    # Folds split by document across every fitting file (a file's examples may share one).
+    groups = [e.group or e.id for p, f in zip(args.fit, fits) for e in kept(p)[: len(f["y"])]]
+    fit = {k: np.concatenate([f[k] for f in fits]) for k in ("x", "y", "start")}
+    sets: dict[str, dict] = {"fit": fit} | {Path(p).stem: load(p, None) for p in args.data}
     folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
     n_layers = fit["x"].shape[1]
     print(
-        f"fit: {len(fit['y'])} examples, {int(fit['y'].sum())} unanswerable; layers 0..{n_layers - 1}"
+        f"fit: {len(fit['y'])} examples ({', '.join(Path(p).name for p in args.fit)}), "
+        f"{int(fit['y'].sum())} unanswerable; layers 0..{n_layers - 1}"
     )
     print("refused at false refusals <= 10/15/20/25%")
-    report: dict[str, Any] = {"refusal_start": {}, "probe": {}}
+    report: dict[str, Any] = {"fit": args.fit, "refusal_start": {}, "probe": {}}
     for name, s in sets.items():
         report["refusal_start"][name] = auc(s["y"], s["start"])
         print(
             f"refusal start: {name} AUC {report['refusal_start'][name]:.1f}, refused "
             f"{refused_at(s['y'], s['start'])}"
         )
-    for c in (0.001, 0.01, 0.1):
-        for layer in range(n_layers // 3, n_layers, 2):
+    layer_sets = [[layer] for layer in range(n_layers // 3, n_layers, 2)] + [
+        [int(i) for i in c.split(",")] for c in args.concat
+    ]
+    for c in args.cs:
+        for layers in layer_sets:
+
+            def rows(s: dict, layers: list[int] = layers) -> np.ndarray:
+                return s["x"][:, layers].reshape(len(s["y"]), -1)
+
             clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
-            x = fit["x"][:, layer]
             cv = (
                 100
                 * cross_val_score(
-                    clf, x, fit["y"], groups=groups, cv=folds, scoring="roc_auc"
+                    clf, rows(fit), fit["y"], groups=groups, cv=folds, scoring="roc_auc"
                 ).mean()
             )
-            clf.fit(x, fit["y"])
+            clf.fit(rows(fit), fit["y"])
             row: dict[str, Any] = {"cv": round(float(cv), 1)}
             text = []
             for name, s in sets.items():
                 if name == "fit":
                     continue
-                score = clf.predict_proba(s["x"][:, layer])[:, 1]
+                score = clf.predict_proba(rows(s))[:, 1]
                 row[name] = auc(s["y"], score)
                 text.append(f"{name} AUC {row[name]:.1f}, refused {refused_at(s['y'], score)}")
-            report["probe"][f"C={c} layer={layer}"] = row
-            print(f"C={c} layer {layer:2d}: cv {cv:.1f}; " + "; ".join(text), flush=True)
+            label = ",".join(map(str, layers))
+            report["probe"][f"C={c} layer={label}"] = row
+            print(f"C={c} layer {label:>2s}: cv {cv:.1f}; " + "; ".join(text), flush=True)
     if args.cache:
-        Path(f"{args.cache}-report.json").write_text(json.dumps(report, indent=1))
+        fitted = "+".join(Path(p).stem for p in args.fit)
+        Path(f"{args.cache}-report-{fitted}.json").write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

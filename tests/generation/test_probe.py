@@ -92,8 +92,17 @@ def test_engine_scores_refusals_with_the_probe(tiny_model_dir: Path) -> None:
     # the padded path (models whose cache cannot be merged row by row) reads the same state
     prefill = gen._prefill
     gen._prefill = lambda rows: (*prefill(rows)[:2], None)  # type: ignore[method-assign]
+    kept: list[list[int]] = []  # which layers' states each forward pass handed back
+    hook = gen.model.register_forward_hook(
+        lambda _m, _a, out: kept.append(
+            [i for i, h in enumerate(out.hidden_states or ()) if h is not None]
+        )
+    )
     padded = gen.generate(batch, refusals=[cfg.refusal_en] * 3)
+    hook.remove()
     gen._prefill = prefill  # type: ignore[method-assign]
+    # the whole padded batch's states are kept for the probe's layer only
+    assert [2] in kept and all(k in ([], [2]) for k in kept)
     assert [g.refusal_score for g in padded] == pytest.approx(probe.score(states), abs=1e-4)
     got = gen.answer_states(batch, [0, 2])
     assert got.shape == (3, 2, model.config.hidden_size)

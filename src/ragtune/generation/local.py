@@ -172,7 +172,7 @@ class LocalGenerator:
             ids = self.tokenizer(render_prompt(self.tokenizer, m), add_special_tokens=False)
             out = self.model(
                 input_ids=torch.tensor([ids["input_ids"]], device=self.device),
-                output_hidden_states=True,
+                output_hidden_states=list(layers),  # kept: only these (transformers >= 5.25)
                 logits_to_keep=1,
             )
             states.append(torch.stack([out.hidden_states[i][0, -1] for i in layers]).float())
@@ -200,7 +200,10 @@ class LocalGenerator:
         prompt's last token and the start's tokens but its last. With a prefilled cache that
         pass is a few tokens per row, and the cache is cropped back afterwards. With a probe,
         the same pass gives the hidden state at the prompt's last token, which it reads."""
-        probe = {"output_hidden_states": True} if self.probe is not None else {}
+        # Only the probe's layer is kept (transformers >= 5.25 selects by index; older ones
+        # take the list as True and keep every layer): the padded path would otherwise hold
+        # every layer's states over the whole batch.
+        probe = {"output_hidden_states": [self.probe.layer]} if self.probe is not None else {}
         k = max(len(s) for s in starts)
         # Rows whose start is shorter than k are padded with their own first token; only the
         # positions each start needs are read.

@@ -1,0 +1,40 @@
+"""The SQuAD 2.0 questions of a real_data.py run's training articles that its training file
+does not hold: labelled questions the adapter never saw, from articles that are not held out,
+for measuring what more fitting data buys a refusal probe (`refusal_probe.py --fit`).
+
+    python benchmarks/unused_questions.py --train <out>/data/train-x.jsonl \\
+        --out <out>/data/unused_en-x.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from real_data import SQUAD_HELD_OUT, split  # benchmarks/: the script's folder is on sys.path
+
+from ragtune.data.importers import import_data, load_examples
+from ragtune.example import write_jsonl
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--train", required=True, help="the run's training file (JSONL)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--squad", default="../shared/data/squad2_sample.json")
+    ap.add_argument("--seed", type=int, default=0, help="real_data.py's --seed")
+    args = ap.parse_args()
+    examples = import_data(args.squad, skip_empty_questions=True).examples
+    train_articles, _ = split(examples, SQUAD_HELD_OUT, args.seed)
+    # By question text: counterfactual rewrites keep the question but change id and passage.
+    used = {e.question for e in load_examples(args.train)}
+    unused = [e for e in train_articles if e.question not in used]
+    write_jsonl(Path(args.out), unused)
+    print(
+        f"{len(unused)} of {len(train_articles)} training-article questions unused "
+        f"({sum(not e.answerable for e in unused)} unanswerable) -> {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
