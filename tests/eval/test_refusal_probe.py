@@ -142,18 +142,24 @@ def test_training_fits_the_probe_and_eval_scores_with_it(
 
     # calibrating again without the probe removes it: the scores are P(refusal start) again
     args = ["calibrate", str(tmp_path / "run"), "runtime.threads=1", "runtime.dtype=fp32"]
-    assert main(args) == 0
+    assert main([*args, "calibrate.probe=false"]) == 0
     assert not (result.adapter / PROBE_FILE).exists()
     again = abstain.read_calibration(result.adapter)
     assert again is not None and again["score"] == "start" and again["probe"] is None
     ev2, rows2 = evaluate_into("ev2")
     assert ev2["refusal_score_source"] == "start"
     assert [r["refusal_score"] for r in rows2] != pytest.approx([r["refusal_score"] for r in rows])
-    # with it again from the command line: fitted on the training side rebuilt as training
-    # built it (the same synthetic unanswerables), so the same probe
-    assert main([*args, "calibrate.probe=true"]) == 0
+    # calibrated again by default (probe auto: the data has enough of each kind), it is
+    # fitted on the training side rebuilt as training built it (the same synthetic
+    # unanswerables), so it is the same probe
+    assert main(args) == 0
     refit = RefusalProbe.load(result.adapter)
-    assert refit is not None and refit.info == probe.info
+
+    def same_fit(info: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in info.items() if k != "fit_s"}
+
+    assert refit is not None and same_fit(refit.info) == same_fit(probe.info)
+    assert probe.info["fit_s"] > 0
     assert torch.allclose(refit.weight, probe.weight, atol=1e-4)
     threshold = refusal_threshold(eval_cfg("x").gen)
     ident = evaluate.identity(eval_cfg("x"), threshold)
@@ -258,3 +264,49 @@ def test_training_refuses_a_probe_it_cannot_fit_before_it_trains(
     ):
         train.run(cfg)
     assert not (tmp_path / "run" / "adapter").exists()  # stopped before any step
+
+
+def test_probe_auto_fits_when_the_data_allows_and_says_why_not(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragtune.eval import calibrate
+
+    auto = calibrate.CalibrateSection()
+    assert auto.probe is None  # the default
+    enough, few = _examples("t", 60), _examples("f", 30)  # 30 / 15 of each kind
+    assert calibrate.resolve_probe(auto, enough, "src").probe is True
+    assert capsys.readouterr().out == ""
+    off = calibrate.resolve_probe(auto, few, "training examples in x.jsonl")
+    assert off.probe is False
+    said = capsys.readouterr().out
+    assert "no refusal probe" in said and "15 unanswerable training examples in x.jsonl" in said
+    # asked for explicitly, too few is an error naming the key; false stays false
+    with pytest.raises(ConfigError, match="calibrate.probe: 15 answerable"):
+        calibrate.resolve_probe(calibrate.CalibrateSection(probe=True), few, "src")
+    no = calibrate.CalibrateSection(probe=False)
+    assert calibrate.resolve_probe(no, enough, "src").probe is False
+    # without scikit-learn, auto falls back and says so; true fails
+    monkeypatch.setattr(refusal_probe, "has_sklearn", lambda: False)
+    assert calibrate.resolve_probe(auto, enough, "src").probe is False
+    assert "scikit-learn is not installed" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="scikit-learn"):
+        calibrate.resolve_probe(calibrate.CalibrateSection(probe=True), enough, "src")
+
+
+def test_calibrate_auto_without_the_training_data_falls_back_to_the_refusal_start(
+    tmp_path: Path, tiny_train_cfg: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run whose training file has moved: auto calibrates on P(refusal start) and says
+    why; calibrate.probe=true stops with the key named."""
+    write_jsonl(tmp_path / "held.jsonl", _examples("h", 8))
+    cfg = tiny_train_cfg(tmp_path, eval_data=str(tmp_path / "held.jsonl"), max_steps=1)
+    result = train.run(cfg)  # 4 answerable training examples: auto fits no probe
+    assert not (result.adapter / PROBE_FILE).exists()
+    Path(cfg.data).unlink()
+    args = ["calibrate", str(tmp_path / "run"), "runtime.threads=1", "runtime.dtype=fp32"]
+    assert main(args) == 0
+    assert "no refusal probe (probe_data: the run's training data" in capsys.readouterr().out
+    record = abstain.read_calibration(result.adapter)
+    assert record is not None and record["score"] == "start"
+    assert main([*args, "calibrate.probe=true"]) != 0
+    assert "probe_data: the run's training data" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,17 @@ class CalibrateSection:
     Qwen2.5-Coder-0.5B adapter separated its held-out Chinese questions at 94% AUC and English
     ones at 57% (benchmarks/RESULTS.md has what the pooled threshold cost in Chinese)."""
 
-    probe: bool = False
+    probe: bool | None = None
     """Score refusals with a refusal probe (`generation.probe`): a logistic regression on the
     tuned model's hidden state at the answer start, fitted on the training examples
     (`eval.refusal_probe`) and saved beside the weights; the threshold is then chosen on its
-    scores. Local transformers engines use it; llama.cpp cannot (recalibrate without it for a
-    GGUF). Off: the score is P(refusal start), and an old probe is removed."""
+    scores. Local transformers engines use it; llama.cpp cannot (recalibrate with false for a
+    GGUF). None (auto): a probe when the training examples have 20 of each kind and
+    scikit-learn is installed, else the refusal start, saying why; true: a probe, or an error
+    before training starts; false: the score is P(refusal start), and an old probe is
+    removed. Measured (benchmarks/RESULTS.md): on Qwen2.5-0.5B English false refusals 23.8% ->
+    8.8% and answerable F1 61.4 -> 69.7; SmolLM2's refusal score went from below chance to
+    67% AUC."""
     probe_examples: int = 2000
     """Training examples the probe is fitted on, at most (unanswerable ones kept first)."""
 
@@ -322,6 +327,29 @@ SCORE_KEYS = (
 )
 
 
+def resolve_probe(
+    section: CalibrateSection, train: Sequence[Example], source: str
+) -> CalibrateSection:
+    """`section` with `probe` decided: true is checked (scikit-learn, enough of each kind in
+    `train`, described by `source`) and fails with the key named; None becomes true when
+    those hold, false otherwise, with the reason printed."""
+    from ragtune.eval import refusal_probe
+
+    if section.probe:
+        refusal_probe.check_sklearn()
+        refusal_probe.check_kinds(train, source)
+    if section.probe is not None:
+        return section
+    why = (
+        refusal_probe.kinds_problem(train, source)
+        if refusal_probe.has_sklearn()
+        else "scikit-learn is not installed"
+    )
+    if why:
+        print(f"calibrate: no refusal probe ({why}); the refusal score is P(refusal start)")
+    return replace(section, probe=why is None)
+
+
 def prepare_probe(
     engine: Generator,
     tuned: str | Path,
@@ -392,25 +420,37 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
             f"{data}: calibration needs answerable and unanswerable questions "
             "(data prepare unanswerable_share=0.3 makes unanswerable ones)"
         )
-    train = _probe_examples(cfg, saved) if cfg.calibrate.probe else []
+    target = cfg.calibrate
+    train: list[Example] = []
+    if target.probe is not False:
+        try:
+            train, source = _probe_examples(cfg, saved)
+        except ConfigError as e:
+            if target.probe:
+                raise
+            print(f"calibrate: no refusal probe ({e}); the refusal score is P(refusal start)")
+            target = replace(target, probe=False)
+        else:
+            target = resolve_probe(target, train, source)
     rt = runtime.for_stage(cfg.runtime, str(model))
     gen = GenerateConfig(model=str(model), adapter=None if full else tuned, refusal_score="start")
     engine = load_generator(gen, rt)
-    prepare_probe(engine, tuned, train, prompt, cfg.calibrate, max_length, seed)
-    record = calibrate(engine, examples, prompt, cfg.calibrate, max_length)
+    prepare_probe(engine, tuned, train, prompt, target, max_length, seed)
+    record = calibrate(engine, examples, prompt, target, max_length)
     record["data"] = data
     record["path"] = str(save(tuned, record))
     return record
 
 
-def _probe_examples(cfg: CalibrateConfig, saved: dict[str, Any]) -> list[Example]:
-    """What the probe is fitted on: `probe_data`, or the run's training side rebuilt as
-    training built it (its data, split, sample and augmentation: `augment.training_split`),
-    so the unanswerable questions `augment.unanswerable_share` made are there too."""
+def _probe_examples(cfg: CalibrateConfig, saved: dict[str, Any]) -> tuple[list[Example], str]:
+    """What the probe is fitted on, and where they come from: `probe_data`, or the run's
+    training side rebuilt as training built it (its data, split, sample and augmentation:
+    `augment.training_split`), so the unanswerable questions `augment.unanswerable_share`
+    made are there too."""
     from ragtune.data.augment import AugmentSection, training_split
 
     if cfg.probe_data:
-        return load_examples(cfg.probe_data)
+        return load_examples(cfg.probe_data), f"examples in {cfg.probe_data}"
     path = saved.get("data")
     if not path or not Path(path).is_file():
         raise ConfigError(
@@ -427,7 +467,7 @@ def _probe_examples(cfg: CalibrateConfig, saved: dict[str, Any]) -> list[Example
         saved.get("max_examples"),
         AugmentSection(**(saved.get("augment") or {})),
     )
-    return train
+    return train, f"training examples in {path}"
 
 
 MIN_PER_KIND = 30

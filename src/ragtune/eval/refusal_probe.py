@@ -18,6 +18,7 @@ fit hundreds of weights, and it stays unseen by both the adapter and the probe.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,25 +42,40 @@ MIN_PER_KIND = 20
 
 def check_sklearn() -> None:
     """scikit-learn fits the probe: a clear error naming the key when it is missing."""
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
+    if not has_sklearn():
         raise ConfigError(
             "calibrate.probe: needs scikit-learn (pip install scikit-learn), or set "
             "calibrate.probe=false"
-        ) from None
+        )
+
+
+def has_sklearn() -> bool:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def check_kinds(examples: Sequence[Example], source: str = "training examples") -> None:
     """Enough training examples of each kind to fit a probe, or a ConfigError: training
     checks this before it starts, not after hours of it."""
+    problem = kinds_problem(examples, source)
+    if problem:
+        raise ConfigError(
+            f"calibrate.probe: {problem} (augment.unanswerable_share=0.3 makes unanswerable ones)"
+        )
+
+
+def kinds_problem(examples: Sequence[Example], source: str = "training examples") -> str | None:
+    """Why `examples` cannot fit a probe (too few of a kind), or None."""
     n_un = sum(not e.answerable for e in examples)
     if min(n_un, len(examples) - n_un) < MIN_PER_KIND:
-        raise ConfigError(
-            f"calibrate.probe: {len(examples) - n_un} answerable and {n_un} unanswerable "
-            f"{source}; the probe needs {MIN_PER_KIND} of each "
-            "(augment.unanswerable_share=0.3 makes unanswerable ones)"
+        return (
+            f"{len(examples) - n_un} answerable and {n_un} unanswerable {source}; "
+            f"the probe needs {MIN_PER_KIND} of each"
         )
+    return None
 
 
 def candidate_layers(layer_count: int) -> list[int]:
@@ -95,6 +111,7 @@ def fit(
             f"calibrate.probe: {generator.name} gives no hidden states (a local transformers "
             "model does); set calibrate.probe=false"
         )
+    t0 = time.perf_counter()
     chosen = _draw(examples, max_examples, seed)
     check_kinds(chosen)
     n_un = sum(not e.answerable for e in chosen)
@@ -150,6 +167,7 @@ def fit(
             "cv_auc_by_layer": cv,
             "cv_auc": scored[str(best)],  # the best of the layers tried: a little high
             "folds": f"{len(folds)}, split by {split_by}",
+            "fit_s": round(time.perf_counter() - t0, 1),  # hidden states and scikit-learn
         },
     )
 
