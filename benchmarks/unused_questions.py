@@ -1,6 +1,8 @@
 """The SQuAD 2.0 questions of a real_data.py run's training articles that its training file
 does not hold: labelled questions the adapter never saw, from articles that are not held out,
-for measuring what more fitting data buys a refusal probe (`refusal_probe.py --fit`).
+for measuring what more fitting data buys a refusal probe (`refusal_probe.py --fit`), or for
+calibrating a threshold on more English questions than the run's held-out split holds
+(`ragtune calibrate RUN data=FILE`; `--sample` draws some, `--add` puts the split first).
 
     python benchmarks/unused_questions.py --train <out>/data/train-x.jsonl \\
         --out <out>/data/unused_en-x.jsonl
@@ -9,6 +11,7 @@ for measuring what more fitting data buys a refusal probe (`refusal_probe.py --f
 from __future__ import annotations
 
 import argparse
+import random
 from pathlib import Path
 
 from real_data import SQUAD_HELD_OUT, split  # benchmarks/: the script's folder is on sys.path
@@ -23,16 +26,26 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--squad", default="../shared/data/squad2_sample.json")
     ap.add_argument("--seed", type=int, default=0, help="real_data.py's --seed")
+    ap.add_argument("--sample", type=int, default=None, help="keep N of them, drawn at random")
+    ap.add_argument("--add", default=None, help="examples written first (a run's heldout.jsonl)")
     args = ap.parse_args()
     examples = import_data(args.squad, skip_empty_questions=True).examples
     train_articles, _ = split(examples, SQUAD_HELD_OUT, args.seed)
     # By question text: counterfactual rewrites keep the question but change id and passage.
     used = {e.question for e in load_examples(args.train)}
     unused = [e for e in train_articles if e.question not in used]
-    write_jsonl(Path(args.out), unused)
     print(
         f"{len(unused)} of {len(train_articles)} training-article questions unused "
-        f"({sum(not e.answerable for e in unused)} unanswerable) -> {args.out}"
+        f"({sum(not e.answerable for e in unused)} unanswerable)"
+    )
+    if args.sample is not None:
+        unused = random.Random(args.seed).sample(unused, min(args.sample, len(unused)))
+    first = load_examples(args.add) if args.add else []
+    write_jsonl(Path(args.out), first + unused)
+    print(
+        f"{len(first) + len(unused)} examples ({len(first)} from {args.add}, "
+        f"{sum(not e.answerable for e in unused)} of {len(unused)} unused unanswerable) "
+        f"-> {args.out}"
     )
 
 

@@ -86,7 +86,7 @@ def test_fit_refuses_too_few_or_an_engine_without_states() -> None:
 
 
 def test_training_fits_the_probe_and_eval_scores_with_it(
-    tmp_path: Path, tiny_train_cfg: Any
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_train_cfg: Any
 ) -> None:
     from ragtune.data.augment import AugmentSection
     from ragtune.eval import calibrate
@@ -160,6 +160,15 @@ def test_training_fits_the_probe_and_eval_scores_with_it(
 
     assert refit is not None and same_fit(refit.info) == same_fit(probe.info)
     assert probe.info["fit_s"] > 0
+    # auto again keeps the probe the run now has (no refitting), true fits it anew
+    fits: list[int] = []
+    real_fit = refusal_probe.fit
+    monkeypatch.setattr(refusal_probe, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    assert main([*args, "calibrate.max_false_refusal=0.2"]) == 0
+    assert fits == [] and RefusalProbe.load(result.adapter).info == refit.info  # type: ignore[union-attr]
+    assert abstain.read_calibration(result.adapter)["score"] == "probe"  # type: ignore[index]
+    assert main([*args, "calibrate.probe=true"]) == 0
+    assert fits == [1]
     assert torch.allclose(refit.weight, probe.weight, atol=1e-4)
     threshold = refusal_threshold(eval_cfg("x").gen)
     ident = evaluate.identity(eval_cfg("x"), threshold)

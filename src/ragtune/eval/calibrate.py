@@ -66,9 +66,9 @@ class CalibrateSection:
     (`eval.refusal_probe`) and saved beside the weights; the threshold is then chosen on its
     scores. Local transformers engines use it; llama.cpp cannot (recalibrate with false for a
     GGUF). None (auto): a probe when the training examples have 20 of each kind and
-    scikit-learn is installed, else the refusal start, saying why; true: a probe, or an error
-    before training starts; false: the score is P(refusal start), and an old probe is
-    removed. Measured (benchmarks/RESULTS.md): on Qwen2.5-0.5B English false refusals 23.8% ->
+    scikit-learn is installed, else the refusal start, saying why (`ragtune calibrate` keeps
+    a probe the run has); true: a probe fitted now, or an error before training starts;
+    false: the score is P(refusal start), and an old probe is removed. Measured (benchmarks/RESULTS.md): on Qwen2.5-0.5B English false refusals 23.8% ->
     8.8% and answerable F1 61.4 -> 69.7; SmolLM2's refusal score went from below chance to
     67% AUC."""
     probe_examples: int = 2000
@@ -422,7 +422,10 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         )
     target = cfg.calibrate
     train: list[Example] = []
-    if target.probe is not False:
+    # auto keeps the probe the run has: choosing another threshold is then a pass over the
+    # held-out questions, not minutes of refitting (calibrate.probe=true refits it).
+    kept = probe.RefusalProbe.load(tuned) if target.probe is None else None
+    if kept is None and target.probe is not False:
         try:
             train, source = _probe_examples(cfg, saved)
         except ConfigError as e:
@@ -435,7 +438,14 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
     rt = runtime.for_stage(cfg.runtime, str(model))
     gen = GenerateConfig(model=str(model), adapter=None if full else tuned, refusal_score="start")
     engine = load_generator(gen, rt)
-    prepare_probe(engine, tuned, train, prompt, target, max_length, seed)
+    if kept is not None:
+        engine.probe = kept  # type: ignore[attr-defined]  # a local engine: it loaded the run
+        print(
+            f"calibrate: the run's refusal probe kept (layer {kept.layer}); "
+            "calibrate.probe=true fits it again"
+        )
+    else:
+        prepare_probe(engine, tuned, train, prompt, target, max_length, seed)
     record = calibrate(engine, examples, prompt, target, max_length)
     record["data"] = data
     record["path"] = str(save(tuned, record))
