@@ -165,9 +165,7 @@ def main() -> None:
     ap.add_argument(
         "--probe",
         action="store_true",
-        help="calibrate on a refusal probe's scores (calibrate.probe=true); without it "
-        "calibrate.probe=false, as every run here before the probe (training's default is "
-        "auto: a probe when the data allows)",
+        help="calibrate on a refusal probe's scores (calibrate.probe=true)",
     )
     ap.add_argument(
         "--variants",

@@ -16,9 +16,11 @@ from ragtune.demo.stage import (
 def test_training_gets_what_the_evaluations_leave() -> None:
     # a 60 s base evaluation: both evaluations and the calibration take 60 * (1 + ...) s
     expected = 9.5 - OVERHEAD_MIN - 60 * (1 + TUNED_EVAL_FACTOR + CALIBRATION_FACTOR) / 60
-    assert training_minutes(9.5, 60.0, probe=False) == pytest.approx(round(expected, 1))
-    # fitting the refusal probe comes out of the training budget too
-    assert training_minutes(9.5, 60.0) == pytest.approx(round(expected - PROBE_FACTOR, 1))
+    assert training_minutes(9.5, 60.0) == pytest.approx(round(expected, 1))
+    # fitting the refusal probe (demo.probe) comes out of the training budget too
+    assert training_minutes(9.5, 60.0, probe=True) == pytest.approx(
+        round(expected - PROBE_FACTOR, 1)
+    )
     assert training_minutes(9.5, 120.0) < training_minutes(9.5, 60.0)  # a slower machine
 
 

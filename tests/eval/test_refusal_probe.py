@@ -149,27 +149,30 @@ def test_training_fits_the_probe_and_eval_scores_with_it(
     ev2, rows2 = evaluate_into("ev2")
     assert ev2["refusal_score_source"] == "start"
     assert [r["refusal_score"] for r in rows2] != pytest.approx([r["refusal_score"] for r in rows])
-    # calibrated again by default (probe auto: the data has enough of each kind), it is
-    # fitted on the training side rebuilt as training built it (the same synthetic
-    # unanswerables), so it is the same probe
+    # calibrated again with the key unset: as the run is, so still no probe
     assert main(args) == 0
+    assert not (result.adapter / PROBE_FILE).exists()
+    assert abstain.read_calibration(result.adapter)["score"] == "start"  # type: ignore[index]
+    # with it again from the command line: fitted on the training side rebuilt as training
+    # built it (the same synthetic unanswerables), so the same probe
+    assert main([*args, "calibrate.probe=true"]) == 0
     refit = RefusalProbe.load(result.adapter)
 
     def same_fit(info: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in info.items() if k != "fit_s"}
+        return {k: v for k, v in info.items() if k != "fit_s"}  # its time differs
 
     assert refit is not None and same_fit(refit.info) == same_fit(probe.info)
     assert probe.info["fit_s"] > 0
-    # auto again keeps the probe the run now has (no refitting), true fits it anew
+    # unset again, a new target keeps the probe the run now has (no refitting)
     fits: list[int] = []
     real_fit = refusal_probe.fit
     monkeypatch.setattr(refusal_probe, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
     assert main([*args, "calibrate.max_false_refusal=0.2"]) == 0
-    assert fits == [] and RefusalProbe.load(result.adapter).info == refit.info  # type: ignore[union-attr]
-    assert abstain.read_calibration(result.adapter)["score"] == "probe"  # type: ignore[index]
-    assert main([*args, "calibrate.probe=true"]) == 0
-    assert fits == [1]
-    assert torch.allclose(refit.weight, probe.weight, atol=1e-4)
+    kept = RefusalProbe.load(result.adapter)
+    assert fits == [] and kept is not None and kept.info == refit.info
+    again = abstain.read_calibration(result.adapter)
+    assert again is not None and again["score"] == "probe"
+    assert again["target"] == "max_false_refusal=0.2"
     threshold = refusal_threshold(eval_cfg("x").gen)
     ident = evaluate.identity(eval_cfg("x"), threshold)
     # a probe refitted after the threshold was chosen: another eval, and refused as stale
@@ -275,47 +278,22 @@ def test_training_refuses_a_probe_it_cannot_fit_before_it_trains(
     assert not (tmp_path / "run" / "adapter").exists()  # stopped before any step
 
 
-def test_probe_auto_fits_when_the_data_allows_and_says_why_not(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ragtune.eval import calibrate
-
-    auto = calibrate.CalibrateSection()
-    assert auto.probe is None  # the default
-    enough, few = _examples("t", 60), _examples("f", 30)  # 30 / 15 of each kind
-    assert calibrate.resolve_probe(auto, enough, "src").probe is True
-    assert capsys.readouterr().out == ""
-    off = calibrate.resolve_probe(auto, few, "training examples in x.jsonl")
-    assert off.probe is False
-    said = capsys.readouterr().out
-    assert "no refusal probe" in said and "15 unanswerable training examples in x.jsonl" in said
-    # asked for explicitly, too few is an error naming the key; false stays false
-    with pytest.raises(ConfigError, match="calibrate.probe: 15 answerable"):
-        calibrate.resolve_probe(calibrate.CalibrateSection(probe=True), few, "src")
-    no = calibrate.CalibrateSection(probe=False)
-    assert calibrate.resolve_probe(no, enough, "src").probe is False
-    # without scikit-learn, auto falls back and says so; true fails
-    monkeypatch.setattr(refusal_probe, "has_sklearn", lambda: False)
-    assert calibrate.resolve_probe(auto, enough, "src").probe is False
-    assert "scikit-learn is not installed" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="scikit-learn"):
-        calibrate.resolve_probe(calibrate.CalibrateSection(probe=True), enough, "src")
-
-
-def test_calibrate_auto_without_the_training_data_falls_back_to_the_refusal_start(
+def test_by_default_neither_training_nor_calibrate_fits_a_probe(
     tmp_path: Path, tiny_train_cfg: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A run whose training file has moved: auto calibrates on P(refusal start) and says
-    why; calibrate.probe=true stops with the key named."""
+    """Unset, training calibrates on P(refusal start), and so does `ragtune calibrate` on
+    such a run, even when its training file has moved; calibrate.probe=true needs that file
+    and stops with the key named."""
     write_jsonl(tmp_path / "held.jsonl", _examples("h", 8))
     cfg = tiny_train_cfg(tmp_path, eval_data=str(tmp_path / "held.jsonl"), max_steps=1)
-    result = train.run(cfg)  # 4 answerable training examples: auto fits no probe
+    result = train.run(cfg)
     assert not (result.adapter / PROBE_FILE).exists()
+    record = abstain.read_calibration(result.adapter)
+    assert record is not None and record["score"] == "start"
     Path(cfg.data).unlink()
     args = ["calibrate", str(tmp_path / "run"), "runtime.threads=1", "runtime.dtype=fp32"]
     assert main(args) == 0
-    assert "no refusal probe (probe_data: the run's training data" in capsys.readouterr().out
-    record = abstain.read_calibration(result.adapter)
-    assert record is not None and record["score"] == "start"
+    assert not (result.adapter / PROBE_FILE).exists()
+    capsys.readouterr()
     assert main([*args, "calibrate.probe=true"]) != 0
     assert "probe_data: the run's training data" in capsys.readouterr().err

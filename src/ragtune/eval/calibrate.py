@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +65,12 @@ class CalibrateSection:
     tuned model's hidden state at the answer start, fitted on the training examples
     (`eval.refusal_probe`) and saved beside the weights; the threshold is then chosen on its
     scores. Local transformers engines use it; llama.cpp cannot (recalibrate with false for a
-    GGUF). None (auto): a probe when the training examples have 20 of each kind and
-    scikit-learn is installed, else the refusal start, saying why (`ragtune calibrate` keeps
-    a probe the run has); true: a probe fitted now, or an error before training starts;
-    false: the score is P(refusal start), and an old probe is removed. Measured (benchmarks/RESULTS.md): on Qwen2.5-0.5B English false refusals 23.8% ->
-    8.8% and answerable F1 61.4 -> 69.7; SmolLM2's refusal score went from below chance to
-    67% AUC."""
+    GGUF). true: fit one now (training checks scikit-learn and 20 examples of each kind
+    before it starts); false: the score is P(refusal start), and an old probe is removed;
+    None (default): as the run is: training fits none, `ragtune calibrate` keeps a probe the
+    run has without refitting it. Not on by default: it separates better everywhere it was
+    measured, but with a held-out split of a few dozen questions the max-F1 threshold on it
+    refused more answerable questions in `ragtune demo` (benchmarks/RESULTS.md)."""
     probe_examples: int = 2000
     """Training examples the probe is fitted on, at most (unanswerable ones kept first)."""
 
@@ -327,29 +327,6 @@ SCORE_KEYS = (
 )
 
 
-def resolve_probe(
-    section: CalibrateSection, train: Sequence[Example], source: str
-) -> CalibrateSection:
-    """`section` with `probe` decided: true is checked (scikit-learn, enough of each kind in
-    `train`, described by `source`) and fails with the key named; None becomes true when
-    those hold, false otherwise, with the reason printed."""
-    from ragtune.eval import refusal_probe
-
-    if section.probe:
-        refusal_probe.check_sklearn()
-        refusal_probe.check_kinds(train, source)
-    if section.probe is not None:
-        return section
-    why = (
-        refusal_probe.kinds_problem(train, source)
-        if refusal_probe.has_sklearn()
-        else "scikit-learn is not installed"
-    )
-    if why:
-        print(f"calibrate: no refusal probe ({why}); the refusal score is P(refusal start)")
-    return replace(section, probe=why is None)
-
-
 def prepare_probe(
     engine: Generator,
     tuned: str | Path,
@@ -422,19 +399,15 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         )
     target = cfg.calibrate
     train: list[Example] = []
-    # auto keeps the probe the run has: choosing another threshold is then a pass over the
-    # held-out questions, not minutes of refitting (calibrate.probe=true refits it).
+    # Unset, the probe the run has is kept: choosing another threshold is then a pass over
+    # the held-out questions, not minutes of refitting (calibrate.probe=true refits it).
     kept = probe.RefusalProbe.load(tuned) if target.probe is None else None
-    if kept is None and target.probe is not False:
-        try:
-            train, source = _probe_examples(cfg, saved)
-        except ConfigError as e:
-            if target.probe:
-                raise
-            print(f"calibrate: no refusal probe ({e}); the refusal score is P(refusal start)")
-            target = replace(target, probe=False)
-        else:
-            target = resolve_probe(target, train, source)
+    if target.probe:  # checked before the model loads
+        from ragtune.eval import refusal_probe
+
+        train, source = _probe_examples(cfg, saved)
+        refusal_probe.check_sklearn()
+        refusal_probe.check_kinds(train, source)
     rt = runtime.for_stage(cfg.runtime, str(model))
     gen = GenerateConfig(model=str(model), adapter=None if full else tuned, refusal_score="start")
     engine = load_generator(gen, rt)

@@ -42,40 +42,25 @@ MIN_PER_KIND = 20
 
 def check_sklearn() -> None:
     """scikit-learn fits the probe: a clear error naming the key when it is missing."""
-    if not has_sklearn():
-        raise ConfigError(
-            "calibrate.probe: needs scikit-learn (pip install scikit-learn), or set "
-            "calibrate.probe=false"
-        )
-
-
-def has_sklearn() -> bool:
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        return False
-    return True
+        raise ConfigError(
+            "calibrate.probe: needs scikit-learn (pip install scikit-learn), or set "
+            "calibrate.probe=false"
+        ) from None
 
 
 def check_kinds(examples: Sequence[Example], source: str = "training examples") -> None:
     """Enough training examples of each kind to fit a probe, or a ConfigError: training
     checks this before it starts, not after hours of it."""
-    problem = kinds_problem(examples, source)
-    if problem:
-        raise ConfigError(
-            f"calibrate.probe: {problem} (augment.unanswerable_share=0.3 makes unanswerable ones)"
-        )
-
-
-def kinds_problem(examples: Sequence[Example], source: str = "training examples") -> str | None:
-    """Why `examples` cannot fit a probe (too few of a kind), or None."""
     n_un = sum(not e.answerable for e in examples)
     if min(n_un, len(examples) - n_un) < MIN_PER_KIND:
-        return (
-            f"{len(examples) - n_un} answerable and {n_un} unanswerable {source}; "
-            f"the probe needs {MIN_PER_KIND} of each"
+        raise ConfigError(
+            f"calibrate.probe: {len(examples) - n_un} answerable and {n_un} unanswerable "
+            f"{source}; the probe needs {MIN_PER_KIND} of each "
+            "(augment.unanswerable_share=0.3 makes unanswerable ones)"
         )
-    return None
 
 
 def candidate_layers(layer_count: int) -> list[int]:

@@ -17,7 +17,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,11 +113,11 @@ def run(cfg: TrainConfig) -> TrainResult:
     inputs = {"data": cfg.data, "eval_data": cfg.eval_data}
     atomic.refuse_overwriting_inputs([out / name for name in runs.OUTPUTS["train"]], inputs)
     train_ex, eval_ex = _load_split(cfg)
-    if cfg.calibrate.enabled:  # the refusal probe decided (or refused) now, not after training
-        from ragtune.eval.calibrate import resolve_probe
+    if cfg.calibrate.enabled and cfg.calibrate.probe:  # fail now, not after training
+        from ragtune.eval import refusal_probe
 
-        probe = resolve_probe(cfg.calibrate, train_ex, f"training examples in {cfg.data}")
-        cfg = replace(cfg, calibrate=probe)
+        refusal_probe.check_sklearn()
+        refusal_probe.check_kinds(train_ex, f"training examples in {cfg.data}")
     # The identity of the resolved config: the same whether the user passes the preset's
     # values or the saved train_config.yaml.
     cfg = resolve_defaults(cfg, len(train_ex))
