@@ -11,7 +11,7 @@ better than the model's output does. This script measures that on our models:
 1. One forward pass per prompt (question + its passages, fitted as eval fits them), keeping
    every layer's hidden state at the last prompt position (where the answer starts) and the
    refusal start's probability there.
-2. Per layer and L2 strength C (0.001, 0.01, 0.1), a logistic regression on the standardised
+2. Per layer and L2 strength C (`--C`; 0.001, 0.01, 0.1), a logistic regression on the standardised
    state (scikit-learn), fitted on `--fit` (a run's training examples): its AUC under 5-fold
    cross-validation on the fitting set (folds split by document and stratified, as
    `eval.refusal_probe` chooses the layer), and, fitted on all of it, its AUC on each `--data`
@@ -119,15 +119,24 @@ def main() -> None:
 
     def load(path: str, limit: int | None) -> dict:
         nonlocal gen
-        cached = Path(f"{args.cache}-{Path(path).stem}.npz") if args.cache else None
+        # Named by file and first-N limit; the language filter is stored and checked, since
+        # the fitting groups are rebuilt from the file with the same filter.
+        name = Path(path).stem + (f"-first{limit}" if limit else "")
+        cached = Path(f"{args.cache}-{name}.npz") if args.cache else None
         if cached is not None and cached.exists():
-            return dict(np.load(cached))
+            feats = dict(np.load(cached))
+            was = str(feats.pop("lang", args.lang or ""))  # caches before it was stored: as asked
+            if was != (args.lang or ""):
+                raise SystemExit(
+                    f"{cached}: features of --lang {was or 'all'}; use another --cache"
+                )
+            return feats
         if gen is None:
             rt = runtime.for_stage(runtime.RuntimeSection(), args.model)
             gen = load_generator(GenerateConfig(model=args.model, adapter=args.adapter), rt)
         feats = features(gen, path, args.lang, limit, args.max_length)
         if cached is not None:
-            np.savez(cached, **feats)
+            np.savez(cached, **feats, lang=np.array(args.lang or ""))
         return feats
 
     def kept(path: str) -> list:

@@ -14,7 +14,7 @@ import argparse
 import random
 from pathlib import Path
 
-from real_data import SQUAD_HELD_OUT, split  # benchmarks/: the script's folder is on sys.path
+from real_data import SHARED, SQUAD_HELD_OUT, split  # benchmarks/: on sys.path
 
 from ragtune.data.importers import import_data, load_examples
 from ragtune.example import write_jsonl
@@ -24,7 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--train", required=True, help="the run's training file (JSONL)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--squad", default="../shared/data/squad2_sample.json")
+    ap.add_argument("--squad", default=str(SHARED / "squad2_sample.json"))
     ap.add_argument("--seed", type=int, default=0, help="real_data.py's --seed")
     ap.add_argument("--sample", type=int, default=None, help="keep N of them, drawn at random")
     ap.add_argument("--add", default=None, help="examples written first (a run's heldout.jsonl)")

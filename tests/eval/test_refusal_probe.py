@@ -162,7 +162,7 @@ def test_training_fits_the_probe_and_eval_scores_with_it(
         return {k: v for k, v in info.items() if k != "fit_s"}  # its time differs
 
     assert refit is not None and same_fit(refit.info) == same_fit(probe.info)
-    assert probe.info["fit_s"] > 0
+    assert isinstance(probe.info["fit_s"], float) and probe.info["fit_s"] >= 0
     # unset again, a new target keeps the probe the run now has (no refitting)
     fits: list[int] = []
     real_fit = refusal_probe.fit
@@ -173,6 +173,7 @@ def test_training_fits_the_probe_and_eval_scores_with_it(
     again = abstain.read_calibration(result.adapter)
     assert again is not None and again["score"] == "probe"
     assert again["target"] == "max_false_refusal=0.2"
+    assert again["probe"]["digest"] == kept.digest()  # the threshold is the kept probe's
     threshold = refusal_threshold(eval_cfg("x").gen)
     ident = evaluate.identity(eval_cfg("x"), threshold)
     # a probe refitted after the threshold was chosen: another eval, and refused as stale

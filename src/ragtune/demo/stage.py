@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragtune import runs
 from ragtune.config import require
 from ragtune.demo.dataset import build_demo_set
-from ragtune.eval import compare
+from ragtune.eval import calibrate, compare
 from ragtune.eval import stage as evaluate
 from ragtune.eval.calibrate import CalibrateSection
 from ragtune.example import write_jsonl
 from ragtune.generation.load import GenerateConfig
+from ragtune.generation.probe import PROBE_FILE
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
 from ragtune.train.config import LoraSection, TrainConfig
@@ -156,6 +158,16 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
         )
     )
 
+    # A finished training is reused as it is: a probe asked for (or off) since then is
+    # fitted (or removed) by calibrating it again, never silently left as it was.
+    if cfg.probe != (train_dir / runs.ADAPTER / PROBE_FILE).is_file():
+        calibrate.run(
+            calibrate.CalibrateConfig(
+                run=str(train_dir),
+                calibrate=CalibrateSection(probe=cfg.probe),
+                runtime=cfg.runtime,
+            )
+        )
     _eval(cfg, out / "data" / "eval.jsonl", out / "tuned", "tuned", str(train_dir))
     result = compare.run(
         compare.CompareConfig(runs=[str(out / "base"), str(out / "tuned")], out=str(out))

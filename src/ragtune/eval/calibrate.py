@@ -67,8 +67,8 @@ class CalibrateSection:
     scores. Local transformers engines use it; llama.cpp cannot (recalibrate with false for a
     GGUF). true: fit one now (training checks scikit-learn and 20 examples of each kind
     before it starts); false: the score is P(refusal start), and an old probe is removed;
-    None (default): as the run is: training fits none, `ragtune calibrate` keeps a probe the
-    run has without refitting it. Not on by default: it separates better everywhere it was
+    None (default; `calibrate.probe=null`): as the run is: training fits none, `ragtune
+    calibrate` keeps a probe the run has without refitting it. Not on by default: it separates better everywhere it was
     measured, but with a held-out split of a few dozen questions the max-F1 threshold on it
     refused more answerable questions in `ragtune demo` (benchmarks/RESULTS.md)."""
     probe_examples: int = 2000
@@ -399,20 +399,22 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         )
     target = cfg.calibrate
     train: list[Example] = []
-    # Unset, the probe the run has is kept: choosing another threshold is then a pass over
-    # the held-out questions, not minutes of refitting (calibrate.probe=true refits it).
-    kept = probe.RefusalProbe.load(tuned) if target.probe is None else None
     if target.probe:  # checked before the model loads
         from ragtune.eval import refusal_probe
 
         train, source = _probe_examples(cfg, saved)
-        refusal_probe.check_sklearn()
-        refusal_probe.check_kinds(train, source)
+        refusal_probe.check_can_fit(train, source)
     rt = runtime.for_stage(cfg.runtime, str(model))
-    gen = GenerateConfig(model=str(model), adapter=None if full else tuned, refusal_score="start")
+    # Unset, the probe the run has is kept (loaded and checked with the model): choosing
+    # another threshold is then a pass over the held-out questions, not minutes of refitting.
+    gen = GenerateConfig(
+        model=str(model),
+        adapter=None if full else tuned,
+        refusal_score="auto" if target.probe is None else "start",
+    )
     engine = load_generator(gen, rt)
+    kept = getattr(engine, "probe", None)
     if kept is not None:
-        engine.probe = kept  # type: ignore[attr-defined]  # a local engine: it loaded the run
         print(
             f"calibrate: the run's refusal probe kept (layer {kept.layer}); "
             "calibrate.probe=true fits it again"

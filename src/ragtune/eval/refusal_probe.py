@@ -63,6 +63,13 @@ def check_kinds(examples: Sequence[Example], source: str = "training examples") 
         )
 
 
+def check_can_fit(examples: Sequence[Example], source: str) -> None:
+    """Both checks, before any model loads or any step trains: scikit-learn is there and
+    `examples` (described by `source`, for the error) hold enough of each kind."""
+    check_sklearn()
+    check_kinds(examples, source)
+
+
 def candidate_layers(layer_count: int) -> list[int]:
     """Every second `hidden_states` index from a third of the depth to the last."""
     return list(range(layer_count // 3, layer_count, 2))

@@ -167,13 +167,13 @@ def refusal_threshold(cfg: GenerateConfig) -> abstain.Threshold | None:
         if probe is not None and probe.digest() != digest:
             raise RagtuneError(
                 f"{path}: refitted after {abstain.calibration_path(tuned)} chose its threshold "
-                "(an interrupted calibration?); recalibrate (ragtune calibrate RUN "
-                "calibrate.probe=true)"
+                "(an interrupted calibration?); recalibrate on it (ragtune calibrate RUN)"
             )
     if not calibrated_on_probe and path is not None:
         raise RagtuneError(
             f"{path}: a refusal probe beside a threshold calibrated on P(refusal "
-            "start); recalibrate (ragtune calibrate RUN, calibrate.probe=true or false)"
+            "start); recalibrate (ragtune calibrate RUN keeps the probe and calibrates on it; "
+            "calibrate.probe=false removes it)"
         )
     return threshold
 

@@ -116,8 +116,7 @@ def run(cfg: TrainConfig) -> TrainResult:
     if cfg.calibrate.enabled and cfg.calibrate.probe:  # fail now, not after training
         from ragtune.eval import refusal_probe
 
-        refusal_probe.check_sklearn()
-        refusal_probe.check_kinds(train_ex, f"training examples in {cfg.data}")
+        refusal_probe.check_can_fit(train_ex, f"training examples in {cfg.data}")
     # The identity of the resolved config: the same whether the user passes the preset's
     # values or the saved train_config.yaml.
     cfg = resolve_defaults(cfg, len(train_ex))
