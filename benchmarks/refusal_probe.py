@@ -146,6 +146,9 @@ def main() -> None:
     fits = [load(p, args.fit_limit) for p in args.fit]
     # Folds split by document across every fitting file (a file's examples may share one).
     groups = [e.group or e.id for p, f in zip(args.fit, fits) for e in kept(p)[: len(f["y"])]]
+    for p, f in zip(args.fit, fits):  # a cache made under another filter cannot line up
+        if len(kept(p)[: len(f["y"])]) != len(f["y"]):
+            raise SystemExit(f"{p}: its cached features do not match --lang; use another --cache")
     fit = {k: np.concatenate([f[k] for f in fits]) for k in ("x", "y", "start")}
     sets: dict[str, dict] = {"fit": fit} | {Path(p).stem: load(p, None) for p in args.data}
     folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
