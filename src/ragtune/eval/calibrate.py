@@ -68,9 +68,10 @@ class CalibrateSection:
     GGUF). true: fit one now (training checks scikit-learn and 20 examples of each kind
     before it starts); false: the score is P(refusal start), and an old probe is removed;
     None (default; `calibrate.probe=null`): as the run is: training fits none, `ragtune
-    calibrate` keeps a probe the run has without refitting it. Not on by default: it separates better everywhere it was
-    measured, but with a held-out split of a few dozen questions the max-F1 threshold on it
-    refused more answerable questions in `ragtune demo` (benchmarks/RESULTS.md)."""
+    calibrate` keeps a probe the run has without refitting it. Not on by default: it
+    separates better everywhere it was measured, but with a held-out split of a few dozen
+    questions the max-F1 threshold on it refused more answerable questions in `ragtune demo`
+    (benchmarks/RESULTS.md)."""
     probe_examples: int = 2000
     """Training examples the probe is fitted on, at most (unanswerable ones kept first)."""
 
