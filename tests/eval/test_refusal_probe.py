@@ -298,3 +298,36 @@ def test_by_default_neither_training_nor_calibrate_fits_a_probe(
     capsys.readouterr()
     assert main([*args, "calibrate.probe=true"]) != 0
     assert "probe_data: the run's training data" in capsys.readouterr().err
+
+
+def test_calibrate_chooses_again_from_the_saved_answers_when_they_still_hold(
+    tmp_path: Path, tiny_train_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another target on the same held-out questions, caps and score needs no model: the
+    record's answers are decided again. Another answer cap, or a probe to fit, answers anew."""
+    from ragtune.eval import calibrate
+
+    write_jsonl(tmp_path / "held.jsonl", _examples("h", 8))
+    cfg = tiny_train_cfg(tmp_path, eval_data=str(tmp_path / "held.jsonl"), max_steps=1)
+    result = train.run(cfg)
+    first = abstain.read_calibration(result.adapter)
+    assert first is not None and first["answered"]["max_new_tokens"] == 48
+    loads: list[int] = []
+    real = calibrate.load_generator
+    monkeypatch.setattr(
+        calibrate, "load_generator", lambda *a, **k: loads.append(1) or real(*a, **k)
+    )
+    args = ["calibrate", str(tmp_path / "run"), "runtime.threads=1", "runtime.dtype=fp32"]
+    assert main([*args, "calibrate.max_false_refusal=0.0"]) == 0
+    again = abstain.read_calibration(result.adapter)
+    assert loads == [] and again is not None
+    assert again["scores"] == first["scores"] and again["target"] == "max_false_refusal=0.0"
+    zero = calibrate.CalibrateSection(max_false_refusal=0.0)
+    assert (
+        again["threshold"] == calibrate.record_from_rows(first["scores"], zero, None)["threshold"]
+    )
+    assert again["chosen"]["false_refusal_rate"] == 0
+    assert main([*args, "calibrate.max_new_tokens=8"]) == 0  # other answers: made again
+    assert loads == [1]
+    recapped = abstain.read_calibration(result.adapter)
+    assert recapped is not None and recapped["answered"]["max_new_tokens"] == 8

@@ -285,16 +285,43 @@ def calibrate(
     )
     for r in rows:
         r["question_lang"] = question_lang(r)
+    probe = getattr(generator, "probe", None)
+    info = None if probe is None else {"layer": probe.layer, "digest": probe.digest(), **probe.info}
+    return {
+        **record_from_rows(rows, target, info),
+        "answered": answered_key(examples, target, max_length),
+    }
+
+
+def answered_key(
+    examples: Sequence[Example], target: CalibrateSection, max_length: int
+) -> dict[str, Any]:
+    """What the held-out answers depend on besides the weights and the score: the questions
+    (a digest of them as written) and the caps. A calibration with the same key can choose
+    another threshold from the answers saved in the record."""
+    import hashlib
+    import json
+
+    text = json.dumps([e.to_dict() for e in examples], ensure_ascii=False, sort_keys=True)
+    return {
+        "examples": hashlib.sha256(text.encode()).hexdigest(),
+        "max_new_tokens": target.max_new_tokens,
+        "max_length": max_length,
+    }
+
+
+def record_from_rows(
+    rows: Sequence[dict[str, Any]], target: CalibrateSection, probe_info: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The record's choice from scored held-out rows (`SCORE_KEYS`): the threshold(s) for
+    `target`, the point each scores, and the sweep; `probe_info` says which score it was."""
     points = sweep(rows)
     best, by_lang = choose_thresholds(rows, points, target)
     thresholds = {lang: p["threshold"] for lang, p in by_lang.items()}
     n_ans = sum(1 for r in rows if r["answerable"])
-    probe = getattr(generator, "probe", None)
     return {
-        "score": "probe" if probe is not None else "start",
-        "probe": None
-        if probe is None
-        else {"layer": probe.layer, "digest": probe.digest(), **probe.info},
+        "score": "start" if probe_info is None else "probe",
+        "probe": probe_info,
         "threshold": best["threshold"],
         "thresholds_by_lang": thresholds,
         "chosen_by_lang": by_lang,
@@ -405,12 +432,46 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
 
         train, source = _probe_examples(cfg, saved)
         refusal_probe.check_can_fit(train, source)
+    previous = abstain.read_calibration(tuned) or {}
+    saved_rows = _saved_answers(previous, tuned, examples, target, max_length)
+    if saved_rows is not None:  # another target on the same answers: seconds, not minutes
+        print(
+            "calibrate: the held-out answers saved by the last calibration reused (the same "
+            "questions, caps and refusal score); no model loaded"
+        )
+        record = {
+            **record_from_rows(saved_rows, target, previous.get("probe")),
+            "answered": previous["answered"],
+        }
+    else:
+        record = _answer_and_choose(
+            cfg, model, full, tuned, train, prompt, target, max_length, seed, examples
+        )
+    record["data"] = data
+    record["path"] = str(save(tuned, record))
+    return record
+
+
+def _answer_and_choose(
+    cfg: CalibrateConfig,
+    model: str | Path,
+    full: bool,
+    tuned: str | Path,
+    train: list[Example],
+    prompt: PromptConfig,
+    target: CalibrateSection,
+    max_length: int,
+    seed: int,
+    examples: list[Example],
+) -> dict[str, Any]:
+    """Load the tuned model, fit, keep or remove its probe as `target.probe` says, answer the
+    held-out `examples` and choose: the calibration record."""
     rt = runtime.for_stage(cfg.runtime, str(model))
     # Unset, the probe the run has is kept (loaded and checked with the model): choosing
     # another threshold is then a pass over the held-out questions, not minutes of refitting.
     gen = GenerateConfig(
         model=str(model),
-        adapter=None if full else tuned,
+        adapter=None if full else str(tuned),
         refusal_score="auto" if target.probe is None else "start",
     )
     engine = load_generator(gen, rt)
@@ -422,10 +483,28 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         )
     else:
         prepare_probe(engine, tuned, train, prompt, target, max_length, seed)
-    record = calibrate(engine, examples, prompt, target, max_length)
-    record["data"] = data
-    record["path"] = str(save(tuned, record))
-    return record
+    return calibrate(engine, examples, prompt, target, max_length)
+
+
+def _saved_answers(
+    previous: dict[str, Any],
+    tuned: str | Path,
+    examples: Sequence[Example],
+    target: CalibrateSection,
+    max_length: int,
+) -> list[dict[str, Any]] | None:
+    """The scored rows of `previous` (the run's calibration record) when they are what this
+    calibration would compute: the same questions and caps (`answered_key`), no probe to fit
+    or remove, and the score the run has now (its probe, by digest, or none)."""
+    if not previous or previous.get("answered") != answered_key(examples, target, max_length):
+        return None
+    on_disk = probe.RefusalProbe.load(tuned)
+    if target.probe or (target.probe is False and on_disk is not None):
+        return None
+    digest = (previous.get("probe") or {}).get("digest")
+    if (on_disk.digest() if on_disk is not None else None) != digest:
+        return None
+    return list(previous["scores"])
 
 
 def _probe_examples(cfg: CalibrateConfig, saved: dict[str, Any]) -> tuple[list[Example], str]:
