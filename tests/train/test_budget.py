@@ -118,6 +118,25 @@ def test_the_recheck_times_every_step_so_far(tmp_path: Path, clock: Clock) -> No
     assert state.max_steps == 26
 
 
+def test_every_evaluation_re_checks_a_run_that_slowed_down(tmp_path: Path, clock: Clock) -> None:
+    state = SimpleNamespace(global_step=0, max_steps=40, eval_steps=10, save_steps=10)
+    cb = TimeBudget(100, tmp_path)
+    args = SimpleNamespace(eval_steps=10, save_steps=10)
+    _run_steps(cb, clock, state, 10, step_s=1.0)
+    cb.on_evaluate(args, state, None)  # t = 10: 10 + 30 * 1 + 3 evaluations * 0 fits
+    assert state.max_steps == 40
+    for step in range(11, 21):  # the machine slows down: 5 s a step
+        clock.t += 5.0
+        state.global_step = step
+        cb.on_step_end(args, state, None)
+    cb.on_evaluate(args, state, None)
+    # t = 60, (60 - 1) / 19 = 3.1 s a step: 60 + (s - 20) * 3.1 + evaluations * 0 <= 100
+    # -> s = 32 (the 40 planned would have ended near t = 85 + 8 * 5 = 125)
+    assert state.max_steps == 32
+    saved = json.loads((tmp_path / "budget.json").read_text())
+    assert saved["max_steps"] == 32  # a resumed run keeps the latest length
+
+
 def test_a_run_that_fits_is_left_alone(tmp_path: Path, clock: Clock) -> None:
     state = SimpleNamespace(global_step=0, max_steps=10, eval_steps=0, save_steps=5)
     cb = TimeBudget(600, tmp_path)

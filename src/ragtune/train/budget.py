@@ -8,7 +8,9 @@ evaluates, saves and stops there), and the learning-rate schedule is compressed 
 length so it still warms up and decays fully. Evaluation keeps its configured spacing, so a
 shortened run evaluates less often: in the demo on fp32 an evaluation pass cost two steps,
 and scaling the spacing down with the run spent a third of the budget on them. It re-checks
-after the first evaluation, whose cost is only known then, and only ever shortens. The decision is written to `budget.json` in the run folder, so a resumed
+after each evaluation (the first one's cost is only known then, and a machine can slow down
+mid-run), and only ever shortens. The decision is written to `budget.json` in the run
+folder, so a resumed
 run keeps the same length instead of measuring again (`saved_length`: the stage sets it as
 the run's max_steps and adds no callback).
 
@@ -97,9 +99,11 @@ class TimeBudget(TrainerCallback):
             self._check(args, state, kw.get("lr_scheduler"))
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        # on_step_end of this step ran just before the evaluation began
+        # on_step_end of this step ran just before the evaluation began. Every evaluation
+        # re-checks, with its own cost and every step so far: a machine that slows down
+        # mid-run (a noisy neighbour: steps went from 3.6 to 5.5 s in one demo) still fits.
         last = self.step_t.get(state.global_step)
-        if last is not None and self.eval_s is None:
+        if last is not None:
             self.eval_s = time.perf_counter() - last
             self._check(args, state, kw.get("lr_scheduler"))
 
