@@ -52,7 +52,7 @@ from ragtune.text import language
 def features(gen: Any, path: str, lang: str | None, limit: int | None, max_length: int) -> dict:
     """Hidden states (examples, layers, dim) at the answer start, labels and refusal scores."""
     cfg = PromptConfig()
-    exs = [e for e in load_examples(path) if lang is None or language(e.question) == lang]
+    exs = examples_in(path, lang)
     if limit:
         exs = exs[:limit]
     qs, _ = fit_questions(gen, exs, cfg, max_length, 32)
@@ -77,6 +77,11 @@ def features(gen: Any, path: str, lang: str | None, limit: int | None, max_lengt
         "y": np.array([0 if e.answerable else 1 for e in exs]),
         "start": np.array(scores),
     }
+
+
+def examples_in(path: str, lang: str | None) -> list:
+    """The examples of `path` this script reads: those in `lang` (all when None)."""
+    return [e for e in load_examples(path) if lang is None or language(e.question) == lang]
 
 
 def auc(y: np.ndarray, score: np.ndarray) -> float | None:
@@ -139,16 +144,13 @@ def main() -> None:
             np.savez(cached, **feats, lang=np.array(args.lang or ""))
         return feats
 
-    def kept(path: str) -> list:
-        exs = load_examples(path)
-        return [e for e in exs if args.lang is None or language(e.question) == args.lang]
-
     fits = [load(p, args.fit_limit) for p in args.fit]
-    # Folds split by document across every fitting file (a file's examples may share one).
-    groups = [e.group or e.id for p, f in zip(args.fit, fits) for e in kept(p)[: len(f["y"])]]
-    for p, f in zip(args.fit, fits):  # a cache made under another filter cannot line up
-        if len(kept(p)[: len(f["y"])]) != len(f["y"]):
+    fit_exs = [examples_in(p, args.lang)[: len(f["y"])] for p, f in zip(args.fit, fits)]
+    for p, f, exs in zip(args.fit, fits, fit_exs):  # a cache made under another filter
+        if len(exs) != len(f["y"]):
             raise SystemExit(f"{p}: its cached features do not match --lang; use another --cache")
+    # Folds split by document across every fitting file (a file's examples may share one).
+    groups = [e.group or e.id for exs in fit_exs for e in exs]
     fit = {k: np.concatenate([f[k] for f in fits]) for k in ("x", "y", "start")}
     sets: dict[str, dict] = {"fit": fit} | {Path(p).stem: load(p, None) for p in args.data}
     folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)

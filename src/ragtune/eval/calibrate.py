@@ -264,6 +264,7 @@ def calibrate(
     prompt: PromptConfig,
     target: CalibrateSection,
     max_length: int = 1024,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """The calibration record for `generator` on held-out `examples`, their passages fitted
     into `max_length` as eval fits them: the chosen threshold, the point it scores, the
@@ -289,16 +290,17 @@ def calibrate(
     info = None if probe is None else {"layer": probe.layer, "digest": probe.digest(), **probe.info}
     return {
         **record_from_rows(rows, target, info),
-        "answered": answered_key(examples, target, max_length),
+        "answered": answered_key(examples, target, max_length, model),
     }
 
 
 def answered_key(
-    examples: Sequence[Example], target: CalibrateSection, max_length: int
+    examples: Sequence[Example], target: CalibrateSection, max_length: int, model: str | None
 ) -> dict[str, Any]:
-    """What the held-out answers depend on besides the weights and the score: the questions
-    (a digest of them as written) and the caps. A calibration with the same key can choose
-    another threshold from the answers saved in the record."""
+    """What the held-out answers depend on besides the adapter's weights and the score: the
+    questions (a digest of them as written), the caps and the model spec (`model`: a LoRA
+    run's base, or the full fine-tune). A calibration with the same key can choose another
+    threshold from the answers saved in the record."""
     import hashlib
     import json
 
@@ -307,6 +309,7 @@ def answered_key(
         "examples": hashlib.sha256(text.encode()).hexdigest(),
         "max_new_tokens": target.max_new_tokens,
         "max_length": max_length,
+        "model": model,
     }
 
 
@@ -433,7 +436,7 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         train, source = _probe_examples(cfg, saved)
         refusal_probe.check_can_fit(train, source)
     previous = abstain.read_calibration(tuned) or {}
-    saved_rows = _saved_answers(previous, tuned, examples, target, max_length)
+    saved_rows = _saved_answers(previous, tuned, examples, target, max_length, str(model))
     if saved_rows is not None:  # another target on the same answers: seconds, not minutes
         print(
             "calibrate: the held-out answers saved by the last calibration reused (the same "
@@ -483,7 +486,7 @@ def _answer_and_choose(
         )
     else:
         prepare_probe(engine, tuned, train, prompt, target, max_length, seed)
-    return calibrate(engine, examples, prompt, target, max_length)
+    return calibrate(engine, examples, prompt, target, max_length, str(model))
 
 
 def _saved_answers(
@@ -492,11 +495,13 @@ def _saved_answers(
     examples: Sequence[Example],
     target: CalibrateSection,
     max_length: int,
+    model: str,
 ) -> list[dict[str, Any]] | None:
     """The scored rows of `previous` (the run's calibration record) when they are what this
-    calibration would compute: the same questions and caps (`answered_key`), no probe to fit
-    or remove, and the score the run has now (its probe, by digest, or none)."""
-    if not previous or previous.get("answered") != answered_key(examples, target, max_length):
+    calibration would compute: the same questions, caps and model (`answered_key`), no probe
+    to fit or remove, and the score the run has now (its probe, by digest, or none)."""
+    key = answered_key(examples, target, max_length, model)
+    if not previous or previous.get("answered") != key:
         return None
     on_disk = probe.RefusalProbe.load(tuned)
     if target.probe or (target.probe is False and on_disk is not None):

@@ -10,9 +10,8 @@ shortened run evaluates less often: in the demo on fp32 an evaluation pass cost 
 and scaling the spacing down with the run spent a third of the budget on them. It re-checks
 after each evaluation (the first one's cost is only known then, and a machine can slow down
 mid-run), and only ever shortens. The decision is written to `budget.json` in the run
-folder, so a resumed
-run keeps the same length instead of measuring again (`saved_length`: the stage sets it as
-the run's max_steps and adds no callback).
+folder, so a resumed run keeps the same length instead of measuring again (`saved_length`:
+the stage sets it as the run's max_steps and adds no callback).
 
     trainer = Trainer(..., callbacks=[TimeBudget(300, out, eval_examples=50)])
 """

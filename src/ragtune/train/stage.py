@@ -330,7 +330,9 @@ def _calibrate(
     calibrate.prepare_probe(
         engine, final, train, cfg.prompt, cfg.calibrate, cfg.max_length, cfg.seed
     )
-    record = calibrate.calibrate(engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length)
+    record = calibrate.calibrate(
+        engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length, gen.model
+    )
     record["path"] = str(calibrate.save(final, record))
     calibrate.show(record)
     return {
