@@ -36,17 +36,19 @@ from typing import Any
 
 import yaml
 from ablation import write as write_ablation  # benchmarks/: the script's folder is on sys.path
+from redecide import seed_partial
 
 from ragtune import allocator, atomic, probe, runs, runtime
 from ragtune.data.augment import COUNTERFACTUAL_KIND, add_counterfactuals, add_unanswerables
-from ragtune.data.importers import import_data
+from ragtune.data.importers import import_data, load_examples
 from ragtune.data.split import split_indices
+from ragtune.eval import calibrate
 from ragtune.eval import stage as evaluate
 from ragtune.eval.calibrate import CalibrateSection, wilson
 from ragtune.eval.stage import EvalConfig
 from ragtune.example import Example, write_jsonl
 from ragtune.generation import abstain
-from ragtune.generation.load import GenerateConfig, load_generator
+from ragtune.generation.load import GenerateConfig, load_generator, refusal_threshold
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
@@ -79,6 +81,18 @@ def saved_cap(run_dir: Path) -> int | None:
     )
 
 
+def same_eval(run_dir: Path, cfg: EvalConfig, but: str | None = None) -> bool:
+    """Whether the finished eval in `run_dir` is what `cfg` would evaluate now (the run's
+    calibration, probe, adapter and data included), the input `but` aside."""
+    recorded = json.loads((run_dir / runs.run_file("eval")).read_text(encoding="utf-8"))
+    now = evaluate.identity(cfg, refusal_threshold(cfg.gen))
+    if but is not None:
+        for ident in (recorded, now):
+            ident["inputs"].pop(but, None)
+            ident.pop("config_sha256", None)
+    return bool(recorded == now)
+
+
 def split(
     exs: list[Example], eval_fraction: float, seed: int
 ) -> tuple[list[Example], list[Example]]:
@@ -100,6 +114,71 @@ def float_or_auto(value: str) -> float | str:
     """A --lr / --epochs value: a number, or "auto" (the balanced preset chooses, as
     `ragtune train` does when the key is not given)."""
     return value if value == "auto" else float(value)
+
+
+def unused_questions(squad: list[Example], train_file: Path, seed: int) -> list[Example]:
+    """The SQuAD 2.0 questions of the training articles (`split` at `seed`) that `train_file`
+    does not hold: labelled questions the adapter never saw, from articles not held out."""
+    train_articles, _ = split(squad, SQUAD_HELD_OUT, seed)
+    # By question text: counterfactual rewrites keep the question but change id and passage.
+    used = {e.question for e in load_examples(train_file)}
+    return [e for e in train_articles if e.question not in used]
+
+
+def calibration_set(
+    train_dir: Path, squad: list[Example], train_file: Path, n: int, seed: int
+) -> list[Example]:
+    """The run's held-out split, then `n` unused questions of its training articles drawn at
+    `seed` (`unused_questions.py --sample n --add <run>/heldout.jsonl` writes the same)."""
+    unused = unused_questions(squad, train_file, seed)
+    drawn = random.Random(seed).sample(unused, min(n, len(unused)))
+    return load_examples(train_dir / runs.HELDOUT) + drawn
+
+
+def target_name(max_false_refusal: float | None) -> str:
+    return "maxf1" if max_false_refusal is None else f"fr{round(100 * max_false_refusal)}"
+
+
+def calibrate_on_more(
+    train_dir: Path,
+    examples: list[Example],
+    path: Path,
+    max_false_refusal: float | None,
+    keep: str,
+    rt_section: RuntimeSection,
+) -> None:
+    """Choose the run's threshold again on `examples` (written to `path`), keeping the probe
+    the run has, unless its calibration record already comes from them at this target. The
+    record replaced is copied first to `<keep>-<its set>-<its target>.json`: training's choice
+    on the held-out split stays beside the new one."""
+    record = abstain.read_calibration(train_dir) or {}
+    section = CalibrateSection(max_examples=len(examples), max_false_refusal=max_false_refusal)
+    target = "max_f1" if max_false_refusal is None else f"max_false_refusal={max_false_refusal}"
+    write_jsonl(path, examples)
+    was = Path(str(record.get("data", "")))
+    # By content: a calibration made by hand from another copy of the same file counts.
+    if (
+        was.is_file()
+        and was.read_bytes() == path.read_bytes()
+        and record.get("target") == target
+        and record.get("held_out") == len(examples)
+    ):
+        return
+    if record:
+        source = "heldout" if was.name == runs.HELDOUT else f"cal{record.get('held_out')}"
+        copy = Path(f"{keep}-{source}-{target_name(_target_value(record))}.json")
+        if not copy.exists():
+            atomic.write_json(copy, record)
+    calibrate.run(
+        calibrate.CalibrateConfig(
+            run=str(train_dir), data=str(path), calibrate=section, runtime=rt_section
+        )
+    )
+
+
+def _target_value(record: dict[str, Any]) -> float | None:
+    target = str(record.get("target", "max_f1"))
+    return None if target == "max_f1" else float(target.split("=", 1)[1])
 
 
 def plot_tradeoff(tuned: dict[str, dict[str, dict]], path: Path) -> None:
@@ -157,6 +236,15 @@ def main() -> None:
         "--counterfactual", type=float, default=0.15, help="counterfactual share of training"
     )
     ap.add_argument("--max-false-refusal", type=float, default=None, help="calibration target")
+    ap.add_argument(
+        "--calibrate-unused",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after training, choose the threshold again on its held-out split plus N SQuAD "
+        "questions of the training articles that training did not use (the split holds few "
+        "English articles); the calibrated evals are then named <eval>-cal<count>-<target>",
+    )
     ap.add_argument(
         "--no-calibrate",
         action="store_true",
@@ -295,6 +383,7 @@ def main() -> None:
         adapter: str | None,
         threshold: str = "none",
         extractive: bool = False,
+        tail: str = "",
     ) -> dict[str, dict]:
         results = {}
         gen_cfg = GenerateConfig(
@@ -311,19 +400,9 @@ def main() -> None:
         generator: Any = None
         for lang in evals:
             zh = lang.endswith("zh")
-            run_dir = out / f"{label}{zh_prompt if zh else ''}_{lang}"
+            name = f"{label}{zh_prompt if zh else ''}_{lang}"
+            run_dir = out / f"{name}{tail}"
             cap = args.max_new_tokens_zh if zh else args.max_new_tokens
-            done = runs.finished(run_dir)
-            if done is not None and saved_cap(run_dir) == cap:
-                results[lang] = done
-                continue
-            # A finished eval with another cap falls through: eval names the difference.
-            t0 = time.perf_counter()
-            if generator is None:
-                rt = runtime.resolve(rt_section)
-                runtime.set_torch_threads(rt.threads)  # load_generator leaves it to the caller
-                generator = load_generator(gen_cfg, rt)
-            generator.max_new_tokens = cap  # every engine reads it on each call
             cfg = EvalConfig(
                 data=str(out / "data" / f"eval_{lang}.jsonl"),
                 out=str(run_dir),
@@ -334,6 +413,41 @@ def main() -> None:
                 prompt=prompt if zh else PromptConfig(),
                 runtime=rt_section,
             )
+            done = runs.finished(run_dir)
+            if done is not None and saved_cap(run_dir) == cap:
+                if threshold != "none" and not same_eval(run_dir, cfg):
+                    raise SystemExit(
+                        f"{run_dir}: its answers were decided at another calibration than "
+                        f"the run's now; `python benchmarks/redecide.py {run_dir} --suffix S` "
+                        "decides them at it, or give the --calibrate-unused and "
+                        "--max-false-refusal it was made with"
+                    )
+                results[lang] = done
+                continue
+            # A finished eval with another cap falls through: eval names the difference.
+            t0 = time.perf_counter()
+            if generator is None:
+                rt = runtime.resolve(rt_section)
+                runtime.set_torch_threads(rt.threads)  # load_generator leaves it to the caller
+                generator = load_generator(gen_cfg, rt)
+            generator.max_new_tokens = cap  # every engine reads it on each call
+            sibling = out / name  # the same answers, decided at training's calibration
+            if (
+                tail
+                and done is None
+                and runs.finished(sibling) is not None
+                and saved_cap(sibling) == cap
+                and same_eval(sibling, cfg, but="refusal_threshold")
+            ):
+                # Scored at the new threshold as benchmarks/redecide.py does: the eval
+                # resumes from all of them and generates none.
+                n = seed_partial(sibling, run_dir)
+                atomic.write_json(
+                    run_dir / runs.run_file("eval"),
+                    evaluate.identity(cfg, refusal_threshold(cfg.gen)),
+                )
+                cfg = dataclasses.replace(cfg, latency_questions=0)
+                print(f"{run_dir}: {n} answers of {sibling} decided again")
             results[lang] = evaluate.run(cfg, generator)
             timings[f"eval_{label}_{lang}_s"] = round(time.perf_counter() - t0, 1)
         return results
@@ -397,6 +511,22 @@ def main() -> None:
             )
         ).metrics
     variants = [v for v in args.variants.split(",") if v]
+    tail = ""
+    if args.calibrate_unused:
+        more = calibration_set(
+            train_dir, data["squad"], train_file, args.calibrate_unused, args.seed
+        )
+        t0 = time.perf_counter()
+        calibrate_on_more(
+            train_dir,
+            more,
+            out / "data" / f"calibrate{suffix}.jsonl",
+            args.max_false_refusal,
+            str(out / f"calibration{suffix}"),
+            rt_section,
+        )
+        timings["calibrate_unused_s"] = round(time.perf_counter() - t0, 1)
+        tail = f"-cal{len(more)}-{target_name(args.max_false_refusal)}"
     # A LoRA run is scored as base + adapter; a full fine-tune is a model of its own.
     full = args.method == "full"
     tuned = {
@@ -406,6 +536,7 @@ def main() -> None:
             None if full else str(train_dir),
             threshold="none" if v == "greedy" else "auto",
             extractive=v == "extractive",
+            tail="" if v == "greedy" else tail,
         )
         for v in variants
     }
@@ -423,11 +554,13 @@ def main() -> None:
         f"{tm['tokens_seen']} tokens in {tm['wall_s']} s = {tm['tokens_per_s']} tokens/s "
         f"({tm['threads']} threads, {tm['dtype']}, peak RSS {tm['peak_rss_mb']} MiB)"
     )
-    cal = tm.get("refusal_calibration") or {}
+    # The run's calibration as it is now: training's, or the one --calibrate-unused chose.
+    cal = abstain.read_calibration(train_dir) or tm.get("refusal_calibration") or {}
     if cal:
         own = cal.get("thresholds_by_lang") or {}
         print(
-            f"refusal threshold {cal['threshold']:.4f} ({cal['target']}, {cal['held_out']} held out)"
+            f"refusal threshold {cal['threshold']:.4f} ({cal['target']}, {cal['held_out']} "
+            f"held-out questions{' in ' + str(cal['data']) if cal.get('data') else ''})"
             + "".join(f", {lang} {t:.4f}" for lang, t in own.items())
         )
     print(f"{'set':<7}{'metric':<26}{'base':>10}" + "".join(f"{v:>12}" for v in variants))
@@ -449,6 +582,7 @@ def main() -> None:
             "model": args.model,
             "args": vars(args),
             "train": tm,
+            "calibration": {k: v for k, v in cal.items() if k not in ("sweep", "scores")},
             "timings": timings,
             "base": base,
             "tuned": tuned,

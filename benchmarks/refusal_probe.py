@@ -49,8 +49,12 @@ from ragtune.text import language
 
 
 @torch.inference_mode()
-def features(gen: Any, path: str, lang: str | None, limit: int | None, max_length: int) -> dict:
-    """Hidden states (examples, layers, dim) at the answer start, labels and refusal scores."""
+def features(
+    gen: Any, path: str, lang: str | None, limit: int | None, max_length: int, pool: int = 1
+) -> dict:
+    """Hidden states (examples, layers, dim) at the answer start (the mean of the prompt's
+    last `pool` positions: the question's end and the chat template's), labels and refusal
+    scores."""
     cfg = PromptConfig()
     exs = examples_in(path, lang)
     if limit:
@@ -67,7 +71,8 @@ def features(gen: Any, path: str, lang: str | None, limit: int | None, max_lengt
             output_hidden_states=True,
             logits_to_keep=len(start),
         )
-        h = torch.stack([s[0, len(ids) - 1] for s in out.hidden_states]).float()
+        last = slice(max(0, len(ids) - pool), len(ids))
+        h = torch.stack([s[0, last].float().mean(0) for s in out.hidden_states])
         states.append(h.cpu().numpy())
         lp = torch.log_softmax(out.logits[0].float(), -1)
         scores.append(float(np.exp(sum(float(lp[j, t]) for j, t in enumerate(start)))))
@@ -109,6 +114,12 @@ def main() -> None:
     ap.add_argument("--lang", default=None, help="keep only questions in this language")
     ap.add_argument("--fit-limit", type=int, default=None, help="first N of each --fit file")
     ap.add_argument("--max-length", type=int, default=640)
+    ap.add_argument(
+        "--pool",
+        type=int,
+        default=1,
+        help="probe the mean state of the prompt's last N positions (1: the answer start only)",
+    )
     ap.add_argument("--cache", default=None, help="save/load the features here (.npz prefix)")
     ap.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1], dest="cs")
     ap.add_argument(
@@ -126,7 +137,11 @@ def main() -> None:
         nonlocal gen
         # Named by file and first-N limit; the language filter is stored and checked, since
         # the fitting groups are rebuilt from the file with the same filter.
-        name = Path(path).stem + (f"-first{limit}" if limit else "")
+        name = (
+            Path(path).stem
+            + (f"-first{limit}" if limit else "")
+            + (f"-pool{args.pool}" if args.pool > 1 else "")
+        )
         cached = Path(f"{args.cache}-{name}.npz") if args.cache else None
         if cached is not None and cached.exists():
             feats = dict(np.load(cached))
@@ -139,7 +154,7 @@ def main() -> None:
         if gen is None:
             rt = runtime.for_stage(runtime.RuntimeSection(), args.model)
             gen = load_generator(GenerateConfig(model=args.model, adapter=args.adapter), rt)
-        feats = features(gen, path, args.lang, limit, args.max_length)
+        feats = features(gen, path, args.lang, limit, args.max_length, args.pool)
         if cached is not None:
             np.savez(cached, **feats, lang=np.array(args.lang or ""))
         return feats
@@ -196,7 +211,9 @@ def main() -> None:
             report["probe"][f"C={c} layer={label}"] = row
             print(f"C={c} layer {label:>2s}: cv {cv:.1f}; " + "; ".join(text), flush=True)
     if args.cache:
-        fitted = "+".join(Path(p).stem for p in args.fit)
+        fitted = "+".join(Path(p).stem for p in args.fit) + (
+            f"-pool{args.pool}" if args.pool > 1 else ""
+        )
         Path(f"{args.cache}-report-{fitted}.json").write_text(json.dumps(report, indent=1))
 
 

@@ -14,7 +14,7 @@ import argparse
 import random
 from pathlib import Path
 
-from real_data import SHARED, SQUAD_HELD_OUT, split  # benchmarks/: on sys.path
+from real_data import SHARED, SQUAD_HELD_OUT, split, unused_questions  # benchmarks/: on sys.path
 
 from ragtune.data.importers import import_data, load_examples
 from ragtune.example import write_jsonl
@@ -30,12 +30,10 @@ def main() -> None:
     ap.add_argument("--add", default=None, help="examples written first (a run's heldout.jsonl)")
     args = ap.parse_args()
     examples = import_data(args.squad, skip_empty_questions=True).examples
-    train_articles, _ = split(examples, SQUAD_HELD_OUT, args.seed)
-    # By question text: counterfactual rewrites keep the question but change id and passage.
-    used = {e.question for e in load_examples(args.train)}
-    unused = [e for e in train_articles if e.question not in used]
+    unused = unused_questions(examples, Path(args.train), args.seed)
+    n_articles = len(split(examples, SQUAD_HELD_OUT, args.seed)[0])
     print(
-        f"{len(unused)} of {len(train_articles)} training-article questions unused "
+        f"{len(unused)} of {n_articles} training-article questions unused "
         f"({sum(not e.answerable for e in unused)} unanswerable)"
     )
     if args.sample is not None:
