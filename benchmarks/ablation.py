@@ -119,6 +119,17 @@ def row(scores: dict[str, dict], base: dict[str, dict] | None) -> tuple[list[str
     return cells, met, below
 
 
+def scoring(variant: str, calibration: dict) -> str:
+    """The scoring column: the variant, and for a calibrated one the calibration its evals
+    were decided at (its score, how many questions, its target), where the results say."""
+    if variant == "greedy" or not calibration:
+        return variant
+    target = str(calibration.get("target", ""))
+    goal = "max F1" if target == "max_f1" else f"false ref. ≤ {target.split('=')[-1]}"
+    n = calibration.get("held_out")
+    return f"{variant} ({calibration.get('score', 'start')}, {n} questions, {goal})"
+
+
 def auc_cell(record: dict) -> str:
     """The "en / zh" AUCs of a calibration record, "-" where a language has none; "pooled N"
     for a record made before calibration split the AUC by language."""
@@ -161,7 +172,7 @@ def table(out: Path, results: dict[str, dict], reference: str) -> str:
         for variant, scores in res["tuned"].items():
             cells, met, below = row(scores, res["base"])
             lines.append(
-                f"| {name} | {variant} | {tm['train_examples']} | {tm['steps']} | "
+                f"| {name} | {scoring(variant, res.get('calibration') or {})} | {tm['train_examples']} | {tm['steps']} | "
                 f"{auc} | " + " | ".join(cells) + f" | {met} | {below} |"
             )
     return "\n".join(lines) + "\n"
