@@ -149,6 +149,42 @@ def test_a_mix_that_breaks_the_false_refusal_cap_falls_back_to_pooled() -> None:
     assert set(by_lang) == {"en"} and best["f1"] >= calibrate.choose(points)["f1"]
 
 
+def test_a_language_with_too_few_questions_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """Chinese has 12 of each kind and gets its own threshold; English has 8 unanswerable
+    held-out questions (one SQuAD article's worth), so it falls back to the pooled one, and
+    the summary says so, with the counts and how to calibrate on more."""
+    rows = [
+        {"id": f"{lang}{a}{i}", "lang": lang, "answerable": a, "refusal_score": (i % 7) / 7,
+         "unrefused_f1": float(a), "unrefused_refused": False}
+        for lang, n_ans, n_unans in (("zh", 12, 12), ("en", 30, 8))
+        for a, n in ((True, n_ans), (False, n_unans)) for i in range(n)
+    ]  # fmt: skip
+    record = calibrate.record_from_rows(rows, calibrate.CalibrateSection(), None)
+    assert set(record["chosen_by_lang"]) == {"zh"}
+    assert calibrate.pooled_languages(record) == {"en": (30, 8)}
+    calibrate.show(record)
+    out = capsys.readouterr().out
+    assert "en has 8 unanswerable and 30 answerable" in out and "data=FILE" in out
+    # Enough English questions: nothing to say.
+    more = rows + [{**r, "id": r["id"] + "x"} for r in rows if r["lang"] == "en"]
+    assert (
+        calibrate.pooled_languages(
+            calibrate.record_from_rows(more, calibrate.CalibrateSection(), None)
+        )
+        == {}
+    )
+    # One language, or per-language thresholds turned off: nothing to say either.
+    english = [r for r in rows if r["lang"] == "en"]
+    assert (
+        calibrate.pooled_languages(
+            calibrate.record_from_rows(english, calibrate.CalibrateSection(), None)
+        )
+        == {}
+    )
+    pooled = calibrate.CalibrateSection(per_language=False)
+    assert calibrate.pooled_languages(calibrate.record_from_rows(rows, pooled, None)) == {}
+
+
 def test_wilson_interval_by_hand() -> None:
     # 5 of 10: centre 0.5, half-width 1.96 * sqrt(0.025 + 0.0096) / 1.384 = 0.263
     lo, hi = calibrate.wilson(50.0, 10)

@@ -121,14 +121,14 @@ def sweep(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _with_question_lang(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows carrying `question_lang`, worked out once (language detection per row per
     threshold would make a sweep's cost grow with the square of the questions)."""
-    return [r if "question_lang" in r else {**r, "question_lang": question_lang(r)} for r in rows]
+    return [r if r.get("question_lang") else {**r, "question_lang": question_lang(r)} for r in rows]
 
 
 def question_lang(row: dict[str, Any]) -> str:
     """The language a row's threshold is looked up by: its question's, as at answer time
     (`Threshold.for_question`), not the metrics' `lang`, which a Chinese gold answer also
     makes "zh"."""
-    if "question_lang" in row:
+    if row.get("question_lang"):  # a saved record's rows carry it (None where unknown)
         return str(row["question_lang"])
     return language(row["question"]) if "question" in row else str(row.get("lang", "en"))
 
@@ -328,6 +328,7 @@ def record_from_rows(
         "threshold": best["threshold"],
         "thresholds_by_lang": thresholds,
         "chosen_by_lang": by_lang,
+        "per_language": target.per_language,
         "target": "max_f1"
         if target.max_false_refusal is None
         else f"max_false_refusal={target.max_false_refusal}",
@@ -565,6 +566,13 @@ def show(record: dict[str, Any]) -> None:
             f"questions, so these rates are rough (95% intervals in brackets); calibrate on "
             f"more with `ragtune calibrate RUN data=FILE` or a larger eval_fraction"
         )
+    for lang, (ans, unans) in pooled_languages(record).items():
+        print(
+            f"calibrate: {lang} has {unans} unanswerable and {ans} answerable held-out "
+            f"questions, fewer than {MIN_PER_LANGUAGE} of a kind, so it gets no threshold of "
+            f"its own: the one chosen on every language's questions together applies to it; "
+            f"calibrate on more {lang} questions with `ragtune calibrate RUN data=FILE`"
+        )
     by_lang = record.get("score_auc_by_lang") or {}
     if len(by_lang) > 1:
         print("score AUC by language: " + ", ".join(f"{k} {_pct(v)}" for k, v in by_lang.items()))
@@ -577,6 +585,27 @@ def show(record: dict[str, Any]) -> None:
     if record.get("thresholds_by_lang"):
         print("  (the first line's F1 and rates are the held-out set at these thresholds)")
     print(f"written to {record.get('path')}")
+
+
+def pooled_languages(record: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """The languages of a calibration record's questions that got no threshold of their own
+    for want of questions (`choose_by_lang`), with their answerable and unanswerable counts;
+    {} for a one-language record, or one made with `per_language` off."""
+    if record.get("per_language") is False:
+        return {}
+    rows = _with_question_lang(record.get("scores") or [])
+    counts: dict[str, list[int]] = {}
+    for r in rows:
+        if r.get("refusal_score") is not None:
+            counts.setdefault(question_lang(r), [0, 0])[0 if r["answerable"] else 1] += 1
+    own = record.get("chosen_by_lang") or {}
+    if len(counts) < 2:
+        return {}
+    return {
+        lang: (n[0], n[1])
+        for lang, n in sorted(counts.items())
+        if lang not in own and min(n) < MIN_PER_LANGUAGE
+    }
 
 
 def _range(interval: list[float] | None) -> str:
