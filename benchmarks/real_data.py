@@ -144,15 +144,23 @@ def calibrate_on_more(
     examples: list[Example],
     path: Path,
     max_false_refusal: float | None,
+    want_probe: bool,
     keep: str,
     rt_section: RuntimeSection,
 ) -> None:
     """Choose the run's threshold again on `examples` (written to `path`), keeping the probe
-    the run has, unless its calibration record already comes from them at this target. The
+    the run has (a probe is fitted or removed only where `want_probe` says otherwise: a run
+    trained with --no-calibrate has none), unless its calibration record already comes from
+    them at this target and score. The
     record replaced is copied first to `<keep>-<its set>-<its target>.json`: training's choice
     on the held-out split stays beside the new one."""
     record = abstain.read_calibration(train_dir) or {}
-    section = CalibrateSection(max_examples=len(examples), max_false_refusal=max_false_refusal)
+    has_probe = record.get("score") == "probe"
+    section = CalibrateSection(
+        max_examples=len(examples),
+        max_false_refusal=max_false_refusal,
+        probe=None if has_probe == want_probe else want_probe,
+    )
     target = "max_f1" if max_false_refusal is None else f"max_false_refusal={max_false_refusal}"
     write_jsonl(path, examples)
     was = Path(str(record.get("data", "")))
@@ -162,6 +170,7 @@ def calibrate_on_more(
         and was.read_bytes() == path.read_bytes()
         and record.get("target") == target
         and record.get("held_out") == len(examples)
+        and has_probe == want_probe
     ):
         return
     if record:
@@ -477,7 +486,9 @@ def main() -> None:
                     "give this setting its own --tag"
                 )
         record = abstain.read_calibration(train_dir) or {}
-        if "calibrated" in args.variants and (record.get("score") == "probe") != args.probe:
+        # (--calibrate-unused calibrates again, fitting or removing the probe as asked)
+        wrong_score = (record.get("score") == "probe") != args.probe
+        if "calibrated" in args.variants and wrong_score and not args.calibrate_unused:
             raise SystemExit(
                 f"{train_dir}: calibrated on {record.get('score', 'start')} scores; "
                 f"`ragtune calibrate {train_dir} calibrate.probe={str(args.probe).lower()}` first"
@@ -522,6 +533,7 @@ def main() -> None:
             more,
             out / "data" / f"calibrate{suffix}.jsonl",
             args.max_false_refusal,
+            args.probe,
             str(out / f"calibration{suffix}"),
             rt_section,
         )
