@@ -331,7 +331,11 @@ def test_calibrate_chooses_again_from_the_saved_answers_when_they_still_hold(
     # another base model spec (the same folder, named otherwise): its answers are made again
     assert main([*args, "calibrate.max_false_refusal=0.0", f"model={cfg.model}/."]) == 0
     assert loads == [1]
-    assert main([*args, "calibrate.max_new_tokens=8"]) == 0  # other answers: made again
+    # another compute dtype: bf16 answers may differ from fp32 ones, so they are made again
+    assert again["answered"]["dtype"] == "torch.float32"
+    assert main([*args[:-1], "runtime.dtype=bf16", "calibrate.max_false_refusal=0.0"]) == 0
     assert loads == [1, 1]
+    assert main([*args, "calibrate.max_new_tokens=8"]) == 0  # other answers: made again
+    assert loads == [1, 1, 1]
     recapped = abstain.read_calibration(result.adapter)
     assert recapped is not None and recapped["answered"]["max_new_tokens"] == 8

@@ -265,10 +265,11 @@ def calibrate(
     target: CalibrateSection,
     max_length: int = 1024,
     model: str | None = None,
+    dtype: str | None = None,
 ) -> dict[str, Any]:
-    """The calibration record for `generator` on held-out `examples`, their passages fitted
-    into `max_length` as eval fits them: the chosen threshold, the point it scores, the
-    score's AUC there, and the whole sweep."""
+    """The calibration record for `generator` (`model`, computing in `dtype`) on held-out
+    `examples`, their passages fitted into `max_length` as eval fits them: the chosen
+    threshold, the point it scores, the score's AUC there, and the whole sweep."""
     from ragtune.eval import metrics
     from ragtune.eval.answer import answer_all, fit_questions
 
@@ -290,17 +291,22 @@ def calibrate(
     info = None if probe is None else {"layer": probe.layer, "digest": probe.digest(), **probe.info}
     return {
         **record_from_rows(rows, target, info),
-        "answered": answered_key(examples, target, max_length, model),
+        "answered": answered_key(examples, target, max_length, model, dtype),
     }
 
 
 def answered_key(
-    examples: Sequence[Example], target: CalibrateSection, max_length: int, model: str | None
+    examples: Sequence[Example],
+    target: CalibrateSection,
+    max_length: int,
+    model: str | None,
+    dtype: str | None = None,
 ) -> dict[str, Any]:
     """What the held-out answers depend on besides the adapter's weights and the score: the
-    questions (a digest of them as written), the caps and the model spec (`model`: a LoRA
-    run's base, or the full fine-tune). A calibration with the same key can choose another
-    threshold from the answers saved in the record."""
+    questions (a digest of them as written), the caps, the model spec (`model`: a LoRA
+    run's base, or the full fine-tune) and the compute dtype (bf16 and fp32 answers differ
+    on a few questions). A calibration with the same key can choose another threshold from
+    the answers saved in the record."""
     import hashlib
     import json
 
@@ -310,6 +316,7 @@ def answered_key(
         "max_new_tokens": target.max_new_tokens,
         "max_length": max_length,
         "model": model,
+        "dtype": dtype,
     }
 
 
@@ -437,7 +444,10 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         train, source = _probe_examples(cfg, saved)
         refusal_probe.check_can_fit(train, source)
     previous = abstain.read_calibration(tuned) or {}
-    saved_rows = _saved_answers(previous, tuned, examples, target, max_length, str(model))
+    rt = runtime.for_stage(cfg.runtime, str(model))  # its dtype is part of the answers' key
+    saved_rows = _saved_answers(
+        previous, tuned, examples, target, max_length, str(model), str(rt.dtype)
+    )
     if saved_rows is not None:  # another target on the same answers: seconds, not minutes
         print(
             "calibrate: the held-out answers saved by the last calibration reused (the same "
@@ -449,7 +459,7 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
         }
     else:
         record = _answer_and_choose(
-            cfg, model, full, tuned, train, prompt, target, max_length, seed, examples
+            rt, model, full, tuned, train, prompt, target, max_length, seed, examples
         )
     record["data"] = data
     record["path"] = str(save(tuned, record))
@@ -457,7 +467,7 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
 
 
 def _answer_and_choose(
-    cfg: CalibrateConfig,
+    rt: runtime.Runtime,
     model: str | Path,
     full: bool,
     tuned: str | Path,
@@ -470,7 +480,6 @@ def _answer_and_choose(
 ) -> dict[str, Any]:
     """Load the tuned model, fit, keep or remove its probe as `target.probe` says, answer the
     held-out `examples` and choose: the calibration record."""
-    rt = runtime.for_stage(cfg.runtime, str(model))
     # Unset, the probe the run has is kept (loaded and checked with the model): choosing
     # another threshold is then a pass over the held-out questions, not minutes of refitting.
     gen = GenerateConfig(
@@ -487,7 +496,7 @@ def _answer_and_choose(
         )
     else:
         prepare_probe(engine, tuned, train, prompt, target, max_length, seed)
-    return calibrate(engine, examples, prompt, target, max_length, str(model))
+    return calibrate(engine, examples, prompt, target, max_length, str(model), str(rt.dtype))
 
 
 def _saved_answers(
@@ -497,11 +506,12 @@ def _saved_answers(
     target: CalibrateSection,
     max_length: int,
     model: str,
+    dtype: str,
 ) -> list[dict[str, Any]] | None:
     """The scored rows of `previous` (the run's calibration record) when they are what this
     calibration would compute: the same questions, caps and model (`answered_key`), no probe
     to fit or remove, and the score the run has now (its probe, by digest, or none)."""
-    key = answered_key(examples, target, max_length, model)
+    key = answered_key(examples, target, max_length, model, dtype)
     if not previous or previous.get("answered") != key:
         return None
     on_disk = probe.RefusalProbe.load(tuned)

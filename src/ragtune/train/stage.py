@@ -331,7 +331,7 @@ def _calibrate(
         engine, final, train, cfg.prompt, cfg.calibrate, cfg.max_length, cfg.seed
     )
     record = calibrate.calibrate(
-        engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length, gen.model
+        engine, examples, cfg.prompt, cfg.calibrate, cfg.max_length, gen.model, str(rt.dtype)
     )
     record["path"] = str(calibrate.save(final, record))
     calibrate.show(record)
