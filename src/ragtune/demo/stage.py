@@ -79,7 +79,12 @@ class DemoConfig:
 
 
 def _eval(
-    cfg: DemoConfig, data: Path, out: Path, label: str, adapter: str | None
+    cfg: DemoConfig,
+    data: Path,
+    out: Path,
+    label: str,
+    adapter: str | None,
+    redo: bool = False,
 ) -> dict[str, Any]:
     # A finished eval of the same model, adapter and data is reused by the stage itself.
     gen = GenerateConfig(model=cfg.model, adapter=adapter, max_new_tokens=cfg.max_new_tokens)
@@ -90,7 +95,7 @@ def _eval(
             label=label,
             gen=gen,
             runtime=cfg.runtime,
-            overwrite=cfg.overwrite,
+            overwrite=cfg.overwrite or redo,
         )
     )
 
@@ -159,8 +164,10 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
     )
 
     # A finished training is reused as it is: a probe asked for (or off) since then is
-    # fitted (or removed) by calibrating it again, never silently left as it was.
-    if cfg.probe != (train_dir / runs.ADAPTER / PROBE_FILE).is_file():
+    # fitted (or removed) by calibrating it again, never silently left as it was; the tuned
+    # eval, scored at the old calibration, is then made again.
+    recalibrate = cfg.probe != (train_dir / runs.ADAPTER / PROBE_FILE).is_file()
+    if recalibrate:
         calibrate.run(
             calibrate.CalibrateConfig(
                 run=str(train_dir),
@@ -168,7 +175,7 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
                 runtime=cfg.runtime,
             )
         )
-    _eval(cfg, out / "data" / "eval.jsonl", out / "tuned", "tuned", str(train_dir))
+    _eval(cfg, out / "data" / "eval.jsonl", out / "tuned", "tuned", str(train_dir), recalibrate)
     result = compare.run(
         compare.CompareConfig(runs=[str(out / "base"), str(out / "tuned")], out=str(out))
     )
