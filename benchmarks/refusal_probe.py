@@ -19,6 +19,9 @@ better than the model's output does. This script measures that on our models:
    unanswerable questions refused at 10/15/20/25% false refusals.
 3. The refusal start's AUC and the same shares on the same prompts, for comparison.
 4. With `--concat 14,16,18 ...`: the same for a probe on those layers' states side by side.
+5. With `--pool N`: the states averaged over the prompt's last N positions (the question's
+   end and the chat template's) instead of the last one; with `--mlp ALPHA ...`: a small
+   network beside the logistic regression, for whether the limit is the read-out's.
 
 Several `--fit` files are pooled (each file's features cached on its own), so a probe fitted
 on the training examples can be set beside one fitted on more labelled questions the adapter
@@ -123,11 +126,20 @@ def main() -> None:
     ap.add_argument("--cache", default=None, help="save/load the features here (.npz prefix)")
     ap.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1], dest="cs")
     ap.add_argument(
+        "--mlp",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also a one-hidden-layer network (256 units) per L2 strength given: is the "
+        "separation a linear read-out's limit?",
+    )
+    ap.add_argument(
         "--concat", nargs="*", default=[], help="layer sets probed together, e.g. 14,16,18"
     )
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -185,13 +197,21 @@ def main() -> None:
     layer_sets = [[layer] for layer in range(n_layers // 3, n_layers, 2)] + [
         [int(i) for i in c.split(",")] for c in args.concat
     ]
-    for c in args.cs:
+    readouts: list[tuple[str, Any]] = [
+        (f"C={c}", lambda c=c: LogisticRegression(C=c, max_iter=3000)) for c in args.cs
+    ] + [
+        # One hidden layer, L2 strength `alpha`, stopped on a tenth of the fitting set.
+        (f"mlp alpha={a}", lambda a=a: MLPClassifier((256,), alpha=a, early_stopping=True,
+                                                     random_state=0, max_iter=500))
+        for a in args.mlp
+    ]  # fmt: skip
+    for c, readout in readouts:
         for layers in layer_sets:
 
             def rows(s: dict, layers: list[int] = layers) -> np.ndarray:
                 return s["x"][:, layers].reshape(len(s["y"]), -1)
 
-            clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
+            clf = make_pipeline(StandardScaler(), readout())
             cv = (
                 100
                 * cross_val_score(
@@ -208,8 +228,8 @@ def main() -> None:
                 row[name] = auc(s["y"], score)
                 text.append(f"{name} AUC {row[name]:.1f}, refused {refused_at(s['y'], score)}")
             label = ",".join(map(str, layers))
-            report["probe"][f"C={c} layer={label}"] = row
-            print(f"C={c} layer {label:>2s}: cv {cv:.1f}; " + "; ".join(text), flush=True)
+            report["probe"][f"{c} layer={label}"] = row
+            print(f"{c} layer {label:>2s}: cv {cv:.1f}; " + "; ".join(text), flush=True)
     if args.cache:
         fitted = "+".join(Path(p).stem for p in args.fit) + (
             f"-pool{args.pool}" if args.pool > 1 else ""
