@@ -7,7 +7,9 @@ every threshold. After `ragtune calibrate RUN` has chosen new thresholds (anothe
 one per language), this seeds each eval's resumable answers (`predictions.partial.jsonl`)
 in a new folder `<eval>-<suffix>` from its predictions and runs `ragtune eval` there with
 `gen.refusal_threshold=auto` (or `--threshold N`): the same answers, decided at the new
-thresholds and scored.
+thresholds and scored. `--threshold keep` scores any finished eval (a base or greedy one
+too) again at its own setting: the same answers and decisions under the metrics as they are
+now, after a change to how they are computed.
 The model is loaded only to fit prompts as the eval did; no answer is generated (and no
 latency is measured: `latency_questions=0`).
 
@@ -35,19 +37,27 @@ from ragtune.generation.load import load_generator, probe_path, refusal_threshol
 KEPT = tuple(f.name for f in dataclasses.fields(Generation) if f.name not in ("text", "unrefused"))
 
 
-def seed_partial(eval_dir: Path, out: Path) -> int:
+def seed_partial(eval_dir: Path, out: Path, decided: bool = True) -> int:
     """Write `out`'s resumable answers from `eval_dir`'s predictions: the answer as generated
-    (the suppressed one where a score was taken), undecided. Returns how many."""
+    (the suppressed one where a score was taken), undecided. `decided=False`: for an eval
+    without a threshold, whose answers are its predictions as they stand. Returns how many."""
     rows = [json.loads(line) for line in (eval_dir / runs.PREDICTIONS).open(encoding="utf-8")]
     unscored = [r["id"] for r in rows if r.get("refusal_score") is None]
-    if unscored:
+    if not decided:
+        rows = [{**r, "unrefused": r["prediction"]} for r in rows]
+    elif unscored:
         raise SystemExit(
             f"{eval_dir}: {len(unscored)} answers have no refusal score (first: {unscored[0]}); "
             "only an eval run with a refusal threshold can be decided again"
         )
     lines = [
         json.dumps(
-            {"id": r["id"], "text": r["unrefused"], "unrefused": None, **{k: r[k] for k in KEPT}},
+            {
+                "id": r["id"],
+                "text": r["unrefused"],
+                "unrefused": None,
+                **{k: r.get(k) for k in KEPT},
+            },
             ensure_ascii=False,
         )
         for r in rows
@@ -66,11 +76,15 @@ def main() -> None:
     ap.add_argument(
         "--threshold",
         default="auto",
-        help="auto (the run's calibration, per language where it has them) or a number for "
-        "every question: the pooled choice to compare per-language thresholds with",
+        help="auto (the run's calibration, per language where it has them), a number for "
+        "every question (the pooled choice to compare per-language thresholds with), or keep "
+        "(each eval's own: scored again under today's metrics)",
     )
     args = ap.parse_args()
-    threshold_arg: Any = args.threshold if args.threshold == "auto" else float(args.threshold)
+    keep = args.threshold == "keep"
+    threshold_arg: Any = (
+        args.threshold if args.threshold in ("auto", "keep") else float(args.threshold)
+    )
     generator, first = None, None
     for name in args.evals:
         eval_dir = Path(name)
@@ -93,19 +107,27 @@ def main() -> None:
             out=str(out),
             label=f"{cfg.label} ({args.suffix})",
             latency_questions=0,
-            gen=dataclasses.replace(cfg.gen, refusal_threshold=threshold_arg),
+            gen=cfg.gen if keep else dataclasses.replace(cfg.gen, refusal_threshold=threshold_arg),
         )
         threshold = refusal_threshold(cfg.gen)
+        ident = evaluate.identity(cfg, threshold)
+        was = json.loads((eval_dir / runs.run_file("eval")).read_text(encoding="utf-8"))
+        if keep and was["inputs"].get("refusal_threshold") != ident["inputs"].get(
+            "refusal_threshold"
+        ):
+            raise SystemExit(
+                f"{eval_dir}: decided at another calibration than its run's now; "
+                "--threshold auto decides it at the new one"
+            )
         # The saved scores are of the kind the eval computed: a threshold calibrated on the
         # other kind (a probe added or removed since) means nothing against them.
         had = json.loads((eval_dir / runs.EVAL_METRICS).read_text()).get("refusal_score_source")
         wants = "start" if probe_path(cfg.gen) is None else "probe"
-        if (had or "start").split()[0] != wants:
+        if threshold is not None and (had or "start").split()[0] != wants:
             raise SystemExit(
                 f"{eval_dir}: its scores are {had or 'start'}, the run now scores refusals "
                 f"with {wants}; evaluate again instead"
             )
-        ident = evaluate.identity(cfg, threshold)
         if runs.finished(out) is not None:
             recorded = json.loads((out / runs.run_file("eval")).read_text(encoding="utf-8"))
             if recorded == ident:
@@ -115,7 +137,7 @@ def main() -> None:
                 f"{out}: holds answers decided at other thresholds (the run was calibrated "
                 "again since?); give another --suffix"
             )
-        n = seed_partial(eval_dir, out)
+        n = seed_partial(eval_dir, out, decided=not keep or threshold is not None)
         # Recorded as the eval itself would, so that it takes the seeded answers as its own.
         atomic.write_json(out / runs.run_file("eval"), ident)
         if generator is None:

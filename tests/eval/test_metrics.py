@@ -129,6 +129,26 @@ def test_in_context_matches_whole_tokens_only() -> None:
     assert not score_example(ex(["x"], context="Concatenate the strings."), "cat")["in_context"]
 
 
+def test_punctuation_inside_the_context_separates_words() -> None:
+    """Answers copied verbatim from SQuAD passages that SQuAD's tokens (punctuation deleted)
+    call out of context: a possessive, a hyphenated prefix, an em dash between words."""
+    context = (
+        "Some Yuan documents such as Wang Zhen's Nong Shu were printed. The society became "
+        "more diverse in the post-World War II period. It has eleven academic units—ten "
+        "faculties and the Radcliffe Institute—with campuses in Boston."
+    )
+    e = ex(["x"], context=context)
+    for answer in ("Wang Zhen", "World War II", "ten faculties and the Radcliffe Institute"):
+        row = score_example(e, answer)
+        assert row["in_context"] and row["support"] == 1.0, answer
+    # Still whole words, in order, and nothing the passage does not say.
+    assert not score_example(e, "Zhen Wang")["in_context"]
+    assert not score_example(e, "Wang Zhens")["in_context"]
+    assert not score_example(e, "War II period ten")["in_context"]
+    # An article the passage lacks does not take an answer out of it (as before).
+    assert score_example(e, "the Nong Shu")["in_context"]
+
+
 def test_in_context_and_hallucination_chinese() -> None:
     e = ex(
         ["1903年"], context="居里夫人于1903年获得诺贝尔物理学奖。", question="居里夫人哪年获奖？"

@@ -74,6 +74,27 @@ def test_redecide_applies_the_new_threshold_to_the_saved_answers(
     monkeypatch.setattr(sys, "argv", ["redecide.py", str(greedy), "--suffix", "x"])
     with pytest.raises(SystemExit, match="no refusal score"):
         redecide.main()
+    # --threshold keep: any eval scored again at its own setting, under today's metrics
+    monkeypatch.setattr(
+        sys, "argv", ["redecide.py", str(greedy), "--suffix", "again", "--threshold", "keep"]
+    )
+    redecide.main()
+    was = json.loads((greedy / "metrics.json").read_text())
+    now = json.loads((tmp_path / "greedy-again" / "metrics.json").read_text())
+    for key in ("f1", "answerable_f1", "answer_in_context_rate", "hallucination_rate"):
+        assert now[key] == was[key], key
+    greedy_rows = [json.loads(line) for line in (greedy / "predictions.jsonl").open()]
+    again = [json.loads(line) for line in (tmp_path / "greedy-again" / "predictions.jsonl").open()]
+    assert [r["prediction"] for r in again] == [r["prediction"] for r in greedy_rows]
+    # an eval decided at the run's calibration (auto), calibrated again since, cannot keep it
+    abstain.calibration_path(run).write_text(json.dumps({"threshold": 0.5}))
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["redecide.py", str(tmp_path / "ev-t0"), "--suffix", "k", "--threshold", "keep"],
+    )
+    with pytest.raises(SystemExit, match="another calibration"):
+        redecide.main()
 
 
 def test_redecide_at_a_number_and_refuses_stale_folders(

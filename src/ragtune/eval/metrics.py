@@ -14,9 +14,11 @@ Per-example scores are fractions 0-1; `aggregate` reports rates and scores as pe
 - em / f1 / rouge_l: exact token-sequence match, token-bag F1 and LCS F-measure (beta 1),
   each the max over gold answers. An unanswerable question scores 1 on all three when the
   prediction is a refusal (`prompt.refusal.is_refusal`) and 0 otherwise (SQuAD 2.0 convention).
-- in_context: the prediction is not a refusal and its normalised token sequence occurs in the
-  normalised tokens of the passages it was answered from (joined in order): the example's
-  gold contexts, or the passages a retriever supplied.
+- in_context: the prediction is not a refusal and its token sequence occurs in the tokens of
+  the passages it was answered from (joined in order): the example's gold contexts, or the
+  passages a retriever supplied. Tokens here are `text.grounding_tokens`: punctuation
+  separates words, so "Wang Zhen" is in "Wang Zhen's" (SQuAD's tokens, which EM/F1 keep,
+  would make that "wangzhens").
 - support: share of the prediction's tokens (counted with repeats) that occur anywhere in the
   contexts' tokens; None for a prediction with no tokens.
 - hallucinated: the prediction is not a refusal, has at least one token, AND either the
@@ -43,7 +45,7 @@ from ragtune.example import Example
 from ragtune.generation.base import Generation
 from ragtune.prompt.grounded import PromptConfig
 from ragtune.prompt.refusal import is_refusal
-from ragtune.text import language, metric_tokens, strip_citations
+from ragtune.text import grounding_tokens, language, metric_tokens, strip_citations
 
 # key -> (label, unit) for every scalar `aggregate` reports; "%" means 0-100.
 METRIC_INFO: dict[str, tuple[str, str]] = {
@@ -187,8 +189,8 @@ def score_example(
     scored = strip_citations(prediction)  # "[2]" says where, not what: never scored
     ex_answers = [strip_citations(a) for a in ex.answers]
     refused = is_refusal(scored, refusal_cfg)
-    pred_tokens = metric_tokens(scored, lang)
-    ctx_tokens = metric_tokens("\n".join(ex.contexts if contexts is None else contexts), lang)
+    pred_tokens = grounding_tokens(scored, lang)
+    ctx_tokens = grounding_tokens("\n".join(ex.contexts if contexts is None else contexts), lang)
     if ex.answerable:
         em = exact_match(scored, ex_answers, lang)
         f = f1(scored, ex_answers, lang)
