@@ -208,7 +208,9 @@ def identity(
     }
 
 
-def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """How identity `a` (a folder's, as recorded) differs from `b` (what is asked now): each
+    config key with both values, then each input whose content differs."""
     ca, cb = a.get("config", {}), b.get("config", {})
     diffs = [
         f"{k} ({_short(ca.get(k))} there, {_short(cb.get(k))} now)"
@@ -341,7 +343,7 @@ def claim(
                 )
             else:
                 why = (
-                    "differs in " + "; ".join(_differences(recorded, ident)[:4])
+                    "differs in " + "; ".join(differences(recorded, ident)[:4])
                     if recorded
                     else f"left {', '.join(state[:4])} and no {run_file(stage)} to identify it"
                 )

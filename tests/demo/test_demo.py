@@ -17,6 +17,7 @@ from ragtune.demo.stage import (
     TUNED_EVAL_FACTOR,
     training_minutes,
 )
+from ragtune.eval import calibrate
 from ragtune.generation import abstain
 from ragtune.generation.probe import PROBE_FILE
 from ragtune.runtime import RuntimeSection
@@ -75,3 +76,11 @@ def test_a_finished_demo_follows_its_probe_setting(
     record = abstain.read_calibration(train_dir)
     assert not probe_file.exists() and record is not None and record["score"] == "start"
     assert json.loads(tuned_metrics.read_text())["refusal_score_source"].startswith("start")
+
+    # Calibrated again by other means since (`ragtune calibrate`, or a run killed between
+    # calibrating and evaluating): the tuned eval is decided again at the threshold now.
+    calibrate.save(
+        train_dir / runs.ADAPTER, {**record, "threshold": 0.123, "thresholds_by_lang": {}}
+    )
+    stage.run(cfg)
+    assert json.loads(tuned_metrics.read_text())["refusal_threshold"] == 0.123

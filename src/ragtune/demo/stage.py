@@ -13,6 +13,7 @@ Each finished step is skipped when the demo is run again, so a killed demo resum
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,25 +80,17 @@ class DemoConfig:
 
 
 def _eval(
-    cfg: DemoConfig,
-    data: Path,
-    out: Path,
-    label: str,
-    adapter: str | None,
-    redo: bool = False,
+    cfg: DemoConfig, data: Path, out: Path, label: str, adapter: str | None
 ) -> dict[str, Any]:
-    # A finished eval of the same model, adapter and data is reused by the stage itself.
+    # A finished eval of the same model, adapter and data is reused by the stage itself; one
+    # whose refusals were decided at a calibration the run no longer has (a probe asked for
+    # since, or `ragtune calibrate` run on it) is made again.
     gen = GenerateConfig(model=cfg.model, adapter=adapter, max_new_tokens=cfg.max_new_tokens)
-    return evaluate.run(
-        evaluate.EvalConfig(
-            data=str(data),
-            out=str(out),
-            label=label,
-            gen=gen,
-            runtime=cfg.runtime,
-            overwrite=cfg.overwrite or redo,
-        )
+    eval_cfg = evaluate.EvalConfig(
+        data=str(data), out=str(out), label=label, gen=gen, runtime=cfg.runtime
     )
+    redo = cfg.overwrite or evaluate.decided_otherwise(eval_cfg)
+    return evaluate.run(dataclasses.replace(eval_cfg, overwrite=redo))
 
 
 # What the demo spends outside the training loop and the two evaluations: building the set,
@@ -164,10 +157,8 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
     )
 
     # A finished training is reused as it is: a probe asked for (or off) since then is
-    # fitted (or removed) by calibrating it again, never silently left as it was; the tuned
-    # eval, scored at the old calibration, is then made again.
-    recalibrate = cfg.probe != (train_dir / runs.ADAPTER / PROBE_FILE).is_file()
-    if recalibrate:
+    # fitted (or removed) by calibrating it again, never silently left as it was.
+    if cfg.probe != (train_dir / runs.ADAPTER / PROBE_FILE).is_file():
         calibrate.run(
             calibrate.CalibrateConfig(
                 run=str(train_dir),
@@ -175,7 +166,7 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
                 runtime=cfg.runtime,
             )
         )
-    _eval(cfg, out / "data" / "eval.jsonl", out / "tuned", "tuned", str(train_dir), recalibrate)
+    _eval(cfg, out / "data" / "eval.jsonl", out / "tuned", "tuned", str(train_dir))
     result = compare.run(
         compare.CompareConfig(runs=[str(out / "base"), str(out / "tuned")], out=str(out))
     )

@@ -12,6 +12,7 @@ where it stopped.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -131,6 +132,22 @@ def identity(cfg: EvalConfig, threshold: abstain.Threshold | None) -> dict[str, 
     """What makes an eval this eval (`runs.identity`): what a folder's answers are reused
     for. Public so that a tool that seeds answers (benchmarks/redecide.py) records the same."""
     return _identity(cfg, _inputs(cfg, threshold))
+
+
+REFUSAL_INPUTS = ("the content of refusal_threshold", "the content of refusal_probe")
+"""How an eval differs (`runs.differences`) when only its refusal decisions would: the run
+was calibrated again, or its probe refitted or removed, since the eval was made."""
+
+
+def decided_otherwise(cfg: EvalConfig) -> bool:
+    """Whether `cfg.out` holds a finished eval that differs from `cfg`'s only in how refusals
+    are decided (`REFUSAL_INPUTS`): its answers are stale, the rest of it is this eval."""
+    out = Path(cfg.out)
+    if runs.finished(out) is None or not (out / runs.run_file("eval")).is_file():
+        return False
+    recorded = json.loads((out / runs.run_file("eval")).read_text(encoding="utf-8"))
+    diffs = runs.differences(recorded, identity(cfg, refusal_threshold(cfg.gen)))
+    return bool(diffs) and all(d in REFUSAL_INPUTS for d in diffs)
 
 
 def _identity(cfg: EvalConfig, inputs: dict[str, str | None]) -> dict[str, Any]:
