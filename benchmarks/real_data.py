@@ -36,13 +36,13 @@ from typing import Any
 
 import yaml
 from ablation import write as write_ablation  # benchmarks/: the script's folder is on sys.path
+from more_calibration import calibrate_on_more, calibration_set, target, target_name
 from redecide import seed_partial
 
 from ragtune import allocator, atomic, probe, runs, runtime
 from ragtune.data.augment import COUNTERFACTUAL_KIND, add_counterfactuals, add_unanswerables
-from ragtune.data.importers import import_data, load_examples
+from ragtune.data.importers import import_data
 from ragtune.data.split import split_indices
-from ragtune.eval import calibrate
 from ragtune.eval import stage as evaluate
 from ragtune.eval.calibrate import CalibrateSection, wilson
 from ragtune.eval.stage import EvalConfig
@@ -81,16 +81,23 @@ def saved_cap(run_dir: Path) -> int | None:
     )
 
 
-def same_eval(run_dir: Path, cfg: EvalConfig, but: str | None = None) -> bool:
-    """Whether the finished eval in `run_dir` is what `cfg` would evaluate now (the run's
-    calibration, probe, adapter and data included), the input `but` aside."""
+def eval_differences(run_dir: Path, cfg: EvalConfig) -> list[str]:
+    """How the finished eval in `run_dir` differs from what `cfg` would evaluate now (the
+    run's calibration, probe, adapter and data included): `runs.differences`, [] for none."""
     recorded = json.loads((run_dir / runs.run_file("eval")).read_text(encoding="utf-8"))
-    now = evaluate.identity(cfg, refusal_threshold(cfg.gen))
-    if but is not None:
-        for ident in (recorded, now):
-            ident["inputs"].pop(but, None)
-            ident.pop("config_sha256", None)
-    return bool(recorded == now)
+    return runs.differences(recorded, evaluate.identity(cfg, refusal_threshold(cfg.gen)))
+
+
+def at_least(low: int) -> Any:
+    """An argparse type: an integer of at least `low`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: at least {low}")
+        return value
+
+    return parse
 
 
 def split(
@@ -114,80 +121,6 @@ def float_or_auto(value: str) -> float | str:
     """A --lr / --epochs value: a number, or "auto" (the balanced preset chooses, as
     `ragtune train` does when the key is not given)."""
     return value if value == "auto" else float(value)
-
-
-def unused_questions(squad: list[Example], train_file: Path, seed: int) -> list[Example]:
-    """The SQuAD 2.0 questions of the training articles (`split` at `seed`) that `train_file`
-    does not hold: labelled questions the adapter never saw, from articles not held out."""
-    train_articles, _ = split(squad, SQUAD_HELD_OUT, seed)
-    # By question text: counterfactual rewrites keep the question but change id and passage.
-    used = {e.question for e in load_examples(train_file)}
-    return [e for e in train_articles if e.question not in used]
-
-
-def calibration_set(
-    train_dir: Path, squad: list[Example], train_file: Path, n: int, seed: int
-) -> list[Example]:
-    """The run's held-out split, then `n` unused questions of its training articles drawn at
-    `seed` (`unused_questions.py --sample n --add <run>/heldout.jsonl` writes the same)."""
-    unused = unused_questions(squad, train_file, seed)
-    drawn = random.Random(seed).sample(unused, min(n, len(unused)))
-    return load_examples(train_dir / runs.HELDOUT) + drawn
-
-
-def target_name(max_false_refusal: float | None) -> str:
-    return "maxf1" if max_false_refusal is None else f"fr{round(100 * max_false_refusal)}"
-
-
-def calibrate_on_more(
-    train_dir: Path,
-    examples: list[Example],
-    path: Path,
-    max_false_refusal: float | None,
-    want_probe: bool,
-    keep: str,
-    rt_section: RuntimeSection,
-) -> None:
-    """Choose the run's threshold again on `examples` (written to `path`), keeping the probe
-    the run has (a probe is fitted or removed only where `want_probe` says otherwise: a run
-    trained with --no-calibrate has none), unless its calibration record already comes from
-    them at this target and score. The
-    record replaced is copied first to `<keep>-<its set>-<its target>.json`: training's choice
-    on the held-out split stays beside the new one."""
-    record = abstain.read_calibration(train_dir) or {}
-    has_probe = record.get("score") == "probe"
-    section = CalibrateSection(
-        max_examples=len(examples),
-        max_false_refusal=max_false_refusal,
-        probe=None if has_probe == want_probe else want_probe,
-    )
-    target = "max_f1" if max_false_refusal is None else f"max_false_refusal={max_false_refusal}"
-    write_jsonl(path, examples)
-    was = Path(str(record.get("data", "")))
-    # By content: a calibration made by hand from another copy of the same file counts.
-    if (
-        was.is_file()
-        and was.read_bytes() == path.read_bytes()
-        and record.get("target") == target
-        and record.get("held_out") == len(examples)
-        and has_probe == want_probe
-    ):
-        return
-    if record:
-        source = "heldout" if was.name == runs.HELDOUT else f"cal{record.get('held_out')}"
-        copy = Path(f"{keep}-{source}-{target_name(_target_value(record))}.json")
-        if not copy.exists():
-            atomic.write_json(copy, record)
-    calibrate.run(
-        calibrate.CalibrateConfig(
-            run=str(train_dir), data=str(path), calibrate=section, runtime=rt_section
-        )
-    )
-
-
-def _target_value(record: dict[str, Any]) -> float | None:
-    target = str(record.get("target", "max_f1"))
-    return None if target == "max_f1" else float(target.split("=", 1)[1])
 
 
 def plot_tradeoff(tuned: dict[str, dict[str, dict]], path: Path) -> None:
@@ -247,7 +180,7 @@ def main() -> None:
     ap.add_argument("--max-false-refusal", type=float, default=None, help="calibration target")
     ap.add_argument(
         "--calibrate-unused",
-        type=int,
+        type=at_least(0),
         default=0,
         metavar="N",
         help="after training, choose the threshold again on its held-out split plus N SQuAD "
@@ -424,12 +357,15 @@ def main() -> None:
             )
             done = runs.finished(run_dir)
             if done is not None and saved_cap(run_dir) == cap:
-                if threshold != "none" and not same_eval(run_dir, cfg):
+                stale = eval_differences(run_dir, cfg)
+                if stale:
                     raise SystemExit(
-                        f"{run_dir}: its answers were decided at another calibration than "
-                        f"the run's now; `python benchmarks/redecide.py {run_dir} --suffix S` "
-                        "decides them at it, or give the --calibrate-unused and "
-                        "--max-false-refusal it was made with"
+                        f"{run_dir}: not the eval asked for now: it differs in "
+                        + "; ".join(stale[:4])
+                        + ". A calibrated eval decided at another calibration: `python "
+                        f"benchmarks/redecide.py {run_dir} --suffix S` decides it at the run's "
+                        "now, or give the --calibrate-unused and --max-false-refusal it was "
+                        "made with; otherwise move the folder away to evaluate again"
                     )
                 results[lang] = done
                 continue
@@ -446,7 +382,7 @@ def main() -> None:
                 and done is None
                 and runs.finished(sibling) is not None
                 and saved_cap(sibling) == cap
-                and same_eval(sibling, cfg, but="refusal_threshold")
+                and eval_differences(sibling, cfg) == ["the content of refusal_threshold"]
             ):
                 # Scored at the new threshold as benchmarks/redecide.py does: the eval
                 # resumes from all of them and generates none.
@@ -524,9 +460,7 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     tail = ""
     if args.calibrate_unused:
-        more = calibration_set(
-            train_dir, data["squad"], train_file, args.calibrate_unused, args.seed
-        )
+        more = calibration_set(train_dir, en_train, train_file, args.calibrate_unused, args.seed)
         t0 = time.perf_counter()
         calibrate_on_more(
             train_dir,
@@ -538,7 +472,7 @@ def main() -> None:
             rt_section,
         )
         timings["calibrate_unused_s"] = round(time.perf_counter() - t0, 1)
-        tail = f"-cal{len(more)}-{target_name(args.max_false_refusal)}"
+        tail = f"-cal{len(more)}-{target_name(target(args.max_false_refusal))}"
     # A LoRA run is scored as base + adapter; a full fine-tune is a model of its own.
     full = args.method == "full"
     tuned = {

@@ -112,12 +112,26 @@ def main() -> None:
         threshold = refusal_threshold(cfg.gen)
         ident = evaluate.identity(cfg, threshold)
         was = json.loads((eval_dir / runs.run_file("eval")).read_text(encoding="utf-8"))
-        if keep and was["inputs"].get("refusal_threshold") != ident["inputs"].get(
-            "refusal_threshold"
-        ):
+        diffs = runs.differences(was, ident)
+        if keep and diffs == ["the content of refusal_threshold"]:
             raise SystemExit(
                 f"{eval_dir}: decided at another calibration than its run's now; "
                 "--threshold auto decides it at the new one"
+            )
+        # The answers must be what this model, adapter, probe and data give now: only the
+        # threshold may differ (nothing, with keep). A probe where the eval had none is an
+        # eval without scores, which seeding stops on below.
+        allowed = set() if keep else {"the content of refusal_threshold"}
+        if "refusal_probe" not in was["inputs"]:
+            allowed.add("the content of refusal_probe")
+        other = [
+            d for d in diffs if d not in allowed and not d.startswith("gen.refusal_threshold ")
+        ]
+        if other:
+            raise SystemExit(
+                f"{eval_dir}: its answers are not what the run gives now: it differs in "
+                + "; ".join(other[:4])
+                + "; evaluate again instead"
             )
         # The saved scores are of the kind the eval computed: a threshold calibrated on the
         # other kind (a probe added or removed since) means nothing against them.

@@ -11,10 +11,10 @@ calibrating a threshold on more English questions than the run's held-out split 
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 
-from real_data import SHARED, SQUAD_HELD_OUT, split, unused_questions  # benchmarks/: on sys.path
+from more_calibration import draw, unused_questions  # benchmarks/: on sys.path
+from real_data import SHARED, SQUAD_HELD_OUT, at_least, split
 
 from ragtune.data.importers import import_data, load_examples
 from ragtune.example import write_jsonl
@@ -26,18 +26,20 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--squad", default=str(SHARED / "squad2_sample.json"))
     ap.add_argument("--seed", type=int, default=0, help="real_data.py's --seed")
-    ap.add_argument("--sample", type=int, default=None, help="keep N of them, drawn at random")
+    ap.add_argument(
+        "--sample", type=at_least(0), default=None, help="keep N of them, drawn at random"
+    )
     ap.add_argument("--add", default=None, help="examples written first (a run's heldout.jsonl)")
     args = ap.parse_args()
     examples = import_data(args.squad, skip_empty_questions=True).examples
-    unused = unused_questions(examples, Path(args.train), args.seed)
-    n_articles = len(split(examples, SQUAD_HELD_OUT, args.seed)[0])
+    train_articles, _ = split(examples, SQUAD_HELD_OUT, args.seed)
+    unused = unused_questions(train_articles, Path(args.train))
     print(
-        f"{len(unused)} of {n_articles} training-article questions unused "
+        f"{len(unused)} of {len(train_articles)} training-article questions unused "
         f"({sum(not e.answerable for e in unused)} unanswerable)"
     )
     if args.sample is not None:
-        unused = random.Random(args.seed).sample(unused, min(args.sample, len(unused)))
+        unused = draw(unused, args.sample, args.seed)
     first = load_examples(args.add) if args.add else []
     write_jsonl(Path(args.out), first + unused)
     print(

@@ -125,3 +125,11 @@ def test_redecide_at_a_number_and_refuses_stale_folders(
     )
     with pytest.raises(SystemExit, match="other thresholds"):
         redecide.main()
+    # the eval's questions changed since: its answers are not this data's, whatever the mode
+    write_jsonl(tmp_path / "eval.jsonl", rows[:2])
+    for mode in ("keep", "0.5"):
+        monkeypatch.setattr(
+            sys, "argv", ["redecide.py", str(first), "--suffix", f"d{mode}", "--threshold", mode]
+        )
+        with pytest.raises(SystemExit, match="differs in the content of data"):
+            redecide.main()

@@ -331,11 +331,17 @@ def test_calibrate_chooses_again_from_the_saved_answers_when_they_still_hold(
     # another base model spec (the same folder, named otherwise): its answers are made again
     assert main([*args, "calibrate.max_false_refusal=0.0", f"model={cfg.model}/."]) == 0
     assert loads == [1]
-    # another compute dtype: bf16 answers may differ from fp32 ones, so they are made again
-    assert again["answered"]["dtype"] == "torch.float32"
-    assert main([*args[:-1], "runtime.dtype=bf16", "calibrate.max_false_refusal=0.0"]) == 0
+    assert main([*args, "calibrate.max_false_refusal=0.0"]) == 0  # the default spec again
     assert loads == [1, 1]
-    assert main([*args, "calibrate.max_new_tokens=8"]) == 0  # other answers: made again
+    assert main([*args, "calibrate.max_false_refusal=0.1"]) == 0  # the same key: reused
+    assert loads == [1, 1]
+    # only the compute dtype differs: bf16 answers may differ from fp32 ones, so made again
+    assert again["answered"]["dtype"] == "torch.float32"
+    bf16 = [*args[:-1], "runtime.dtype=bf16"]
+    assert main([*bf16, "calibrate.max_false_refusal=0.1"]) == 0
     assert loads == [1, 1, 1]
+    # only the answer cap differs: made again
+    assert main([*bf16, "calibrate.max_false_refusal=0.1", "calibrate.max_new_tokens=8"]) == 0
+    assert loads == [1, 1, 1, 1]
     recapped = abstain.read_calibration(result.adapter)
     assert recapped is not None and recapped["answered"]["max_new_tokens"] == 8

@@ -5,7 +5,9 @@ metrics dict that `metrics.json`, the report and `ragtune compare` read; `evalua
 
     metrics, rows = evaluate(examples, predictions, generations)   # generations may be None
 
-Tokens are `ragtune.text.metric_tokens`: the SQuAD script for English, CMRC 2018 for Chinese.
+EM, F1 and ROUGE-L compare `ragtune.text.metric_tokens`: the SQuAD script for English, CMRC
+2018 for Chinese. Answer-in-context and support take the more favourable of those and
+`text.grounding_tokens`, which split words at punctuation (`grounding`).
 An example is Chinese when its question or any gold answer is (`ragtune.text.language`).
 
 Per-example scores are fractions 0-1; `aggregate` reports rates and scores as percentages
@@ -16,11 +18,12 @@ Per-example scores are fractions 0-1; `aggregate` reports rates and scores as pe
   prediction is a refusal (`prompt.refusal.is_refusal`) and 0 otherwise (SQuAD 2.0 convention).
 - in_context: the prediction is not a refusal and its token sequence occurs in the tokens of
   the passages it was answered from (joined in order): the example's gold contexts, or the
-  passages a retriever supplied. Tokens here are `text.grounding_tokens`: punctuation
-  separates words, so "Wang Zhen" is in "Wang Zhen's" (SQuAD's tokens, which EM/F1 keep,
-  would make that "wangzhens").
+  passages a retriever supplied, under either tokenization (`grounding`): SQuAD's, where
+  "1000" is in "1,000", or one splitting at punctuation, where "Wang Zhen" is in "Wang
+  Zhen's" (SQuAD's makes that "wangzhens").
 - support: share of the prediction's tokens (counted with repeats) that occur anywhere in the
-  contexts' tokens; None for a prediction with no tokens.
+  contexts' tokens, the larger under the two tokenizations; None for a prediction with no
+  tokens.
 - hallucinated: the prediction is not a refusal, has at least one token, AND either the
   question is unanswerable or support < 0.5 (fewer than half of its tokens occur in the
   context). An empty answer asserts nothing, so it is wrong but not a hallucination.
@@ -176,6 +179,23 @@ def _contains(haystack: list[str], needle: list[str]) -> bool:
     return bool(needle) and f" {' '.join(needle)} " in f" {' '.join(haystack)} "
 
 
+def grounding(prediction: str, context: str, lang: str) -> tuple[bool, float | None]:
+    """Whether `prediction` occurs in `context` as whole tokens, in order, and its support
+    (the share of its tokens found anywhere there; None without tokens), each the more
+    favourable of two tokenizations: SQuAD's (`metric_tokens`: punctuation deleted, so
+    "1000" is in "1,000" and "US" in "U.S.") and one splitting at punctuation
+    (`grounding_tokens`: "Wang Zhen" is in "Wang Zhen's", "World War II" in
+    "post-World War II"). A copied span should count under whichever way it was copied."""
+    found, supports = False, []
+    for tokens in (metric_tokens, grounding_tokens):
+        pred, ctx = tokens(prediction, lang), tokens(context, lang)
+        found = found or _contains(ctx, pred)
+        if pred:
+            ctx_set = set(ctx)
+            supports.append(sum(t in ctx_set for t in pred) / len(pred))
+    return found, max(supports, default=None)
+
+
 def score_example(
     ex: Example,
     prediction: str,
@@ -189,16 +209,16 @@ def score_example(
     scored = strip_citations(prediction)  # "[2]" says where, not what: never scored
     ex_answers = [strip_citations(a) for a in ex.answers]
     refused = is_refusal(scored, refusal_cfg)
-    pred_tokens = grounding_tokens(scored, lang)
-    ctx_tokens = grounding_tokens("\n".join(ex.contexts if contexts is None else contexts), lang)
+    pred_tokens = metric_tokens(scored, lang)
+    in_context, support = grounding(
+        scored, "\n".join(ex.contexts if contexts is None else contexts), lang
+    )
     if ex.answerable:
         em = exact_match(scored, ex_answers, lang)
         f = f1(scored, ex_answers, lang)
         rl = rouge_l(scored, ex_answers, lang)
     else:
         em = f = rl = float(refused)
-    ctx_set = set(ctx_tokens)
-    support = sum(t in ctx_set for t in pred_tokens) / len(pred_tokens) if pred_tokens else None
     answered = not refused and bool(pred_tokens)
     hallucinated = answered and (not ex.answerable or (support or 0.0) < 0.5)
     row: dict[str, Any] = {
@@ -213,7 +233,7 @@ def score_example(
         "em": em,
         "f1": f,
         "rouge_l": rl,
-        "in_context": not refused and _contains(ctx_tokens, pred_tokens),
+        "in_context": not refused and in_context,
         "support": support,
         "hallucinated": hallucinated,
     }
