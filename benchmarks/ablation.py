@@ -125,7 +125,8 @@ def scoring(variant: str, calibration: dict) -> str:
     if variant == "greedy" or not calibration:
         return variant
     target = str(calibration.get("target", ""))
-    goal = "max F1" if target == "max_f1" else f"false ref. ≤ {target.split('=')[-1]}"
+    cap = target.split("=")[-1]
+    goal = "max F1" if target == "max_f1" else f"false ref. ≤ {100 * float(cap):g}%"
     n = calibration.get("held_out")
     return f"{variant} ({calibration.get('score', 'start')}, {n} questions, {goal})"
 
@@ -166,13 +167,18 @@ def table(out: Path, results: dict[str, dict], reference: str) -> str:
         # calibration saved with the weights (`ragtune calibrate` adds it to runs trained
         # without it). Per language, not pooled: Chinese synthetic unanswerables separate
         # far better than SQuAD's adversarial ones, and the pooled figure hid that.
-        saved = abstain.read_calibration(out / f"train-{tag}" if tag else out / "train")
+        # The calibration the evals were decided at, where the results say (real_data.py
+        # writes it); else the one on disk now.
+        saved = res.get("calibration") or abstain.read_calibration(
+            out / f"train-{tag}" if tag else out / "train"
+        )
         auc = auc_cell(saved or tm.get("refusal_calibration") or {})
         name = f"{tag or 'untagged'}: {', '.join(differences(res['args'], ref)) or 'reference'}"
         for variant, scores in res["tuned"].items():
             cells, met, below = row(scores, res["base"])
             lines.append(
-                f"| {name} | {scoring(variant, res.get('calibration') or {})} | {tm['train_examples']} | {tm['steps']} | "
+                f"| {name} | {scoring(variant, res.get('calibration') or {})} | "
+                f"{tm['train_examples']} | {tm['steps']} | "
                 f"{auc} | " + " | ".join(cells) + f" | {met} | {below} |"
             )
     return "\n".join(lines) + "\n"

@@ -34,15 +34,15 @@ never saw, for how much more fitting data buys.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from real_data import at_least  # benchmarks/: the script's folder is on sys.path
 
-from ragtune import allocator, runtime
+from ragtune import allocator, atomic, runtime
 from ragtune.data.importers import load_examples
 from ragtune.eval.answer import fit_questions
 from ragtune.eval.calibrate import score_auc
@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=640)
     ap.add_argument(
         "--pool",
-        type=int,
+        type=at_least(1),
         default=1,
         help="probe the mean state of the prompt's last N positions (1: the answer start only)",
     )
@@ -144,16 +144,13 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     gen: Any = None
+    pooled = f"-pool{args.pool}" if args.pool > 1 else ""  # in cache and report names
 
     def load(path: str, limit: int | None) -> dict:
         nonlocal gen
         # Named by file and first-N limit; the language filter is stored and checked, since
         # the fitting groups are rebuilt from the file with the same filter.
-        name = (
-            Path(path).stem
-            + (f"-first{limit}" if limit else "")
-            + (f"-pool{args.pool}" if args.pool > 1 else "")
-        )
+        name = Path(path).stem + (f"-first{limit}" if limit else "") + pooled
         cached = Path(f"{args.cache}-{name}.npz") if args.cache else None
         if cached is not None and cached.exists():
             feats = dict(np.load(cached))
@@ -231,10 +228,8 @@ def main() -> None:
             report["probe"][f"{c} layer={label}"] = row
             print(f"{c} layer {label:>2s}: cv {cv:.1f}; " + "; ".join(text), flush=True)
     if args.cache:
-        fitted = "+".join(Path(p).stem for p in args.fit) + (
-            f"-pool{args.pool}" if args.pool > 1 else ""
-        )
-        Path(f"{args.cache}-report-{fitted}.json").write_text(json.dumps(report, indent=1))
+        fitted = "+".join(Path(p).stem for p in args.fit) + pooled + ("-mlp" if args.mlp else "")
+        atomic.write_json(Path(f"{args.cache}-report-{fitted}.json"), report)
 
 
 if __name__ == "__main__":
