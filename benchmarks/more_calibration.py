@@ -42,11 +42,6 @@ def calibration_set(
     return load_examples(train_dir / runs.HELDOUT) + drawn
 
 
-def target(max_false_refusal: float | None) -> str:
-    """A calibration record's `target` for this goal (`calibrate.record_from_rows`)."""
-    return "max_f1" if max_false_refusal is None else f"max_false_refusal={max_false_refusal}"
-
-
 def target_name(record_target: str) -> str:
     """A record's target as folder and file names carry it: maxf1, or fr10 for at most 10%
     false refusals."""
@@ -72,7 +67,7 @@ def calibrate_on_more(
     stays beside the new one."""
     record: dict[str, Any] = abstain.read_calibration(train_dir) or {}
     has_probe = record.get("score") == "probe"
-    goal = target(max_false_refusal)
+    goal = calibrate.target_label(max_false_refusal)
     # Compared before `path` is written: the record may name that very file.
     was = Path(str(record.get("data") or ""))
     before = was.read_bytes() if record.get("data") and was.is_file() else None

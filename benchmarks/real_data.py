@@ -36,13 +36,14 @@ from typing import Any
 
 import yaml
 from ablation import write as write_ablation  # benchmarks/: the script's folder is on sys.path
-from more_calibration import calibrate_on_more, calibration_set, target, target_name
+from more_calibration import calibrate_on_more, calibration_set, target_name
 from redecide import seed_partial
 
 from ragtune import allocator, atomic, probe, runs, runtime
 from ragtune.data.augment import COUNTERFACTUAL_KIND, add_counterfactuals, add_unanswerables
 from ragtune.data.importers import import_data
 from ragtune.data.split import split_indices
+from ragtune.eval import calibrate
 from ragtune.eval import stage as evaluate
 from ragtune.eval.calibrate import CalibrateSection, wilson
 from ragtune.eval.stage import EvalConfig
@@ -472,7 +473,7 @@ def main() -> None:
             rt_section,
         )
         timings["calibrate_unused_s"] = round(time.perf_counter() - t0, 1)
-        tail = f"-cal{len(more)}-{target_name(target(args.max_false_refusal))}"
+        tail = f"-cal{len(more)}-{target_name(calibrate.target_label(args.max_false_refusal))}"
     # A LoRA run is scored as base + adapter; a full fine-tune is a model of its own.
     full = args.method == "full"
     tuned = {

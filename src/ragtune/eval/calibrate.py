@@ -320,6 +320,11 @@ def answered_key(
     }
 
 
+def target_label(max_false_refusal: float | None) -> str:
+    """A record's `target`: max_f1, or max_false_refusal=0.1 for that cap."""
+    return "max_f1" if max_false_refusal is None else f"max_false_refusal={max_false_refusal}"
+
+
 def record_from_rows(
     rows: Sequence[dict[str, Any]], target: CalibrateSection, probe_info: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -336,9 +341,7 @@ def record_from_rows(
         "thresholds_by_lang": thresholds,
         "chosen_by_lang": by_lang,
         "per_language": target.per_language,
-        "target": "max_f1"
-        if target.max_false_refusal is None
-        else f"max_false_refusal={target.max_false_refusal}",
+        "target": target_label(target.max_false_refusal),
         "chosen": best,
         "chosen_interval": {
             "refusal_accuracy": wilson(best["refusal_accuracy"], len(rows) - n_ans),
