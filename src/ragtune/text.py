@@ -10,9 +10,9 @@ is Chinese, what is a duplicate and whether an answer occurs in a passage.
 - `answer_in_context(answer, contexts)`: English answers must match on word boundaries ("one" is
   not in "someone"); Chinese has no spaces, so where either side is Chinese it is a substring
   test with spaces removed ("1998" is found in "1998年").
-- `grounding_tokens(text, lang)`: the tokens the metrics' answer-in-context and support
-  compare: as `normalize` splits English (punctuation between words separates them), the
-  articles dropped; Chinese as `metric_tokens`.
+- `grounding_tokens(text, lang)`: English split as `normalize` splits it (punctuation between
+  words separates them), the articles dropped; Chinese as `metric_tokens`. The metrics'
+  answer-in-context and support count a copy found under these or under `metric_tokens`.
 - `metric_tokens(text, lang)`: the tokens EM/F1/ROUGE-L compare. English follows the SQuAD
   script (lowercase, drop ASCII punctuation and the articles a/an/the, split on whitespace);
   Chinese follows CMRC 2018 (every CJK character is a token, a run of other letters/digits is
@@ -91,11 +91,11 @@ def metric_tokens(text: str, lang: str) -> list[str]:
 
 
 def grounding_tokens(text: str, lang: str) -> list[str]:
-    """The tokens answer-in-context and support compare: for English `normalize`'s words
-    without the articles, so punctuation separates words as it does in `answer_in_context`
-    ("Wang Zhen" is in "Wang Zhen's", "World War II" in "post-World War II"; SQuAD's
-    deletion of punctuation, right for EM, makes those "wangzhens" and "postworld"); for
-    Chinese `metric_tokens`."""
+    """For English `normalize`'s words without the articles, so punctuation separates words
+    as it does in `answer_in_context` ("Wang Zhen" is in "Wang Zhen's", "World War II" in
+    "post-World War II"; SQuAD's deletion of punctuation, right for EM, makes those
+    "wangzhens" and "postworld"); for Chinese `metric_tokens`. The metrics' answer-in-context
+    and support try these beside `metric_tokens` (`eval.metrics.grounding`)."""
     if lang == "zh":
         return metric_tokens(text, lang)
     return _ARTICLES.sub(" ", normalize(text)).split()
