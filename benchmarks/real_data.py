@@ -84,8 +84,12 @@ def saved_cap(run_dir: Path) -> int | None:
 
 def eval_differences(run_dir: Path, cfg: EvalConfig) -> list[str]:
     """How the finished eval in `run_dir` differs from what `cfg` would evaluate now (the
-    run's calibration, probe, adapter and data included): `runs.differences`, [] for none."""
-    recorded = json.loads((run_dir / runs.run_file("eval")).read_text(encoding="utf-8"))
+    run's calibration, probe, adapter and data included): `runs.differences`, [] for none,
+    and for a folder from before evals recorded what they evaluated (nothing to check)."""
+    path = run_dir / runs.run_file("eval")
+    if not path.is_file():
+        return []
+    recorded = json.loads(path.read_text(encoding="utf-8"))
     return runs.differences(recorded, evaluate.identity(cfg, refusal_threshold(cfg.gen)))
 
 
