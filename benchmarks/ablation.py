@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune import atomic
+from ragtune.eval import calibrate
 from ragtune.generation import abstain
 
 # The arguments that change the trained model; the others (paths, threads) do not.
@@ -124,9 +125,8 @@ def scoring(variant: str, calibration: dict) -> str:
     were decided at (its score, how many questions, its target), where the results say."""
     if variant == "greedy" or not calibration:
         return variant
-    target = str(calibration.get("target", ""))
-    cap = target.split("=")[-1]
-    goal = "max F1" if target == "max_f1" else f"false ref. ≤ {100 * float(cap):g}%"
+    cap = calibrate.target_cap(str(calibration.get("target", "max_f1")))
+    goal = "max F1" if cap is None else f"false ref. ≤ {100 * cap:g}%"
     n = calibration.get("held_out")
     return f"{variant} ({calibration.get('score', 'start')}, {n} questions, {goal})"
 

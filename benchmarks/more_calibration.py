@@ -45,9 +45,8 @@ def calibration_set(
 def target_name(record_target: str) -> str:
     """A record's target as folder and file names carry it: maxf1, or fr10 for at most 10%
     false refusals."""
-    if record_target == "max_f1":
-        return "maxf1"
-    return f"fr{round(100 * float(record_target.split('=', 1)[1]))}"
+    cap = calibrate.target_cap(record_target)
+    return "maxf1" if cap is None else f"fr{round(100 * cap)}"
 
 
 def calibrate_on_more(

@@ -325,6 +325,11 @@ def target_label(max_false_refusal: float | None) -> str:
     return "max_f1" if max_false_refusal is None else f"max_false_refusal={max_false_refusal}"
 
 
+def target_cap(label: str) -> float | None:
+    """The false-refusal cap a record's `target` (`target_label`) names; None for max_f1."""
+    return None if label == "max_f1" else float(label.split("=", 1)[1])
+
+
 def record_from_rows(
     rows: Sequence[dict[str, Any]], target: CalibrateSection, probe_info: dict[str, Any] | None
 ) -> dict[str, Any]:
