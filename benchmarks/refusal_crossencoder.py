@@ -18,23 +18,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+from refusal_probe import auc, refused_at  # benchmarks/: the script's folder is on sys.path
 
 from ragtune import runs
 from ragtune.data.importers import load_examples
 from ragtune.rag.rerank import load_reranker
 
 
-def refused_at(y: np.ndarray, score: np.ndarray) -> str:
-    """Unanswerable questions refused at the best threshold under each false-refusal cap."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(y, score)
-    return " ".join(f"{100 * max(tpr[fpr <= c + 1e-9]):.0f}" for c in (0.10, 0.15, 0.20))
-
-
 def main() -> None:
     from scipy.stats import rankdata
-    from sklearn.metrics import roc_auc_score
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, help="the eval's questions (JSONL)")
@@ -59,14 +51,14 @@ def main() -> None:
     )
     own = np.array([saved[e.id] for e in examples])
     print(
-        f"{len(examples)} questions, {int(y.sum())} unanswerable; refused at <= 10/15/20% false refusals"
+        f"{len(examples)} questions, {int(y.sum())} unanswerable; refused at <= 10/15/20/25% false refusals"
     )
     for name, score in (
         (f"cross-encoder ({reranker.name})", relevance),
         ("the eval's refusal score", own),
         ("both (mean rank)", rankdata(relevance) + rankdata(own)),
     ):
-        print(f"{name}: AUC {100 * roc_auc_score(y, score):.1f}, refused {refused_at(y, score)}")
+        print(f"{name}: AUC {auc(y, score):.1f}, refused {refused_at(y, score)}")
 
 
 if __name__ == "__main__":

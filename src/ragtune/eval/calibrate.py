@@ -459,7 +459,7 @@ def run(cfg: CalibrateConfig) -> dict[str, Any]:
     if saved_rows is not None:  # another target on the same answers: seconds, not minutes
         print(
             "calibrate: the held-out answers saved by the last calibration reused (the same "
-            "questions, caps and refusal score); no model loaded"
+            "questions, caps, model, dtype and refusal score); no model loaded"
         )
         record = {
             **record_from_rows(saved_rows, target, previous.get("probe")),
