@@ -22,6 +22,10 @@ better than the model's output does. This script measures that on our models:
 5. With `--pool N`: the states averaged over the prompt's last N positions (the question's
    end and the chat template's) instead of the last one; with `--mlp ALPHA ...`: a small
    network beside the logistic regression, for whether the limit is the read-out's.
+6. With `--ask` (English): the model is asked instead whether the passages hold the answer
+   (yes or no, P(True)-style as in Kadavath et al. 2022), and the states are read where its
+   reply starts; its own P(no) takes the refusal start's place. Does asking make the states
+   (or the output) separate better than answering does?
 
 Several `--fit` files are pooled (each file's features cached on its own), so a probe fitted
 on the training examples can be set beside one fitted on more labelled questions the adapter
@@ -47,38 +51,85 @@ from ragtune.data.importers import load_examples
 from ragtune.eval.answer import fit_questions
 from ragtune.eval.calibrate import score_auc
 from ragtune.generation.load import GenerateConfig, load_generator
-from ragtune.prompt.grounded import PromptConfig, build_messages, refusal_for, render_prompt
+from ragtune.prompt.grounded import (
+    PromptConfig,
+    build_messages,
+    format_contexts,
+    refusal_for,
+    render_prompt,
+)
 from ragtune.text import language
+
+ASK_SYSTEM = (
+    "You check whether numbered context passages contain the answer to a question. "
+    "Reply with one word: yes or no."
+)
+ASK_QUESTION = "Does the context contain the answer to this question? Reply yes or no."
+
+
+def ask_messages(question: str, passages: list[str]) -> list[dict[str, str]]:
+    """The yes/no question `--ask` puts to the model about a question and its passages."""
+    user = f"Context:\n{format_contexts(passages)}\n\nQuestion: {question.strip()}"
+    return [
+        {"role": "system", "content": ASK_SYSTEM},
+        {"role": "user", "content": f"{user}\n\n{ASK_QUESTION}"},
+    ]
+
+
+def first_tokens(tokenizer: Any, words: tuple[str, ...]) -> list[int]:
+    """The first token of each spelling of a reply word (with and without a leading space)."""
+    return sorted({tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in words})
 
 
 @torch.inference_mode()
 def features(
-    gen: Any, path: str, lang: str | None, limit: int | None, max_length: int, pool: int = 1
+    gen: Any,
+    path: str,
+    lang: str | None,
+    limit: int | None,
+    max_length: int,
+    pool: int = 1,
+    ask: bool = False,
 ) -> dict:
     """Hidden states (examples, layers, dim) at the answer start (the mean of the prompt's
     last `pool` positions: the question's end and the chat template's), labels and refusal
-    scores."""
+    scores (with `ask`: at the start of the yes/no reply, and P(no) among yes and no)."""
     cfg = PromptConfig()
     exs = examples_in(path, lang)
     if limit:
         exs = exs[:limit]
+    # Passages fitted to the answering prompt either way, so --ask reads the same ones (its
+    # instruction and question together are shorter than the grounded instruction).
     qs, _ = fit_questions(gen, exs, cfg, max_length, 32)
     states, scores = [], []
+    yes = first_tokens(gen.tokenizer, ("Yes", "yes", " Yes", " yes"))
+    no = first_tokens(gen.tokenizer, ("No", "no", " No", " no"))
     t0 = time.perf_counter()
     for q in qs:
-        prompt = render_prompt(gen.tokenizer, build_messages(q.question, q.passages, cfg))
-        ids = gen.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        start = gen.refusal_start(refusal_for(q.question, cfg))
+        messages = (
+            ask_messages(q.question, q.passages)
+            if ask
+            else build_messages(q.question, q.passages, cfg)
+        )
+        ids = gen.tokenizer(render_prompt(gen.tokenizer, messages), add_special_tokens=False)
+        ids = ids["input_ids"]
+        # Answering: the refusal sentence's first tokens are fed to score all of them at once.
+        start = [] if ask else gen.refusal_start(refusal_for(q.question, cfg))
         out = gen.model(
             input_ids=torch.tensor([ids + start[:-1]], device=gen.device),
             output_hidden_states=True,
-            logits_to_keep=len(start),
+            logits_to_keep=max(1, len(start)),
         )
         last = slice(max(0, len(ids) - pool), len(ids))
         h = torch.stack([s[0, last].float().mean(0) for s in out.hidden_states])
         states.append(h.cpu().numpy())
-        lp = torch.log_softmax(out.logits[0].float(), -1)
-        scores.append(float(np.exp(sum(float(lp[j, t]) for j, t in enumerate(start)))))
+        if ask:
+            p = torch.softmax(out.logits[0, -1].float(), -1)
+            p_no, p_yes = float(p[no].sum()), float(p[yes].sum())
+            scores.append(p_no / max(p_no + p_yes, 1e-12))
+        else:
+            lp = torch.log_softmax(out.logits[0].float(), -1)
+            scores.append(float(np.exp(sum(float(lp[j, t]) for j, t in enumerate(start)))))
     print(f"{Path(path).name}: {len(qs)} prompts in {time.perf_counter() - t0:.0f} s", flush=True)
     return {
         "x": np.stack(states),
@@ -123,6 +174,12 @@ def main() -> None:
         default=1,
         help="probe the mean state of the prompt's last N positions (1: the answer start only)",
     )
+    ap.add_argument(
+        "--ask",
+        action="store_true",
+        help="ask the model whether the passages hold the answer (yes/no) and read the states "
+        "where its reply starts; P(no) replaces the refusal start (English only)",
+    )
     ap.add_argument("--cache", default=None, help="save/load the features here (.npz prefix)")
     ap.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1], dest="cs")
     ap.add_argument(
@@ -144,7 +201,10 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     gen: Any = None
-    pooled = f"-pool{args.pool}" if args.pool > 1 else ""  # in cache and report names
+    if args.ask and args.lang != "en":
+        raise SystemExit("--ask: the yes/no question is English; add --lang en")
+    # In cache and report names: features read another way are never mixed up.
+    pooled = (f"-pool{args.pool}" if args.pool > 1 else "") + ("-ask" if args.ask else "")
 
     def load(path: str, limit: int | None) -> dict:
         nonlocal gen
@@ -163,7 +223,7 @@ def main() -> None:
         if gen is None:
             rt = runtime.for_stage(runtime.RuntimeSection(), args.model)
             gen = load_generator(GenerateConfig(model=args.model, adapter=args.adapter), rt)
-        feats = features(gen, path, args.lang, limit, args.max_length, args.pool)
+        feats = features(gen, path, args.lang, limit, args.max_length, args.pool, args.ask)
         if cached is not None:
             np.savez(cached, **feats, lang=np.array(args.lang or ""))
         return feats
@@ -188,7 +248,7 @@ def main() -> None:
     for name, s in sets.items():
         report["refusal_start"][name] = auc(s["y"], s["start"])
         print(
-            f"refusal start: {name} AUC {report['refusal_start'][name]:.1f}, refused "
+            f"{'P(no)' if args.ask else 'refusal start'}: {name} AUC {report['refusal_start'][name]:.1f}, refused "
             f"{refused_at(s['y'], s['start'])}"
         )
     layer_sets = [[layer] for layer in range(n_layers // 3, n_layers, 2)] + [

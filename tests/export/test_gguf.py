@@ -354,3 +354,19 @@ def test_qwen2_gguf_and_lora(tiny_qwen_dir: Path, make_tiny_adapter: Any, tmp_pa
         "base-f16.gguf + adapter-lora.gguf",
     ]
     assert all(r["logit_cosine"] > 0.9999 and r["top1_match"] for r in result.verification)
+
+
+def test_gguf_extractive_answers_are_whole_words_of_the_passage(exported: Path) -> None:
+    from ragtune.generation.llamacpp import LlamaCppGenerator
+
+    passage = "Founded by Quillzorbax Tessafen in Marlowe."  # unknown words: split into pieces
+    refusal = PromptConfig().refusal_en
+    messages = [[{"role": "user", "content": f"{passage}\nWho founded it?"}]] * 2
+    with LlamaCppGenerator(exported / "gguf" / "model-f16.gguf", 12, threads=1) as gen:
+        out = gen.generate(messages, spans=[[passage, refusal]] * 2)
+    for g in out:
+        assert g.new_tokens > 0
+        if refusal.startswith(g.text):
+            continue
+        word = rf"(?<![A-Za-z0-9]){re.escape(g.text)}(?![A-Za-z0-9])"
+        assert re.search(word, passage) or g.new_tokens == 12, g.text  # the cap may cut it

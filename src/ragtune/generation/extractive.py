@@ -4,19 +4,34 @@ At each step only tokens that extend the answer so far into a longer span of som
 token sequence are allowed (and the end of the answer, once it has a token). Sources are the
 passages, each tokenized on its own, and the refusal sentence, which may only be copied from
 its start. Token spans decode to substrings of the text (byte-level BPE), so the answer can
-never hold a word the passages do not. Whether it helps is measured, not assumed:
-`gen.extractive` is off by default (benchmarks/RESULTS.md).
+never hold a word the passages do not. With `words`, a passage span also begins and
+ends between words only: without them a model kept from its preferred first token ("The")
+took a piece of a word instead ("ans" of " Normans"), and ended answers mid-word. Whether
+it helps is measured, not assumed: `gen.extractive` is off by default
+(benchmarks/RESULTS.md).
 
     allowed = SpanConstraint([passage_ids, refusal_ids], from_start=[False, True],
-                             aliases=[word_starts(tokenizer, passage_ids), {}])
+                             aliases=[word_starts(pieces, encode), {}],
+                             words=[words_of(pieces), None])
     allowed.next_tokens()        # first tokens of any span
     allowed.advance(token_id)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Words:
+    """Where a source's words lie, by token position."""
+
+    starts: frozenset[int]
+    """Positions an answer may begin at: a word's first token (never a blank one)."""
+    ends: frozenset[int]
+    """Positions an answer may stop before: a word ends there (the source's end always does)."""
 
 
 class SpanConstraint:
@@ -24,24 +39,37 @@ class SpanConstraint:
 
     `aliases` (per source, position -> token id) name another token that may stand for the
     source's token at that position when it begins the answer: in running text a word is a
-    token with its leading space (" Paris"), while an answer begins without one ("Paris")."""
+    token with its leading space (" Paris"), while an answer begins without one ("Paris").
+
+    `words` (per source; None: any position) say where its words begin and end: an answer
+    may start only at a word's start, and stop only before a word's end."""
 
     def __init__(
         self,
         sources: Sequence[Sequence[int]],
         from_start: Sequence[bool],
         aliases: Sequence[dict[int, int]] | None = None,
+        words: Sequence[Words | None] | None = None,
     ):
         self.sources = [list(s) for s in sources]
         self.aliases = [dict(a) for a in aliases] if aliases else [{} for _ in self.sources]
+        self.words = list(words) if words else [None for _ in self.sources]
         # (source, position of the next token) for every place the answer so far matches
         self.live = [
             (i, p)
             for i, (src, start_only) in enumerate(zip(self.sources, from_start, strict=True))
             for p in (range(1) if start_only else range(len(src)))
-            if src
+            if src and self._word_starts(i, p)
         ]
         self.length = 0
+
+    def _word_starts(self, source: int, position: int) -> bool:
+        words = self.words[source]
+        return words is None or position in words.starts
+
+    def _word_ends(self, source: int, position: int) -> bool:
+        words = self.words[source]
+        return words is None or position in words.ends or position >= len(self.sources[source])
 
     def next_tokens(self) -> set[int]:
         out = {self.sources[i][p] for i, p in self.live if p < len(self.sources[i])}
@@ -61,20 +89,53 @@ class SpanConstraint:
 
     @property
     def may_stop(self) -> bool:
-        """An answer of at least one token may end anywhere."""
-        return self.length > 0
+        """An answer of at least one token may end where a word of its source ends."""
+        return self.length > 0 and any(self._word_ends(i, p) for i, p in self.live)
 
 
 SPACE_MARKS = ("\u0120", "\u2581")  # byte-level BPE's "Ġ" and SentencePiece's "▁": a leading space
 
 
-def word_starts(tokenizer: Any, ids: Sequence[int]) -> dict[int, int]:
-    """position -> the id of the same token without its leading space, for the tokens of
-    `ids` that begin a word and have such a twin in the vocabulary."""
+def words_of(pieces: Sequence[str]) -> Words:
+    """Where words begin and end, from each token's own text. A word boundary lies between
+    any two tokens but two letters or digits of a word written with spaces ("Par|is",
+    "19|62") and the bytes of one character that two tokens share (each decodes to U+FFFD
+    on its own). Chinese and Japanese characters are words of their own: CMRC spans begin
+    anywhere. An answer begins at a boundary, but never with a token that is only blank
+    (it would otherwise be an answer of nothing but a space)."""
+    ends = {0}
+    for p in range(1, len(pieces)):
+        before, after = pieces[p - 1][-1:], pieces[p][:1]
+        if not ((_in_word(before) and _in_word(after)) or (before == after == "\ufffd")):
+            ends.add(p)
+    starts = {p for p in ends if p < len(pieces) and pieces[p].strip()}
+    return Words(frozenset(starts), frozenset(ends))
+
+
+def _in_word(char: str) -> bool:
+    # Below U+2E80 (where the CJK blocks begin) a letter or digit continues its word.
+    return char.isalnum() and ord(char) < 0x2E80
+
+
+def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """Each token's text on its own (a piece of a multi-byte character decodes to U+FFFD),
+    with its leading space: SentencePiece tokenizers drop it when a token is decoded alone."""
+    out = []
+    for i, raw in zip(ids, tokenizer.convert_ids_to_tokens(list(ids)), strict=True):
+        text = tokenizer.decode([i])
+        if isinstance(raw, str) and raw[:1] in SPACE_MARKS and not text.startswith(" "):
+            text = " " + text
+        out.append(text)
+    return out
+
+
+def word_starts(pieces: Sequence[str], encode: Callable[[str], list[int]]) -> dict[int, int]:
+    """position -> the one token `encode` makes of a word-starting piece without its leading
+    space (" Paris" -> "Paris"), where there is one."""
     out = {}
-    for p, piece in enumerate(tokenizer.convert_ids_to_tokens(list(ids))):
-        if isinstance(piece, str) and piece[:1] in SPACE_MARKS and len(piece) > 1:
-            twin = tokenizer.convert_tokens_to_ids(piece[1:])
-            if isinstance(twin, int) and twin >= 0 and twin != tokenizer.unk_token_id:
-                out[p] = twin
+    for p, piece in enumerate(pieces):
+        if piece[:1] == " " and piece[1:].strip():
+            twin = encode(piece[1:])
+            if len(twin) == 1:
+                out[p] = twin[0]
     return out

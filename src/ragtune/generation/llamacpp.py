@@ -23,7 +23,7 @@ import numpy as np
 
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation, GenerationError, Messages
-from ragtune.generation.extractive import SpanConstraint
+from ragtune.generation.extractive import SpanConstraint, Words, word_starts, words_of
 
 
 class LlamaCppGenerator:
@@ -196,6 +196,26 @@ class LlamaCppGenerator:
         self.stats["decode_s"] += t_last - t_first
         return out, t_last - t0, t_first - t0
 
+    def _span_constraint(self, texts: list[str]) -> SpanConstraint:
+        """Answers copied from whole words of `texts`; the last (the refusal) from its start."""
+
+        def encode(text: str) -> list[int]:
+            return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+        sources = [encode(t) for t in texts]
+        # llama.cpp keeps a token's leading space when it is turned into text on its own.
+        pieces = [
+            [self.llm.detokenize([t]).decode("utf-8", errors="replace") for t in src]
+            for src in sources
+        ]
+        words: list[Words | None] = [words_of(p) for p in pieces[:-1]]
+        return SpanConstraint(
+            sources,
+            [False] * (len(sources) - 1) + [True],
+            [word_starts(p, encode) for p in pieces],
+            words + [None],
+        )
+
     def generate(
         self,
         batch: list[Messages],
@@ -206,11 +226,7 @@ class LlamaCppGenerator:
         for i, messages in enumerate(batch):
             copy = None
             if spans is not None:
-                sources = [
-                    list(self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=False))
-                    for t in spans[i]
-                ]
-                copy = SpanConstraint(sources, [False] * (len(sources) - 1) + [True])
+                copy = self._span_constraint(spans[i])
             prompt = self.tokenize(self.render(messages))
             start, score, score_s = None, None, 0.0
             if refusals is not None:

@@ -19,7 +19,13 @@ import torch
 
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation, Messages
-from ragtune.generation.extractive import SpanConstraint, word_starts
+from ragtune.generation.extractive import (
+    SpanConstraint,
+    Words,
+    token_pieces,
+    word_starts,
+    words_of,
+)
 from ragtune.generation.probe import RefusalProbe
 from ragtune.prompt.grounded import render_prompt
 
@@ -184,13 +190,21 @@ class LocalGenerator:
         return int(self.model.config.num_hidden_layers) + 1
 
     def _extractive(self, row_spans: list[list[str]], prompt_len: int) -> Any:
-        """A logits processor keeping each row's answer a span of its texts: the last text
-        is the refusal sentence, copied from its start only."""
+        """A logits processor keeping each row's answer a span of whole words of its texts:
+        the last text is the refusal sentence, copied from its start only."""
+
+        def encode(text: str) -> list[int]:
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
         constraints = []
         for texts in row_spans:
-            ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-            aliases = [word_starts(self.tokenizer, i) for i in ids]
-            constraints.append(SpanConstraint(ids, [False] * (len(ids) - 1) + [True], aliases))
+            ids = [encode(t) for t in texts]
+            pieces = [token_pieces(self.tokenizer, i) for i in ids]
+            aliases = [word_starts(p, encode) for p in pieces]
+            words: list[Words | None] = [words_of(p) for p in pieces[:-1]]
+            constraints.append(
+                SpanConstraint(ids, [False] * (len(ids) - 1) + [True], aliases, words + [None])
+            )
         return _constrain(constraints, prompt_len, self.stop_ids)
 
     def _refusal_scores(
