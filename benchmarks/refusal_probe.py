@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ ASK_SYSTEM = (
 ASK_QUESTION = "Does the context contain the answer to this question? Reply yes or no."
 
 
-def ask_messages(question: str, passages: list[str]) -> list[dict[str, str]]:
+def ask_messages(question: str, passages: Sequence[str]) -> list[dict[str, str]]:
     """The yes/no question `--ask` puts to the model about a question and its passages."""
     user = f"Context:\n{format_contexts(passages)}\n\nQuestion: {question.strip()}"
     return [
