@@ -78,8 +78,13 @@ def ask_messages(question: str, passages: Sequence[str]) -> list[dict[str, str]]
 
 
 def first_tokens(tokenizer: Any, words: tuple[str, ...]) -> list[int]:
-    """The first token of each spelling of a reply word (with and without a leading space)."""
-    return sorted({tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in words})
+    """The token of each spelling of a reply word (with and without a leading space) that
+    is one token: a first piece of a longer one would also begin other replies."""
+    ids = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in words]
+    out = sorted({i[0] for i in ids if len(i) == 1})
+    if not out:
+        raise SystemExit(f"--ask: no spelling of {words[0]!r} is one token of this tokenizer")
+    return out
 
 
 @torch.inference_mode()
@@ -245,12 +250,13 @@ def main() -> None:
         f"{int(fit['y'].sum())} unanswerable; layers 0..{n_layers - 1}"
     )
     print("refused at false refusals <= 10/15/20/25%")
-    report: dict[str, Any] = {"fit": args.fit, "refusal_start": {}, "probe": {}}
+    # The model's own score: the refusal start, or with --ask its P(no).
+    own = "p_no" if args.ask else "refusal_start"
+    report: dict[str, Any] = {"fit": args.fit, own: {}, "probe": {}}
     for name, s in sets.items():
-        report["refusal_start"][name] = auc(s["y"], s["start"])
+        report[own][name] = auc(s["y"], s["start"])
         print(
-            f"{'P(no)' if args.ask else 'refusal start'}: {name} AUC {report['refusal_start'][name]:.1f}, refused "
-            f"{refused_at(s['y'], s['start'])}"
+            f"{own}: {name} AUC {report[own][name]:.1f}, refused {refused_at(s['y'], s['start'])}"
         )
     layer_sets = [[layer] for layer in range(n_layers // 3, n_layers, 2)] + [
         [int(i) for i in c.split(",")] for c in args.concat

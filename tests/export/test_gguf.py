@@ -361,12 +361,12 @@ def test_gguf_extractive_answers_are_whole_words_of_the_passage(exported: Path) 
 
     passage = "Founded by Quillzorbax Tessafen in Marlowe."  # unknown words: split into pieces
     refusal = PromptConfig().refusal_en
-    messages = [[{"role": "user", "content": f"{passage}\nWho founded it?"}]] * 2
+    messages = [[{"role": "user", "content": f"{passage}\nWho founded it?"}]]
     with LlamaCppGenerator(exported / "gguf" / "model-f16.gguf", 12, threads=1) as gen:
-        out = gen.generate(messages, spans=[[passage, refusal]] * 2)
-    for g in out:
-        assert g.new_tokens > 0
-        if refusal.startswith(g.text):
-            continue
-        word = rf"(?<![A-Za-z0-9]){re.escape(g.text)}(?![A-Za-z0-9])"
-        assert re.search(word, passage) or g.new_tokens == 12, g.text  # the cap may cut it
+        (g,) = gen.generate(messages, spans=[[passage, refusal]])
+    assert g.new_tokens > 0
+    if not refusal.startswith(g.text):
+        start = rf"(?<![A-Za-z0-9]){re.escape(g.text)}"
+        assert re.search(start, passage), g.text
+        if g.new_tokens < 12:  # ended by the model, not cut by the cap: a whole last word
+            assert re.search(start + r"(?![A-Za-z0-9])", passage), g.text

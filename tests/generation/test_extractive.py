@@ -44,13 +44,29 @@ def test_words_begin_and_end_between_words_only() -> None:
 
     assert ends([" The", " Norm", "ans", " were", ",", " in"]) == {0, 1, 3, 4, 5}
     assert ends(["1", "9", "6", "2", "."]) == {0, 4}  # no answer "19" of 1962
+    assert ends([" 1", ",", "0", "0", "0", " m"]) == {0, 5}  # nor "1" of 1,000
     assert ends(["Zhen", "'s"]) == {0, 1}  # "Zhen" of "Zhen's" is a word
     assert ends(["北京", "大学", "位"]) == {0, 1, 2}  # each character is a word
-    # a character whose bytes two tokens share is never cut; whole ones around it may be
+    assert ends(["서울", "특별", "시", " 에"]) == {0, 3}  # Korean: words between spaces
+    assert ends([" cafe", "\u0301", " au"]) == {0, 2}  # a combining accent is in its word
+    # a character whose bytes tokens share is never cut; whole ones around it may be
     assert ends(["北", "\ufffd", "\ufffd", "京"]) == {0, 1, 3}
+    assert ends([" \ufffd", "\ufffd", "al", " is"]) == {0, 3}  # " Ħal": not at "al"
     # an answer may stop before a lone space, but not begin with it
     words = words_of([" in", " ", "Marlowe", "."])
     assert set(words.ends) == {0, 1, 2, 3} and set(words.starts) == {0, 2, 3}
+
+
+def test_a_split_character_or_a_respaced_token_has_no_twin() -> None:
+    from ragtune.generation.extractive import word_starts
+
+    vocab = {"in": 7, "\ufffd": 8, "▁in": 1}
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        return [[vocab[t]] if t in vocab else [9, 9] for t in texts]
+
+    assert word_starts([1, 2], [" in", " \ufffd"], encode) == {0: 7}  # not "�" itself
+    assert word_starts([7], [" in"], encode) == {}  # the tokenizer gave the token back
 
 
 def test_answers_begin_and_end_between_words() -> None:
@@ -68,16 +84,38 @@ def test_answers_begin_and_end_between_words() -> None:
     assert free.may_stop
 
 
+def test_an_answer_may_stop_where_any_of_its_matches_ends_a_word() -> None:
+    # " Norm" is the start of " Normans" in one place and a word of its own in another
+    words = words_of([" Norm", "ans", " and", " Norm", ","])
+    c = SpanConstraint([[2, 3, 6, 2, 5]], [False], words=[words])
+    c.advance(2)
+    assert c.may_stop and c.next_tokens() == {3, 5}
+
+
+def test_the_refusal_is_copied_whole() -> None:
+    from ragtune.generation.extractive import copy_constraint
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        return [[99, 99] for _ in texts]  # no twins
+
+    c = copy_constraint([[1, 2], [9, 8, 7]], [[" A", " b"], ["The", " context", " not"]], encode)
+    c.advance(9)
+    assert not c.may_stop  # "The" of the refusal sentence is no answer
+    c.advance(8)
+    c.advance(7)
+    assert c.may_stop
+
+
 def test_a_word_may_begin_the_answer_without_its_leading_space(tiny_model_dir: Path) -> None:
     from ragtune.generation.extractive import token_pieces, word_starts
 
     _, tok = load_model(str(tiny_model_dir))
 
-    def encode(text: str) -> list[int]:
-        return list(tok(text, add_special_tokens=False)["input_ids"])
+    def encode(texts: list[str]) -> list[list[int]]:
+        return [list(i) for i in tok(texts, add_special_tokens=False)["input_ids"]]
 
-    ids = encode(" in Paris")
-    twins = word_starts(token_pieces(tok, ids), encode)
+    ids = encode([" in Paris"])[0]
+    twins = word_starts(ids, token_pieces(tok, ids), encode)
     bare = tok.convert_tokens_to_ids(tok.convert_ids_to_tokens(ids[0])[1:])
     assert twins.get(0) == bare  # " in" -> "in"
     c = SpanConstraint([ids], [False], [twins])

@@ -4,21 +4,21 @@ At each step only tokens that extend the answer so far into a longer span of som
 token sequence are allowed (and the end of the answer, once it has a token). Sources are the
 passages, each tokenized on its own, and the refusal sentence, which may only be copied from
 its start. Token spans decode to substrings of the text (byte-level BPE), so the answer can
-never hold a word the passages do not. With `words`, a passage span also begins and
+hold no word the passages do not. With `words`, a passage span also begins and
 ends between words only: without them a model kept from its preferred first token ("The")
 took a piece of a word instead ("ans" of " Normans"), and ended answers mid-word. Whether
 it helps is measured, not assumed: `gen.extractive` is off by default
 (benchmarks/RESULTS.md).
 
-    allowed = SpanConstraint([passage_ids, refusal_ids], from_start=[False, True],
-                             aliases=[word_starts(pieces, encode), {}],
-                             words=[words_of(pieces), None])
+    allowed = copy_constraint([passage_ids, refusal_ids], [passage_pieces, refusal_pieces],
+                              encode)   # or SpanConstraint(...) for any other sources
     allowed.next_tokens()        # first tokens of any span
     allowed.advance(token_id)
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,23 +98,48 @@ SPACE_MARKS = ("\u0120", "\u2581")  # byte-level BPE's "Ġ" and SentencePiece's 
 
 def words_of(pieces: Sequence[str]) -> Words:
     """Where words begin and end, from each token's own text. A word boundary lies between
-    any two tokens but two letters or digits of a word written with spaces ("Par|is",
-    "19|62") and the bytes of one character that two tokens share (each decodes to U+FFFD
-    on its own). Chinese and Japanese characters are words of their own: CMRC spans begin
-    anywhere. An answer begins at a boundary, but never with a token that is only blank
-    (it would otherwise be an answer of nothing but a space)."""
-    ends = {0}
+    any two tokens but inside a word written with spaces: two letters or digits ("Par|is",
+    "19|62"), a digit group's separator ("1|,000"), and the bytes of one character that
+    tokens share (each decodes to U+FFFD on its own: " \ufffd|\ufffd|al" is " Ħal").
+    Chinese characters and kana are words of their own: CMRC spans begin anywhere. An
+    answer begins at a boundary, but never with a token that is only blank (it would
+    otherwise be an answer of nothing but a space)."""
+    text = "".join(pieces)
+    ends, at = {0}, 0
     for p in range(1, len(pieces)):
-        before, after = pieces[p - 1][-1:], pieces[p][:1]
-        if not ((_in_word(before) and _in_word(after)) or (before == after == "\ufffd")):
+        at += len(pieces[p - 1])
+        if not _inside_word(text, at):
             ends.add(p)
     starts = {p for p in ends if p < len(pieces) and pieces[p].strip()}
     return Words(frozenset(starts), frozenset(ends))
 
 
-def _in_word(char: str) -> bool:
-    # Below U+2E80 (where the CJK blocks begin) a letter or digit continues its word.
-    return char.isalnum() and ord(char) < 0x2E80
+def _inside_word(text: str, at: int) -> bool:
+    """Whether text[at - 1] and text[at] belong to one word."""
+    a, b = text[at - 1 : at], text[at : at + 1]
+    if _wordlike(a) and _wordlike(b):
+        return True
+    before2, after2 = text[at - 2 : at - 1], text[at + 1 : at + 2]
+    # "1,000" and "3.14": a separator between two digits
+    return (a.isdigit() and b in ",." and after2.isdigit()) or (
+        a in ",." and b.isdigit() and before2.isdigit()
+    )
+
+
+# Chinese and Japanese write words without spaces: each of these characters is a word.
+_OWN_WORD = ((0x2E80, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3FFFF))
+
+
+def _wordlike(char: str) -> bool:
+    """A letter, digit or combining mark of a script that separates words with spaces, or a
+    piece of a character split across tokens (U+FFFD), which belongs to its neighbours."""
+    if not char:
+        return False
+    if char == "\ufffd":
+        return True
+    if any(lo <= ord(char) <= hi for lo, hi in _OWN_WORD):
+        return False
+    return char.isalnum() or unicodedata.category(char)[0] == "M"
 
 
 def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
@@ -129,13 +154,39 @@ def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
     return out
 
 
-def word_starts(pieces: Sequence[str], encode: Callable[[str], list[int]]) -> dict[int, int]:
+def word_starts(
+    ids: Sequence[int], pieces: Sequence[str], encode: Callable[[list[str]], list[list[int]]]
+) -> dict[int, int]:
     """position -> the one token `encode` makes of a word-starting piece without its leading
-    space (" Paris" -> "Paris"), where there is one."""
-    out = {}
-    for p, piece in enumerate(pieces):
-        if piece[:1] == " " and piece[1:].strip():
-            twin = encode(piece[1:])
-            if len(twin) == 1:
-                out[p] = twin[0]
-    return out
+    space (" Paris" -> "Paris"), where there is one and it is another token. None for a
+    piece of a split character (its U+FFFD would encode as that character itself), nor
+    where the tokenizer puts the space back (SentencePiece's "▁")."""
+    candidates = [
+        p
+        for p, piece in enumerate(pieces)
+        if piece[:1] == " " and piece[1:].strip() and "\ufffd" not in piece
+    ]
+    twins = encode([pieces[p][1:] for p in candidates]) if candidates else []
+    return {
+        p: twin[0]
+        for p, twin in zip(candidates, twins, strict=True)
+        if len(twin) == 1 and twin[0] != ids[p]
+    }
+
+
+def copy_constraint(
+    sources: Sequence[Sequence[int]],
+    pieces: Sequence[Sequence[str]],
+    encode: Callable[[list[str]], list[list[int]]],
+) -> SpanConstraint:
+    """Answers copied from whole words of the passages (all sources but the last), or from
+    the start of the last (the refusal sentence), copied whole. `pieces` are each source
+    token's own text, `encode` tokenizes texts without special tokens."""
+    words: list[Words | None] = [words_of(p) for p in pieces[:-1]]
+    whole = Words(frozenset({0}), frozenset())  # the refusal may stop at its end only
+    return SpanConstraint(
+        sources,
+        [False] * (len(sources) - 1) + [True],
+        [word_starts(s, p, encode) for s, p in zip(sources, pieces, strict=True)],
+        words + [whole],
+    )

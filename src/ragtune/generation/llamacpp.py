@@ -23,7 +23,7 @@ import numpy as np
 
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation, GenerationError, Messages
-from ragtune.generation.extractive import SpanConstraint, Words, word_starts, words_of
+from ragtune.generation.extractive import SpanConstraint, copy_constraint
 
 
 class LlamaCppGenerator:
@@ -199,22 +199,19 @@ class LlamaCppGenerator:
     def _span_constraint(self, texts: list[str]) -> SpanConstraint:
         """Answers copied from whole words of `texts`; the last (the refusal) from its start."""
 
-        def encode(text: str) -> list[int]:
-            return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        def encode(many: list[str]) -> list[list[int]]:
+            return [
+                list(self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=False))
+                for t in many
+            ]
 
-        sources = [encode(t) for t in texts]
+        sources = encode(texts)
         # llama.cpp keeps a token's leading space when it is turned into text on its own.
         pieces = [
             [self.llm.detokenize([t]).decode("utf-8", errors="replace") for t in src]
             for src in sources
         ]
-        words: list[Words | None] = [words_of(p) for p in pieces[:-1]]
-        return SpanConstraint(
-            sources,
-            [False] * (len(sources) - 1) + [True],
-            [word_starts(p, encode) for p in pieces],
-            words + [None],
-        )
+        return copy_constraint(sources, pieces, encode)
 
     def generate(
         self,

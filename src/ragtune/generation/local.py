@@ -21,10 +21,8 @@ from ragtune.generation import abstain
 from ragtune.generation.base import Generation, Messages
 from ragtune.generation.extractive import (
     SpanConstraint,
-    Words,
+    copy_constraint,
     token_pieces,
-    word_starts,
-    words_of,
 )
 from ragtune.generation.probe import RefusalProbe
 from ragtune.prompt.grounded import render_prompt
@@ -193,18 +191,14 @@ class LocalGenerator:
         """A logits processor keeping each row's answer a span of whole words of its texts:
         the last text is the refusal sentence, copied from its start only."""
 
-        def encode(text: str) -> list[int]:
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        def encode(texts: list[str]) -> list[list[int]]:
+            return [list(i) for i in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
         constraints = []
         for texts in row_spans:
-            ids = [encode(t) for t in texts]
+            ids = encode(texts)
             pieces = [token_pieces(self.tokenizer, i) for i in ids]
-            aliases = [word_starts(p, encode) for p in pieces]
-            words: list[Words | None] = [words_of(p) for p in pieces[:-1]]
-            constraints.append(
-                SpanConstraint(ids, [False] * (len(ids) - 1) + [True], aliases, words + [None])
-            )
+            constraints.append(copy_constraint(ids, pieces, encode))
         return _constrain(constraints, prompt_len, self.stop_ids)
 
     def _refusal_scores(
