@@ -65,7 +65,7 @@ def test_a_split_character_or_a_respaced_token_has_no_twin() -> None:
     def encode(texts: list[str]) -> list[list[int]]:
         return [[vocab[t]] if t in vocab else [9, 9] for t in texts]
 
-    assert word_starts([1, 2], [" in", " \ufffd"], encode) == {0: 7}  # not "�" itself
+    assert word_starts([1, 2], [" in", " \ufffd"], encode) == {0: (7,)}  # not "�" itself
     assert word_starts([7], [" in"], encode) == {}  # the tokenizer gave the token back
 
 
@@ -82,6 +82,19 @@ def test_answers_begin_and_end_between_words() -> None:
     assert 3 in free.next_tokens()
     free.advance(2)
     assert free.may_stop
+
+
+def test_a_word_may_begin_spelled_in_other_tokens() -> None:
+    # " Puritan"=5 " ministers"=6; the answer spells the first word "Pur"=11 "itan"=12
+    c = SpanConstraint([[5, 6, 7]], [False], [{0: (11, 12)}])
+    assert {5, 11} <= c.next_tokens()
+    c.advance(11)
+    assert c.next_tokens() == {12} and not c.may_stop  # in the middle of the word
+    c.advance(12)
+    assert c.next_tokens() == {6} and c.may_stop  # and on as the passage goes
+    late = SpanConstraint([[5, 6, 7, 5]], [False], [{3: (11, 12)}])
+    late.advance(6)
+    assert 11 not in late.next_tokens()  # a spelling stands in for the first token only
 
 
 def test_an_answer_may_stop_where_any_of_its_matches_ends_a_word() -> None:
@@ -117,7 +130,7 @@ def test_a_word_may_begin_the_answer_without_its_leading_space(tiny_model_dir: P
     ids = encode([" in Paris"])[0]
     twins = word_starts(ids, token_pieces(tok, ids), encode)
     bare = tok.convert_tokens_to_ids(tok.convert_ids_to_tokens(ids[0])[1:])
-    assert twins.get(0) == bare  # " in" -> "in"
+    assert twins.get(0) == (bare,)  # " in" -> "in"
     c = SpanConstraint([ids], [False], [twins])
     assert bare in c.next_tokens()
     c.advance(bare)
@@ -156,6 +169,8 @@ def test_answers_are_spans_of_their_passages_or_the_refusal(
         refusal = CFG.refusal_zh if q.id == "c" else CFG.refusal_en
         assert g.new_tokens > 0
         assert any(g.text in p for p in q.passages) or refusal.startswith(g.text), g.text
+        if threshold is not None:  # the threshold refuses: decoding copies passages only
+            assert any(g.unrefused in p for p in q.passages), g.unrefused
         if q.id != "c" and not refusal.startswith(g.text):  # English: whole words only
             word = rf"(?<![A-Za-z0-9]){re.escape(g.text)}(?![A-Za-z0-9])"
             assert any(re.search(word, p) for p in q.passages), g.text

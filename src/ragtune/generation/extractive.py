@@ -37,9 +37,10 @@ class Words:
 class SpanConstraint:
     """Which tokens may come next so that the tokens so far stay a span of one source.
 
-    `aliases` (per source, position -> token id) name another token that may stand for the
-    source's token at that position when it begins the answer: in running text a word is a
-    token with its leading space (" Paris"), while an answer begins without one ("Paris").
+    `aliases` (per source, position -> token ids) name another spelling that may stand for
+    the source's token at that position when it begins the answer: in running text a word
+    is a token with its leading space (" Puritan"), while an answer begins without one,
+    often as several tokens ("Pur", "itan"); the answer then goes on as the source does.
 
     `words` (per source; None: any position) say where its words begin and end: an answer
     may start only at a word's start, and stop only before a word's end."""
@@ -48,15 +49,16 @@ class SpanConstraint:
         self,
         sources: Sequence[Sequence[int]],
         from_start: Sequence[bool],
-        aliases: Sequence[dict[int, int]] | None = None,
+        aliases: Sequence[dict[int, tuple[int, ...]]] | None = None,
         words: Sequence[Words | None] | None = None,
     ):
         self.sources = [list(s) for s in sources]
         self.aliases = [dict(a) for a in aliases] if aliases else [{} for _ in self.sources]
         self.words = list(words) if words else [None for _ in self.sources]
-        # (source, position of the next token) for every place the answer so far matches
-        self.live = [
-            (i, p)
+        # (source, position of the next token, the rest of an alias being spelled) for every
+        # place the answer so far matches
+        self.live: list[tuple[int, int, tuple[int, ...]]] = [
+            (i, p, ())
             for i, (src, start_only) in enumerate(zip(self.sources, from_start, strict=True))
             for p in (range(1) if start_only else range(len(src)))
             if src and self._word_starts(i, p)
@@ -72,25 +74,39 @@ class SpanConstraint:
         return words is None or position in words.ends or position >= len(self.sources[source])
 
     def next_tokens(self) -> set[int]:
-        out = {self.sources[i][p] for i, p in self.live if p < len(self.sources[i])}
-        if self.length == 0:
-            out |= {self.aliases[i][p] for i, p in self.live if p in self.aliases[i]}
+        out = set()
+        for i, p, rest in self.live:
+            if rest:
+                out.add(rest[0])
+            elif p < len(self.sources[i]):
+                out.add(self.sources[i][p])
+                if self.length == 0 and p in self.aliases[i]:
+                    out.add(self.aliases[i][p][0])
         return out
 
     def advance(self, token: int) -> None:
         first = self.length == 0
-        self.live = [
-            (i, p + 1)
-            for i, p in self.live
-            if p < len(self.sources[i])
-            and (self.sources[i][p] == token or (first and self.aliases[i].get(p) == token))
-        ]
+        live: list[tuple[int, int, tuple[int, ...]]] = []
+        for i, p, rest in self.live:
+            if rest:
+                if rest[0] == token:  # spelled out: the answer goes on after the source's token
+                    live.append((i, p + 1, ()) if len(rest) == 1 else (i, p, rest[1:]))
+                continue
+            if p < len(self.sources[i]) and self.sources[i][p] == token:
+                live.append((i, p + 1, ()))
+            twin = self.aliases[i].get(p) if first else None
+            if twin and twin[0] == token:
+                live.append((i, p + 1, ()) if len(twin) == 1 else (i, p, twin[1:]))
+        self.live = list(dict.fromkeys(live))
         self.length += 1
 
     @property
     def may_stop(self) -> bool:
-        """An answer of at least one token may end where a word of its source ends."""
-        return self.length > 0 and any(self._word_ends(i, p) for i, p in self.live)
+        """An answer of at least one token may end where a word of its source ends (not in
+        the middle of spelling an alias)."""
+        return self.length > 0 and any(
+            not rest and self._word_ends(i, p) for i, p, rest in self.live
+        )
 
 
 SPACE_MARKS = ("\u0120", "\u2581")  # byte-level BPE's "Ġ" and SentencePiece's "▁": a leading space
@@ -156,11 +172,10 @@ def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
 
 def word_starts(
     ids: Sequence[int], pieces: Sequence[str], encode: Callable[[list[str]], list[list[int]]]
-) -> dict[int, int]:
-    """position -> the one token `encode` makes of a word-starting piece without its leading
-    space (" Paris" -> "Paris"), where there is one and it is another token. None for a
-    piece of a split character (its U+FFFD would encode as that character itself), nor
-    where the tokenizer puts the space back (SentencePiece's "▁")."""
+) -> dict[int, tuple[int, ...]]:
+    """position -> the tokens `encode` makes of a word-starting piece without its leading
+    space (" Puritan" -> "Pur", "itan"), where they differ from the token itself. None for a
+    piece of a split character (its U+FFFD would encode as that character itself)."""
     candidates = [
         p
         for p, piece in enumerate(pieces)
@@ -168,9 +183,9 @@ def word_starts(
     ]
     twins = encode([pieces[p][1:] for p in candidates]) if candidates else []
     return {
-        p: twin[0]
+        p: tuple(twin)
         for p, twin in zip(candidates, twins, strict=True)
-        if len(twin) == 1 and twin[0] != ids[p]
+        if twin and twin != [ids[p]]
     }
 
 

@@ -26,11 +26,16 @@ def generate_grounded(
 ) -> list[Generation]:
     """Answers as generated (not yet decided by the threshold: `abstain.decide` does that,
     so saved answers serve any threshold). With a threshold the engine scores each
-    question's refusal start; with `extractive` it copies from the passages or the refusal."""
+    question's refusal start; with `extractive` it copies from the passages (or, with no
+    threshold to refuse, the refusal sentence)."""
     batch = [build_messages(q, ps, prompt) for q, ps in items]
     if threshold is None and not extractive:  # the one-argument call every engine takes
         return generator.generate(batch)
     sentences = [refusal_for(q, prompt) for q, _ in items]
     refusals = sentences if threshold is not None else None
-    spans = [[*ps, s] for (_, ps), s in zip(items, sentences, strict=True)] if extractive else None
+    # With a threshold every row is answered with its refusal start blocked (the threshold
+    # refuses afterwards), so the refusal is no span to copy: its first word would only be
+    # a dead end ("The" of "The context ..."). An empty last text leaves it out.
+    last = sentences if threshold is None else [""] * len(items)
+    spans = [[*ps, s] for (_, ps), s in zip(items, last, strict=True)] if extractive else None
     return generator.generate(batch, refusals, spans)
