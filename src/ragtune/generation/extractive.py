@@ -37,10 +37,11 @@ class Words:
 class SpanConstraint:
     """Which tokens may come next so that the tokens so far stay a span of one source.
 
-    `aliases` (per source, position -> token ids) name another spelling that may stand for
-    the source's token at that position when it begins the answer: in running text a word
-    is a token with its leading space (" Puritan"), while an answer begins without one,
-    often as several tokens ("Pur", "itan"); the answer then goes on as the source does.
+    `aliases` (per source, position -> spellings, each token ids) name other spellings that
+    may stand for the source's token at that position when it begins the answer: in running
+    text a word is a token with its leading space (" the", " Puritan"), while an answer
+    begins without one, capitalized, often as several tokens ("The"; "Pur", "itan"); the
+    answer then goes on as the source does.
 
     `words` (per source; None: any position) say where its words begin and end: an answer
     may start only at a word's start, and stop only before a word's end."""
@@ -49,7 +50,7 @@ class SpanConstraint:
         self,
         sources: Sequence[Sequence[int]],
         from_start: Sequence[bool],
-        aliases: Sequence[dict[int, tuple[int, ...]]] | None = None,
+        aliases: Sequence[dict[int, list[tuple[int, ...]]]] | None = None,
         words: Sequence[Words | None] | None = None,
     ):
         self.sources = [list(s) for s in sources]
@@ -80,8 +81,8 @@ class SpanConstraint:
                 out.add(rest[0])
             elif p < len(self.sources[i]):
                 out.add(self.sources[i][p])
-                if self.length == 0 and p in self.aliases[i]:
-                    out.add(self.aliases[i][p][0])
+                if self.length == 0:
+                    out |= {twin[0] for twin in self.aliases[i].get(p, [])}
         return out
 
     def advance(self, token: int) -> None:
@@ -94,9 +95,9 @@ class SpanConstraint:
                 continue
             if p < len(self.sources[i]) and self.sources[i][p] == token:
                 live.append((i, p + 1, ()))
-            twin = self.aliases[i].get(p) if first else None
-            if twin and twin[0] == token:
-                live.append((i, p + 1, ()) if len(twin) == 1 else (i, p, twin[1:]))
+            for twin in self.aliases[i].get(p, []) if first else []:
+                if twin[0] == token:
+                    live.append((i, p + 1, ()) if len(twin) == 1 else (i, p, twin[1:]))
         self.live = list(dict.fromkeys(live))
         self.length += 1
 
@@ -172,21 +173,23 @@ def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
 
 def word_starts(
     ids: Sequence[int], pieces: Sequence[str], encode: Callable[[list[str]], list[list[int]]]
-) -> dict[int, tuple[int, ...]]:
+) -> dict[int, list[tuple[int, ...]]]:
     """position -> the tokens `encode` makes of a word-starting piece without its leading
-    space (" Puritan" -> "Pur", "itan"), where they differ from the token itself. None for a
-    piece of a split character (its U+FFFD would encode as that character itself)."""
+    space, as written and capitalized (" the" -> "the", "The"; " Puritan" -> "Pur", "itan"),
+    where they differ from the token itself. None for a piece of a split character (its
+    U+FFFD would encode as that character itself)."""
     candidates = [
-        p
+        (p, spelling)
         for p, piece in enumerate(pieces)
         if piece[:1] == " " and piece[1:].strip() and "\ufffd" not in piece
+        for spelling in dict.fromkeys((piece[1:], piece[1:2].upper() + piece[2:]))
     ]
-    twins = encode([pieces[p][1:] for p in candidates]) if candidates else []
-    return {
-        p: tuple(twin)
-        for p, twin in zip(candidates, twins, strict=True)
-        if twin and twin != [ids[p]]
-    }
+    twins = encode([spelling for _, spelling in candidates]) if candidates else []
+    out: dict[int, list[tuple[int, ...]]] = {}
+    for (p, _), twin in zip(candidates, twins, strict=True):
+        if twin and twin != [ids[p]]:
+            out.setdefault(p, []).append(tuple(twin))
+    return out
 
 
 def copy_constraint(
