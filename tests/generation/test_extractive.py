@@ -93,8 +93,8 @@ def test_a_word_may_begin_spelled_in_other_tokens() -> None:
     assert c.next_tokens() == {12} and not c.may_stop  # in the middle of the word
     c.advance(12)
     assert c.next_tokens() == {6} and c.may_stop  # and on as the passage goes
-    late = SpanConstraint([[5, 6, 7, 5]], [False], [{3: [(11, 12)]}])
-    late.advance(6)
+    late = SpanConstraint([[5, 6, 7, 5]], [False], [{2: [(11, 12)]}])
+    late.advance(6)  # the answer is now at position 2, where the alias stands
     assert 11 not in late.next_tokens()  # a spelling stands in for the first token only
 
 
@@ -200,3 +200,22 @@ def test_local_decoding_keeps_to_whole_words(tiny_model_dir: Path) -> None:
     after = process(torch.cat([prompt, torch.tensor([[quill]])], 1), torch.zeros((1, len(tok))))
     assert after[0, mid] == 0.0  # the word goes on ...
     assert all(after[0, s] == -float("inf") for s in engine.stop_ids)  # ... and cannot stop
+
+
+def test_under_a_threshold_the_refusal_is_no_span_to_copy() -> None:
+    from ragtune.generation.base import Generation
+    from ragtune.generation.grounded import generate_grounded
+
+    class Recorder:  # a Generator that keeps the spans it was asked to copy from
+        spans: list[list[str]] | None = None
+
+        def generate(self, batch, refusals=None, spans=None):  # type: ignore[no-untyped-def]
+            self.spans = spans
+            return [Generation("x", 1, 0.0, 1) for _ in batch]
+
+    items = [("Who?", ["Ada Quill founded it."])]
+    engine = Recorder()
+    generate_grounded(engine, items, CFG, threshold=Threshold(0.5), extractive=True)  # type: ignore[arg-type]
+    assert engine.spans == [["Ada Quill founded it.", ""]]  # the threshold refuses
+    generate_grounded(engine, items, CFG, extractive=True)  # type: ignore[arg-type]
+    assert engine.spans == [["Ada Quill founded it.", CFG.refusal_en]]

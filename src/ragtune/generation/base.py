@@ -46,8 +46,9 @@ class Generator(Protocol):
     scores each conversation's refusal start and decodes the answer with that start
     suppressed (`generation.abstain`); one that cannot (an API model) answers as usual and
     leaves `refusal_score` None. With `spans` (per conversation, the texts its answer must be
-    copied from: passages and the refusal sentence), an engine that can constrain decoding
-    emits only a contiguous piece of one of them (`generation.extractive`)."""
+    copied from: the passages, then the refusal sentence, or "" where none may be copied),
+    an engine that can constrain decoding emits only whole words of one passage, in order,
+    or the refusal sentence whole (`generation.extractive`)."""
 
     name: str
 

@@ -4,7 +4,7 @@ At each step only tokens that extend the answer so far into a longer span of som
 token sequence are allowed (and the end of the answer, once it has a token). Sources are the
 passages, each tokenized on its own, and the refusal sentence, which may only be copied from
 its start. Token spans decode to substrings of the text (byte-level BPE), so the answer can
-hold no word the passages do not. With `words`, a passage span also begins and
+hold no word the passages do not (but for its first letter's case). With `words`, a passage span also begins and
 ends between words only: without them a model kept from its preferred first token ("The")
 took a piece of a word instead ("ans" of " Normans"), and ended answers mid-word. Whether
 it helps is measured, not assumed: `gen.extractive` is off by default
@@ -54,7 +54,11 @@ class SpanConstraint:
         words: Sequence[Words | None] | None = None,
     ):
         self.sources = [list(s) for s in sources]
-        self.aliases = [dict(a) for a in aliases] if aliases else [{} for _ in self.sources]
+        self.aliases = (
+            [{p: [t for t in twins if t] for p, twins in a.items()} for a in aliases]
+            if aliases
+            else [{} for _ in self.sources]
+        )
         self.words = list(words) if words else [None for _ in self.sources]
         # (source, position of the next token, the rest of an alias being spelled) for every
         # place the answer so far matches
@@ -177,12 +181,13 @@ def word_starts(
     """position -> the tokens `encode` makes of a word-starting piece without its leading
     space, as written and capitalized (" the" -> "the", "The"; " Puritan" -> "Pur", "itan"),
     where they differ from the token itself. None for a piece of a split character (its
-    U+FFFD would encode as that character itself)."""
+    U+FFFD would encode as that character itself). A tokenizer that puts a space back
+    (SentencePiece's "▁In") gives a spelling with it: harmless, answers are stripped."""
     candidates = [
         (p, spelling)
         for p, piece in enumerate(pieces)
         if piece[:1] == " " and piece[1:].strip() and "\ufffd" not in piece
-        for spelling in dict.fromkeys((piece[1:], piece[1:2].upper() + piece[2:]))
+        for spelling in dict.fromkeys((piece[1:], _capitalized(piece[1:])))
     ]
     twins = encode([spelling for _, spelling in candidates]) if candidates else []
     out: dict[int, list[tuple[int, ...]]] = {}
@@ -192,14 +197,24 @@ def word_starts(
     return out
 
 
+def _capitalized(word: str) -> str:
+    """The word with its first letter upper-cased, where that is one letter ("the" -> "The";
+    "iPhone" and "ßtraße" are left as they are)."""
+    first = word[:1]
+    if first.islower() and len(first.upper()) == 1 and not word[1:2].isupper():
+        return first.upper() + word[1:]
+    return word
+
+
 def copy_constraint(
     sources: Sequence[Sequence[int]],
     pieces: Sequence[Sequence[str]],
     encode: Callable[[list[str]], list[list[int]]],
 ) -> SpanConstraint:
     """Answers copied from whole words of the passages (all sources but the last), or from
-    the start of the last (the refusal sentence), copied whole. `pieces` are each source
-    token's own text, `encode` tokenizes texts without special tokens."""
+    the start of the last (the refusal sentence), copied whole; an empty last source: no
+    refusal may be copied. `pieces` are each source token's own text, `encode` tokenizes
+    texts without special tokens."""
     words: list[Words | None] = [words_of(p) for p in pieces[:-1]]
     whole = Words(frozenset({0}), frozenset())  # the refusal may stop at its end only
     return SpanConstraint(

@@ -70,8 +70,9 @@ class GenerateConfig:
     and API models score the refusal start."""
 
     extractive: bool = False
-    """Constrain answers to spans of the passages or the refusal sentence
-    (`generation.extractive`; local engines only, an API model answers freely)."""
+    """Constrain answers to whole words copied from one passage, or the refusal sentence
+    when no threshold decides (`generation.extractive`; local engines only, an API model
+    answers freely). Read by eval; the RAG pipeline and the server answer freely."""
 
     @property
     def is_local(self) -> bool:
