@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,8 +215,8 @@ def test_under_a_threshold_the_refusal_is_no_span_to_copy() -> None:
             return [Generation("x", 1, 0.0, 1) for _ in batch]
 
     items = [("Who?", ["Ada Quill founded it."])]
-    engine = Recorder()
-    generate_grounded(engine, items, CFG, threshold=Threshold(0.5), extractive=True)  # type: ignore[arg-type]
+    engine: Any = Recorder()
+    generate_grounded(engine, items, CFG, threshold=Threshold(0.5), extractive=True)
     assert engine.spans == [["Ada Quill founded it.", ""]]  # the threshold refuses
-    generate_grounded(engine, items, CFG, extractive=True)  # type: ignore[arg-type]
+    generate_grounded(engine, items, CFG, extractive=True)
     assert engine.spans == [["Ada Quill founded it.", CFG.refusal_en]]

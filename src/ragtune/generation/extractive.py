@@ -4,11 +4,11 @@ At each step only tokens that extend the answer so far into a longer span of som
 token sequence are allowed (and the end of the answer, once it has a token). Sources are the
 passages, each tokenized on its own, and the refusal sentence, which may only be copied from
 its start. Token spans decode to substrings of the text (byte-level BPE), so the answer can
-hold no word the passages do not (but for its first letter's case). With `words`, a passage span also begins and
-ends between words only: without them a model kept from its preferred first token ("The")
-took a piece of a word instead ("ans" of " Normans"), and ended answers mid-word. Whether
-it helps is measured, not assumed: `gen.extractive` is off by default
-(benchmarks/RESULTS.md).
+hold no word the passages do not (but for its first letter's case). With `words`, a passage
+span also begins and ends between words only: without them a model kept from its preferred
+first token ("The") took a piece of a word instead ("ans" of " Normans") and ran on along
+another sentence. Whether it helps is measured, not assumed: `gen.extractive` is off by
+default (benchmarks/RESULTS.md).
 
     allowed = copy_constraint([passage_ids, refusal_ids], [passage_pieces, refusal_pieces],
                               encode)   # or SpanConstraint(...) for any other sources
