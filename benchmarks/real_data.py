@@ -82,17 +82,6 @@ def saved_cap(run_dir: Path) -> int | None:
     )
 
 
-def eval_differences(run_dir: Path, cfg: EvalConfig) -> list[str]:
-    """How the finished eval in `run_dir` differs from what `cfg` would evaluate now (the
-    run's calibration, probe, adapter and data included): `runs.differences`, [] for none,
-    and for a folder from before evals recorded what they evaluated (nothing to check)."""
-    path = run_dir / runs.run_file("eval")
-    if not path.is_file():
-        return []
-    recorded = json.loads(path.read_text(encoding="utf-8"))
-    return runs.differences(recorded, evaluate.identity(cfg, refusal_threshold(cfg.gen)))
-
-
 def at_least(low: int) -> Any:
     """An argparse type: an integer of at least `low`."""
 
@@ -362,7 +351,7 @@ def main() -> None:
             )
             done = runs.finished(run_dir)
             if done is not None and saved_cap(run_dir) == cap:
-                stale = eval_differences(run_dir, cfg)
+                stale = evaluate.recorded_differences(run_dir, cfg)
                 if stale:
                     raise SystemExit(
                         f"{run_dir}: not the eval asked for now: it differs in "
@@ -387,7 +376,8 @@ def main() -> None:
                 and done is None
                 and runs.finished(sibling) is not None
                 and saved_cap(sibling) == cap
-                and eval_differences(sibling, cfg) == ["the content of refusal_threshold"]
+                and evaluate.recorded_differences(sibling, cfg)
+                == ["the content of refusal_threshold"]
             ):
                 # Scored at the new threshold as benchmarks/redecide.py does: the eval
                 # resumes from all of them and generates none.

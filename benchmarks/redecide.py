@@ -111,7 +111,12 @@ def main() -> None:
         )
         threshold = refusal_threshold(cfg.gen)
         ident = evaluate.identity(cfg, threshold)
-        was = json.loads((eval_dir / runs.run_file("eval")).read_text(encoding="utf-8"))
+        was = runs.recorded_identity(eval_dir, "eval")
+        if not was:
+            raise SystemExit(
+                f"{eval_dir / runs.run_file('eval')}: missing or unreadable, so what the eval "
+                "answered with is unknown; evaluate again instead"
+            )
         diffs = runs.differences(was, ident)
         if keep and diffs == ["the content of refusal_threshold"]:
             raise SystemExit(
@@ -143,8 +148,7 @@ def main() -> None:
                 f"with {wants}; evaluate again instead"
             )
         if runs.finished(out) is not None:
-            recorded = json.loads((out / runs.run_file("eval")).read_text(encoding="utf-8"))
-            if recorded == ident:
+            if runs.recorded_identity(out, "eval") == ident:
                 print(f"{out}: done already, at these thresholds")
                 continue
             raise SystemExit(

@@ -136,3 +136,11 @@ def test_tuned_dir_finds_an_adapter_or_a_full_finetune(tmp_path: Path) -> None:
     for other in (tmp_path, base):
         with pytest.raises(RunError, match=r"not a training run: no adapter_config.json"):
             tuned_dir(other)
+
+
+def test_recorded_identity_tells_missing_from_torn(tmp_path: Path) -> None:
+    assert runs.recorded_identity(tmp_path, "eval") is None  # nothing recorded
+    (tmp_path / runs.run_file("eval")).write_text('{"config": {"a"', encoding="utf-8")
+    assert runs.recorded_identity(tmp_path, "eval") == {}  # torn: matches nothing
+    (tmp_path / runs.run_file("eval")).write_text('{"config": {"a": 1}}', encoding="utf-8")
+    assert runs.recorded_identity(tmp_path, "eval") == {"config": {"a": 1}}

@@ -222,6 +222,18 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return diffs
 
 
+def recorded_identity(out: str | Path, stage: str) -> dict[str, Any] | None:
+    """What the `stage` run in `out` recorded it was made from (`identity`): None when it
+    recorded nothing, {} when the record cannot be read (a torn write: matches nothing)."""
+    path = Path(out) / run_file(stage)
+    if not path.is_file():
+        return None
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return {}
+
+
 def _short(v: Any) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -319,13 +331,7 @@ def claim(
         raise RagtuneError(f"{out}: cannot write here ({e.strerror}); choose another out") from None
     try:
         atomic.remove_stale(out)
-        recorded = None
-        path = out / run_file(stage)
-        if path.is_file():
-            try:
-                recorded = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError:
-                recorded = {}
+        recorded = recorded_identity(out, stage)
         state = _state(out, stage)
         same = (
             recorded is not None
@@ -354,7 +360,7 @@ def claim(
                     f"{out}: holds another {stage} run, which {why}. {flag}Pass --overwrite "
                     "to replace it, or choose another out"
                 )
-        atomic.write_json(path, ident)
+        atomic.write_json(out / run_file(stage), ident)
         yield go_on
     finally:
         lock.unlink(missing_ok=True)

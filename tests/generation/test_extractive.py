@@ -69,6 +69,9 @@ def test_a_split_character_or_a_respaced_token_has_no_twin() -> None:
     # " in" -> "in" and "In"; nothing for a split character ("�" would be U+FFFD itself)
     assert word_starts([1, 2], [" in", " \ufffd"], encode) == {0: [(7,), (6,)]}
     assert word_starts([7], [" in"], encode) == {0: [(6,)]}  # "in" is the token itself
+    vocab["iPhone"] = 5  # a capital inside the word: no "IPhone"; "ß" upper-cases to two
+    assert word_starts([3], [" iPhone"], encode) == {0: [(5,)]}
+    assert word_starts([3], [" ßa"], encode) == {0: [(9, 9)]}
 
 
 def test_answers_begin_and_end_between_words() -> None:

@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragtune import runs
 from ragtune.config import require
 from ragtune.demo.dataset import build_demo_set
 from ragtune.eval import calibrate, compare
 from ragtune.eval import stage as evaluate
 from ragtune.eval.calibrate import CalibrateSection
 from ragtune.example import write_jsonl
-from ragtune.generation.load import GenerateConfig
-from ragtune.generation.probe import PROBE_FILE
+from ragtune.generation.load import GenerateConfig, probe_path
 from ragtune.runtime import RuntimeSection
 from ragtune.train import stage as train
 from ragtune.train.config import LoraSection, TrainConfig
@@ -158,7 +156,8 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
 
     # A finished training is reused as it is: a probe asked for (or off) since then is
     # fitted (or removed) by calibrating it again, never silently left as it was.
-    if cfg.probe != (train_dir / runs.ADAPTER / PROBE_FILE).is_file():
+    tuned = GenerateConfig(model=cfg.model, adapter=str(train_dir))
+    if cfg.probe != (probe_path(tuned) is not None):
         calibrate.run(
             calibrate.CalibrateConfig(
                 run=str(train_dir),

@@ -12,7 +12,6 @@ where it stopped.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -139,14 +138,22 @@ REFUSAL_INPUTS = ("the content of refusal_threshold", "the content of refusal_pr
 was calibrated again, or its probe refitted or removed, since the eval was made."""
 
 
+def recorded_differences(folder: str | Path, cfg: EvalConfig) -> list[str]:
+    """How the eval in `folder` differs from what `cfg` would evaluate now (the run's
+    calibration, probe, adapter and data included; `runs.differences`): [] for none, and
+    for a folder from before evals recorded what they evaluated (nothing to check)."""
+    recorded = runs.recorded_identity(folder, "eval")
+    if recorded is None:
+        return []
+    return runs.differences(recorded, identity(cfg, refusal_threshold(cfg.gen)))
+
+
 def decided_otherwise(cfg: EvalConfig) -> bool:
     """Whether `cfg.out` holds a finished eval that differs from `cfg`'s only in how refusals
     are decided (`REFUSAL_INPUTS`): its answers are stale, the rest of it is this eval."""
-    out = Path(cfg.out)
-    if runs.finished(out) is None or not (out / runs.run_file("eval")).is_file():
+    if runs.finished(cfg.out) is None:
         return False
-    recorded = json.loads((out / runs.run_file("eval")).read_text(encoding="utf-8"))
-    diffs = runs.differences(recorded, identity(cfg, refusal_threshold(cfg.gen)))
+    diffs = recorded_differences(cfg.out, cfg)
     return bool(diffs) and all(d in REFUSAL_INPUTS for d in diffs)
 
 
