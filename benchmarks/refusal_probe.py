@@ -51,6 +51,7 @@ from ragtune import allocator, atomic, runtime
 from ragtune.data.importers import load_examples
 from ragtune.eval.answer import fit_questions
 from ragtune.eval.calibrate import score_auc
+from ragtune.generation import abstain
 from ragtune.generation.load import GenerateConfig, load_generator
 from ragtune.prompt.grounded import (
     PromptConfig,
@@ -120,22 +121,28 @@ def features(
         ids = gen.tokenizer(render_prompt(gen.tokenizer, messages), add_special_tokens=False)
         ids = ids["input_ids"]
         # Answering: the refusal sentence's first tokens are fed to score all of them at once.
-        start = [] if ask else gen.refusal_start(refusal_for(q.question, cfg))
+        start = None if ask else gen.refusal_start(refusal_for(q.question, cfg))
+        fed = [] if start is None else list(start.ids)
         out = gen.model(
-            input_ids=torch.tensor([ids + start[:-1]], device=gen.device),
+            input_ids=torch.tensor([ids + fed[:-1]], device=gen.device),
             output_hidden_states=True,
-            logits_to_keep=max(1, len(start)),
+            logits_to_keep=max(1, len(fed)),
         )
         last = slice(max(0, len(ids) - pool), len(ids))
         h = torch.stack([s[0, last].float().mean(0) for s in out.hidden_states])
         states.append(h.cpu().numpy())
-        if ask:
+        if start is None:
             p = torch.softmax(out.logits[0, -1].float(), -1)
             p_no, p_yes = float(p[no].sum()), float(p[yes].sum())
             scores.append(p_no / max(p_no + p_yes, 1e-12))
         else:
             lp = torch.log_softmax(out.logits[0].float(), -1)
-            scores.append(float(np.exp(sum(float(lp[j, t]) for j, t in enumerate(start)))))
+            scores.append(
+                abstain.start_probability(
+                    [float(lp[j, t]) for j, t in enumerate(fed[:-1])],
+                    [float(lp[len(fed) - 1, t]) for t in start.ends],
+                )
+            )
     print(f"{Path(path).name}: {len(qs)} prompts in {time.perf_counter() - t0:.0f} s", flush=True)
     return {
         "x": np.stack(states),

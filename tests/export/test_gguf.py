@@ -125,7 +125,7 @@ def test_gguf_scores_and_suppresses_the_refusal_like_transformers(
         assert g.refusal_score == pytest.approx(ref.refusal_score, rel=0.02)  # f16 vs fp32
     assert [g.text for g in out] == [g.text for g in hf]  # same suppressed answers
     assert all(g.refusal_score is None for g in plain)
-    assert len(start) == 2
+    assert len(start.ids) == 2 and start.ends[0] == start.ids[-1]
 
 
 def test_verification_rows(exported: Path) -> None:

@@ -34,39 +34,49 @@ def _by_hand(engine: LocalGenerator, q: Question, sentence: str) -> float:
     """softmax probabilities of the refusal's start, one full forward pass, no cache."""
     tok, model = engine.tokenizer, engine.model
     prompt = tok(render_prompt(tok, build_messages(q.question, q.passages, CFG)))["input_ids"]
-    start = tok(sentence, add_special_tokens=False)["input_ids"][: abstain.START_TOKENS]
+    start = engine.refusal_start(sentence)
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([prompt + start[:-1]])).logits[0]
+        logits = model(input_ids=torch.tensor([prompt + list(start.ids[:-1])])).logits[0]
     probs = torch.softmax(logits[len(prompt) - 1 :].float(), dim=-1)
     p = 1.0
-    for j, t in enumerate(start):
+    for j, t in enumerate(start.ids[:-1]):
         p *= float(probs[j, t])
-    return p
+    return p * sum(float(probs[len(start.ids) - 1, t]) for t in start.ends)
+
+
+OTHER_REFUSAL = "The answer is not in the context."
 
 
 @pytest.mark.parametrize("tokens", [1, 2])
 @pytest.mark.parametrize("cached", [True, False])  # per-row prefill, or the padded fallback
+@pytest.mark.parametrize("sentence", [CFG.refusal_en, OTHER_REFUSAL])  # 1 and 2 spellings
 def test_score_is_the_softmax_probability_of_the_refusal_start(
-    engine: LocalGenerator, monkeypatch: pytest.MonkeyPatch, tokens: int, cached: bool
+    engine: LocalGenerator,
+    monkeypatch: pytest.MonkeyPatch,
+    tokens: int,
+    cached: bool,
+    sentence: str,
 ) -> None:
     monkeypatch.setattr(abstain, "START_TOKENS", tokens)
     if not cached:
         prefill = engine._prefill
         monkeypatch.setattr(engine, "_prefill", lambda rows: (*prefill(rows)[:2], None))
-    sentence = CFG.refusal_en
     batch = [build_messages(q.question, q.passages, CFG) for q in QUESTIONS]
     gens = engine.generate(batch, refusals=[sentence] * len(batch))
     for q, g in zip(QUESTIONS, gens, strict=True):
         assert g.refusal_score == pytest.approx(_by_hand(engine, q, sentence), rel=1e-4)
-    # the probability of the first token alone, by hand, when the start is one token
+    # the probability of the first token alone (in its spellings), by hand, when the start
+    # is one token
     if tokens == 1:
         tok = engine.tokenizer
         first = tok(sentence, add_special_tokens=False)["input_ids"][0]
+        ends = engine.refusal_start(sentence).ends
+        assert ends[0] == first
         ids = tok(render_prompt(tok, batch[0]))["input_ids"]
         with torch.no_grad():
             logits = engine.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
         assert gens[0].refusal_score == pytest.approx(
-            float(torch.softmax(logits, -1)[first]), rel=1e-4
+            float(torch.softmax(logits, -1)[list(ends)].sum()), rel=1e-4
         )
 
 
@@ -99,10 +109,20 @@ def test_suppression_never_emits_the_refusal_start(
         for messages in batch:
             emitted.clear()
             engine.generate([messages])
-            start = emitted[0][0][:tokens]
-            monkeypatch.setattr(engine, "refusal_start", lambda s, start=start: start)
+            start = tuple(emitted[0][0][:tokens])
+            # the greedy token, and the one greedy takes once that is blocked: both spellings
+            # of the start's end are kept out
+            blocked = abstain.Start(start, start[-1:])
+            monkeypatch.setattr(engine, "refusal_start", lambda s, b=blocked: b)
             engine.generate([messages], refusals=["(patched)"])
-            assert emitted[1][0][:tokens] != start and len(emitted[1][0]) >= tokens
+            second = emitted[1][0][tokens - 1]
+            both = abstain.Start(start, (start[-1], second))
+            monkeypatch.setattr(engine, "refusal_start", lambda s, b=both: b)
+            engine.generate([messages], refusals=["(patched)"])
+            assert tuple(emitted[2][0][: tokens - 1]) != start[:-1] or (
+                emitted[2][0][tokens - 1] not in both.ends
+            )
+            assert len(emitted[2][0]) >= tokens
             monkeypatch.delattr(engine, "refusal_start")
 
 
@@ -167,11 +187,82 @@ def test_decide_and_threshold_settings(tmp_path: Path, tiny_adapter_dir: Path) -
 
 
 def test_blocked_next_follows_the_start() -> None:
-    assert abstain.blocked_next([], [7]) == 7
-    assert abstain.blocked_next([], [7, 8]) is None
-    assert abstain.blocked_next([7], [7, 8]) == 8
-    assert abstain.blocked_next([6], [7, 8]) is None
-    assert abstain.blocked_next([7, 8], [7, 8]) is None
+    one, two = abstain.Start((7,), (7, 9)), abstain.Start((7, 8), (8, 5))
+    assert abstain.blocked_next([], one) == (7, 9)
+    assert abstain.blocked_next([], two) == ()
+    assert abstain.blocked_next([7], two) == (8, 5)
+    assert abstain.blocked_next([6], two) == ()
+    assert abstain.blocked_next([7, 8], two) == ()
+
+
+# A toy tokenizer: longest match over a vocabulary, so each test says which tokens exist.
+VOCAB = [
+    "The",
+    " context",
+    " Context",
+    " CONTEXT",
+    " contexts",
+    " Con",
+    "text",
+    "s",
+    " does",
+    "上下",
+    "文中",
+    "文",
+    "上",
+    "下",
+    " ",
+    "c",
+    "o",
+    "n",
+    "t",
+    "e",
+    "x",
+    "T",
+    "h",
+    "S",
+]
+
+
+def _encode(texts: list[str]) -> list[list[int]]:
+    out = []
+    for text in texts:
+        ids, at = [], 0
+        while at < len(text):
+            best = max((v for v in VOCAB if text.startswith(v, at)), key=len)
+            ids.append(VOCAB.index(best))
+            at += len(best)
+        out.append(ids)
+    return out
+
+
+def _pieces(ids: list[int]) -> list[str]:
+    return [VOCAB[i] for i in ids]
+
+
+def test_the_start_counts_every_spelling_of_its_last_token() -> None:
+    start = abstain.refusal_start(_encode(["The context does"])[0], _pieces, _encode)
+    assert start.ids == (0, 1)
+    assert start.ends[0] == 1  # the sentence's own token first
+    assert {VOCAB[t] for t in start.ends} == {" context", " Context", " CONTEXT", " contexts"}
+    # " Con" ("The Con"+"text"+"s") is not the word: blocking it would block "The Congress"
+    assert VOCAB.index(" Con") not in start.ends
+    # Chinese: a shorter piece of the word is the same refusal ("上下文没有答案")
+    zh = abstain.refusal_start(_encode(["上下文中"])[0], _pieces, _encode)
+    assert zh.ids == (9, 10) and {VOCAB[t] for t in zh.ends} == {"文中", "文"}
+    # without a tokenizer to ask: the sentence's own tokens only
+    assert abstain.refusal_start([0, 1, 8]) == abstain.Start((0, 1), (1,))
+    with pytest.raises(Exception, match="no tokens"):
+        abstain.refusal_start([])
+
+
+def test_the_engine_asks_its_tokenizer_for_the_spellings(engine: LocalGenerator) -> None:
+    """The tiny vocabulary holds " answer" and " Answer": a refusal beginning "The answer"
+    has both as its start's end (the score over both is checked by hand above)."""
+    tok = engine.tokenizer
+    start = engine.refusal_start(OTHER_REFUSAL)
+    assert start.ids == tuple(tok(OTHER_REFUSAL, add_special_tokens=False)["input_ids"][:2])
+    assert [tok.decode([t]) for t in start.ends] == [" answer", " Answer"]
 
 
 def test_scoring_leaves_the_cache_as_it_was(

@@ -305,7 +305,7 @@ def answered_key(
     """What the held-out answers depend on besides the adapter's weights and the score: the
     questions (a digest of them as written), the caps, the model spec (`model`: a LoRA
     run's base, or the full fine-tune) and the compute dtype (bf16 and fp32 answers differ
-    on a few questions). A calibration with the same key can choose another threshold from
+    on a few questions) and how the refusal start is blocked. A calibration with the same key can choose another threshold from
     the answers saved in the record."""
     import hashlib
     import json
@@ -317,6 +317,7 @@ def answered_key(
         "max_length": max_length,
         "model": model,
         "dtype": dtype,
+        "refusal_block": abstain.BLOCK,  # the start's spellings kept out of the answers
     }
 
 

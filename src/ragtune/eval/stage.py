@@ -123,6 +123,8 @@ def _inputs(cfg: EvalConfig, threshold: abstain.Threshold | None) -> dict[str, s
         "refusal_threshold": None if threshold is None else threshold.identity(),
         # The probe's weights decide the scores the threshold is read against.
         "refusal_probe": None if threshold is None else _str(probe_path(cfg.gen)),
+        # Which spellings of the refusal start are blocked decides the answers themselves.
+        "refusal_block": None if threshold is None else abstain.BLOCK,
         "index": str(Path(cfg.index) / "manifest.json") if cfg.index else None,
     }
 

@@ -4,8 +4,12 @@ sentence, not by whatever greedy decoding happens to emit first.
 At the start of the answer an engine scores each prompt: the probability that the reply
 begins with the refusal sentence's first `START_TOKENS` tokens (P(t1) * P(t2 | t1)). Two
 tokens, not one, because the English sentence begins with "The", which also begins many
-answers ("The Normans"); "The context" is the refusal's own. The engine then decodes the
-answer with that start suppressed, so every prompt yields a score and a real answer. `decide`
+answers ("The Normans"); "The context" is the refusal's own. The last of them counts in
+every spelling the model may write it in (`Start.ends`: " Context", " contexts"; "文" for
+"文中"): a tuned model kept from " context" wrote "The Context does not contain the
+answer." instead, so an exact-token block let through refusals no threshold had chosen
+(every refusal of the demo's run, once). The engine then decodes the answer with that start
+suppressed, so every prompt yields a score and a real answer. `decide`
 turns the pair into the reply at a threshold: the refusal sentence when the score is above
 it, the answer otherwise. One decoding pass thus serves every threshold, which is what
 calibration (`ragtune.eval.calibrate`) and the eval report's trade-off curve need.
@@ -25,13 +29,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.generation.base import Generation
+from ragtune.generation.extractive import own_word
 from ragtune.runs import tuned_dir
 from ragtune.text import language
 
@@ -43,25 +48,89 @@ CALIBRATION_FILE = "ragtune_calibration.json"
 the threshold travels with the weights."""
 
 
-def refusal_start(ids: Sequence[int]) -> list[int]:
-    """The scored and suppressed start of a refusal sentence, from its token ids."""
+BLOCK = "start-spellings"
+"""How the start is scored and blocked, recorded with every calibrated answer (eval and
+calibration identities): answers made under the earlier exact-token block differ."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """The scored and suppressed start of a refusal sentence."""
+
+    ids: tuple[int, ...]
+    """The sentence's own first `START_TOKENS` tokens."""
+    ends: tuple[int, ...]
+    """Every spelling of the last of them the model may write instead (its own first)."""
+
+
+def refusal_start(
+    ids: Sequence[int],
+    pieces: Callable[[list[int]], list[str]] | None = None,
+    encode: Callable[[list[str]], list[list[int]]] | None = None,
+) -> Start:
+    """The start of a refusal sentence from its token ids; with the tokenizer's `pieces` (each
+    token's text, leading space kept) and `encode`, its last token in every spelling
+    (`spellings`)."""
     if not ids:
         raise RagtuneError("the refusal sentence encodes to no tokens")
-    return list(ids[:START_TOKENS])
+    own = tuple(ids[:START_TOKENS])
+    if pieces is None or encode is None:
+        return Start(own, own[-1:])
+    return Start(own, spellings(own, pieces, encode))
 
 
-def blocked_next(generated: Sequence[int], start: Sequence[int]) -> int | None:
-    """The token that may not come next, so that a reply never begins with `start`: its last
-    token, once the reply so far is the rest of it; None otherwise."""
-    k = len(start) - 1
-    if len(generated) == k and list(generated) == list(start[:k]):
-        return start[k]
-    return None
+def spellings(
+    start: tuple[int, ...],
+    pieces: Callable[[list[int]], list[str]],
+    encode: Callable[[list[str]], list[list[int]]],
+) -> tuple[int, ...]:
+    """The tokens that may stand for `start`'s last token after the ones before it: the
+    word in other cases and with a plural "s" (" Context", " CONTEXT", " contexts"), or, in
+    Chinese, a shorter piece of it ("文" of "文中": "上下文没有答案" is the same refusal).
+    A spelling counts only when it is one token that begins with the word (or, in Chinese,
+    is a piece of it): "The Con"+"text" would otherwise block every answer "The Con..."."""
+    texts = pieces(list(start))
+    head, tail = "".join(texts[:-1]), texts[-1]
+    core = tail.lstrip()
+    lead = tail[: len(tail) - len(core)]
+    if not core or "\ufffd" in core:
+        return start[-1:]
+    chinese = all(own_word(c) for c in core)
+    forms = (
+        [core[:i] for i in range(1, len(core))]
+        if chinese
+        else [
+            f + s
+            for f in dict.fromkeys([core.lower(), core.upper(), core[:1].upper() + core[1:]])
+            for s in ("", "s")
+        ]
+    )
+    if not forms:
+        return start[-1:]
+    n, key, found = len(start) - 1, core.casefold(), [start[-1]]
+    for ids in encode([head + lead + f for f in forms]):
+        if len(ids) <= n or tuple(ids[:n]) != start[:-1] or ids[n] in found:
+            continue
+        text = pieces([ids[n]])[0].strip().casefold()
+        if text.startswith(key) or (chinese and text and key.startswith(text)):
+            found.append(ids[n])
+    return tuple(found)
 
 
-def start_probability(logprobs: Sequence[float]) -> float:
-    """P(start) from the log-probabilities of its tokens, each given the ones before it."""
-    return math.exp(sum(logprobs))
+def blocked_next(generated: Sequence[int], start: Start) -> tuple[int, ...]:
+    """The tokens that may not come next, so that a reply never begins with `start`: every
+    spelling of its last token, once the reply so far is the rest of it; none otherwise."""
+    k = len(start.ids) - 1
+    if len(generated) == k and tuple(generated) == start.ids[:k]:
+        return start.ends
+    return ()
+
+
+def start_probability(logprobs: Sequence[float], ends: Sequence[float] = ()) -> float:
+    """P(start) from the log-probabilities of its tokens but the last, each given the ones
+    before it, and of each spelling of the last (`ends`; none: the last is in `logprobs`)."""
+    p = math.exp(sum(logprobs))
+    return p * sum(math.exp(e) for e in ends) if ends else p
 
 
 @dataclass(frozen=True)

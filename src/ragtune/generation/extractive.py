@@ -151,6 +151,11 @@ def _inside_word(text: str, at: int) -> bool:
 _OWN_WORD = ((0x2E80, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3FFFF))
 
 
+def own_word(char: str) -> bool:
+    """Whether `char` is a word of its own: a Chinese character or kana."""
+    return any(lo <= ord(char) <= hi for lo, hi in _OWN_WORD)
+
+
 def _wordlike(char: str) -> bool:
     """A letter, digit or combining mark of a script that separates words with spaces, or a
     piece of a character split across tokens (U+FFFD), which belongs to its neighbours."""
@@ -158,7 +163,7 @@ def _wordlike(char: str) -> bool:
         return False
     if char == "\ufffd":
         return True
-    if any(lo <= ord(char) <= hi for lo, hi in _OWN_WORD):
+    if own_word(char):
         return False
     return char.isalnum() or unicodedata.category(char)[0] == "M"
 

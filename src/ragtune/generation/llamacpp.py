@@ -126,26 +126,37 @@ class LlamaCppGenerator:
                 f"exceeds the context of {self.n_ctx}"
             )
 
-    def refusal_start(self, sentence: str) -> list[int]:
-        ids = self.llm.tokenize(sentence.encode("utf-8"), add_bos=False, special=False)
-        return abstain.refusal_start(list(ids))
+    def refusal_start(self, sentence: str) -> abstain.Start:
+        return abstain.refusal_start(self._encode([sentence])[0], self._pieces, self._encode)
 
-    def refusal_score(self, ids: list[int], start: list[int]) -> float:
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return [
+            list(self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=False)) for t in texts
+        ]
+
+    def _pieces(self, ids: list[int]) -> list[str]:
+        # llama.cpp keeps a token's leading space when it is turned into text on its own.
+        return [self.llm.detokenize([t]).decode("utf-8", errors="replace") for t in ids]
+
+    def refusal_score(self, ids: list[int], start: abstain.Start) -> float:
         """P(the reply after `ids` begins with `start`), from llama.cpp's logits."""
-        logprobs = []
         logits = self.next_token_logits(ids)
-        for j, tid in enumerate(start):
+        logprobs: list[float] = []
+        for j, tid in enumerate(start.ids):
             if j:
-                self.llm.eval([start[j - 1]])
+                self.llm.eval([start.ids[j - 1]])
                 logits = self._last_logits()
             z = logits.astype(np.float64)
-            logprobs.append(float(z[tid] - z.max() - np.log(np.exp(z - z.max()).sum())))
-        return abstain.start_probability(logprobs)
+            lp = z - z.max() - np.log(np.exp(z - z.max()).sum())
+            if j == len(start.ids) - 1:
+                return abstain.start_probability(logprobs, [float(lp[t]) for t in start.ends])
+            logprobs.append(float(lp[tid]))
+        raise AssertionError("a start has at least one token")  # refusal_start ensures it
 
     def _one(
         self,
         ids: list[int],
-        start: list[int] | None = None,
+        start: abstain.Start | None = None,
         copy: SpanConstraint | None = None,
     ) -> tuple[list[int], float, float]:
         self._check_length(ids)
@@ -158,9 +169,9 @@ class LlamaCppGenerator:
 
         def constrain(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
             if start is not None:
-                token = abstain.blocked_next(list(input_ids[prompt_len:]), start)
-                if token is not None:
-                    scores[token] = -np.inf
+                tokens = abstain.blocked_next(list(input_ids[prompt_len:]), start)
+                if tokens:
+                    scores[list(tokens)] = -np.inf
             if copy is not None:
                 if len(input_ids) - prompt_len > copy.length:
                     copy.advance(int(input_ids[-1]))
@@ -199,19 +210,8 @@ class LlamaCppGenerator:
     def _span_constraint(self, texts: list[str]) -> SpanConstraint:
         """Answers copied from whole words of `texts`; the last (the refusal) from its start."""
 
-        def encode(many: list[str]) -> list[list[int]]:
-            return [
-                list(self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=False))
-                for t in many
-            ]
-
-        sources = encode(texts)
-        # llama.cpp keeps a token's leading space when it is turned into text on its own.
-        pieces = [
-            [self.llm.detokenize([t]).decode("utf-8", errors="replace") for t in src]
-            for src in sources
-        ]
-        return copy_constraint(sources, pieces, encode)
+        sources = self._encode(texts)
+        return copy_constraint(sources, [self._pieces(s) for s in sources], self._encode)
 
     def generate(
         self,

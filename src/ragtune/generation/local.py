@@ -96,12 +96,18 @@ class LocalGenerator:
         prompt = render_prompt(self.tokenizer, messages)
         return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
-    def refusal_start(self, sentence: str) -> list[int]:
+    def refusal_start(self, sentence: str) -> abstain.Start:
         """The refusal's scored start, tokenized as it begins a reply (training encodes the
-        reply right after the prompt's generation marker, so the same ids)."""
+        reply right after the prompt's generation marker, so the same ids), its last token
+        in every spelling."""
         return abstain.refusal_start(
-            self.tokenizer(sentence, add_special_tokens=False)["input_ids"]
+            self.tokenizer(sentence, add_special_tokens=False)["input_ids"],
+            lambda ids: token_pieces(self.tokenizer, ids),
+            self._encode,
         )
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return [list(i) for i in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     @torch.inference_mode()
     def generate(
@@ -191,18 +197,15 @@ class LocalGenerator:
         """A logits processor keeping each row's answer a span of whole words of its texts:
         the last text is the refusal sentence, copied from its start only."""
 
-        def encode(texts: list[str]) -> list[list[int]]:
-            return [list(i) for i in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
         constraints = []
         for texts in row_spans:
-            ids = encode(texts)
+            ids = self._encode(texts)
             pieces = [token_pieces(self.tokenizer, i) for i in ids]
-            constraints.append(copy_constraint(ids, pieces, encode))
+            constraints.append(copy_constraint(ids, pieces, self._encode))
         return _constrain(constraints, prompt_len, self.stop_ids)
 
     def _refusal_scores(
-        self, rows: list[list[int]], ids: Any, mask: Any, cache: Any, starts: list[list[int]]
+        self, rows: list[list[int]], ids: Any, mask: Any, cache: Any, starts: list[abstain.Start]
     ) -> list[float | None]:
         """P(reply starts with each row's refusal start), from one forward pass over each
         prompt's last token and the start's tokens but its last. With a prefilled cache that
@@ -212,10 +215,12 @@ class LocalGenerator:
         # take the list as True and keep every layer): the padded path would otherwise hold
         # every layer's states over the whole batch.
         probe = {"output_hidden_states": [self.probe.layer]} if self.probe is not None else {}
-        k = max(len(s) for s in starts)
+        k = max(len(s.ids) for s in starts)
         # Rows whose start is shorter than k are padded with their own first token; only the
         # positions each start needs are read.
-        tail = torch.tensor([(s + s[:1] * k)[: k - 1] for s in starts], dtype=ids.dtype)
+        tail = torch.tensor(
+            [(list(s.ids) + [s.ids[0]] * k)[: k - 1] for s in starts], dtype=ids.dtype
+        )
         tail = tail.to(self.device).reshape(len(rows), k - 1)
         if cache is not None:
             step_ids = torch.cat([ids[:, -1:], tail], dim=1)
@@ -244,7 +249,10 @@ class LocalGenerator:
             return list(self.probe.score(out.hidden_states[self.probe.layer][:, -k]))
         logprobs = torch.log_softmax(out.logits.float(), dim=-1)
         return [
-            abstain.start_probability([float(logprobs[b, j, t]) for j, t in enumerate(s)])
+            abstain.start_probability(
+                [float(logprobs[b, j, t]) for j, t in enumerate(s.ids[:-1])],
+                [float(logprobs[b, len(s.ids) - 1, t]) for t in s.ends],
+            )
             for b, s in enumerate(starts)
         ]
 
@@ -328,13 +336,13 @@ class _Streamer:
         pass
 
 
-def _suppress(starts: list[list[int]], prompt_len: int, stop_ids: list[int]) -> Any:
+def _suppress(starts: list[abstain.Start], prompt_len: int, stop_ids: list[int]) -> Any:
     """A transformers logits processor that keeps each row's reply from beginning with its
     refusal start (`abstain.blocked_next`). Runs after the extractive mask: when blocking
     leaves a row no token at all, the row may end its (empty) answer."""
     from transformers import LogitsProcessor
 
-    longest = max(len(s) for s in starts)
+    longest = max(len(s.ids) for s in starts)
 
     class SuppressRefusalStart(LogitsProcessor):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -342,9 +350,9 @@ def _suppress(starts: list[list[int]], prompt_len: int, stop_ids: list[int]) -> 
                 return scores  # past every start: nothing left to block (most steps)
             generated = input_ids[:, prompt_len:].tolist()
             for b, (done, start) in enumerate(zip(generated, starts, strict=True)):
-                token = abstain.blocked_next(done, start)
-                if token is not None:
-                    scores[b, token] = -float("inf")
+                tokens = abstain.blocked_next(done, start)
+                if tokens:
+                    scores[b, list(tokens)] = -float("inf")
                     if torch.isinf(scores[b]).all():
                         scores[b, stop_ids] = 0.0
             return scores
