@@ -76,6 +76,8 @@ def calibrate_on_more(
         and record.get("target") == goal
         and record.get("held_out") == len(examples)
         and has_probe == want_probe
+        # answers made under another refusal block would choose another threshold
+        and (record.get("answered") or {}).get("refusal_block") == abstain.BLOCK
     ):
         return
     if record:

@@ -353,13 +353,18 @@ def main() -> None:
             if done is not None and saved_cap(run_dir) == cap:
                 stale = evaluate.recorded_differences(run_dir, cfg)
                 if stale:
-                    raise SystemExit(
-                        f"{run_dir}: not the eval asked for now: it differs in "
-                        + "; ".join(stale[:4])
-                        + ". A calibrated eval decided at another calibration: `python "
+                    hint = (
+                        ". A calibrated eval decided at another calibration: `python "
                         f"benchmarks/redecide.py {run_dir} --suffix S` decides it at the run's "
                         "now, or give the --calibrate-unused and --max-false-refusal it was "
                         "made with; otherwise move the folder away to evaluate again"
+                        if all(d in evaluate.REFUSAL_INPUTS for d in stale)
+                        else "; its answers would differ: move the folder away to evaluate again"
+                    )
+                    raise SystemExit(
+                        f"{run_dir}: not the eval asked for now: it differs in "
+                        + "; ".join(stale[:4])
+                        + hint
                     )
                 results[lang] = done
                 continue

@@ -230,3 +230,28 @@ def test_citation_accuracy_and_misses_by_hand() -> None:
     assert m["citation_accuracy"] == pytest.approx(100 / 3)
     assert [r["citations"] for r in rows] == [[1], [1], []]
     assert [r["cited_correct"] for r in rows] == [True, False, False]
+
+
+def _copied(text: str, texts: list[str]) -> bool:
+    """A span of one text (its first letter may be capitalized)."""
+    return any(t in p for t in (text, text[:1].lower() + text[1:]) for p in texts)
+
+
+@pytest.mark.parametrize("threshold", [None, Threshold(1.0)])
+def test_extractive_pipeline_copies_from_the_retrieved_passages(
+    index: Index, tiny_model_dir: Path, threshold: Threshold | None
+) -> None:
+    from ragtune.generation.load import GenerateConfig, load_generator
+
+    gen = load_generator(GenerateConfig(model=str(tiny_model_dir), max_new_tokens=6))
+    retriever = index.retriever(RetrievalSection(mode="bm25", k=2))
+    questions = ["Who founded Marlowe Station?", "When does the last train leave?"]
+    free = Pipeline(retriever, gen, threshold=threshold, max_new_tokens=6).ask_many(questions)
+    copied = Pipeline(
+        retriever, gen, threshold=threshold, max_new_tokens=6, extractive=True
+    ).ask_many(questions)
+    for a in copied:
+        assert a.text and not a.refused
+        assert _copied(a.text, [p.text for p in a.passages]), a.text
+    # the random tiny model answers off the passages when free: the constraint did the work
+    assert not all(_copied(a.text, [p.text for p in a.passages]) for a in free)

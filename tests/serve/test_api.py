@@ -117,6 +117,26 @@ def test_rag_mode_returns_citations_and_passages(start_server, tiny_pool, docs_i
     assert r2.model_extra["ragtune"]["passages"][0]["heading"] == ["Marlowe Station", "Trains"]
 
 
+def test_rag_mode_copies_from_the_passages_when_extractive(
+    start_server, tiny_pool, docs_index: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """`extractive`: RAG answers are spans of the passages retrieved, streamed or not; chat
+    mode on the same server answers freely."""
+    url, state = start_server(tiny_pool, indexes={"docs": docs_index}, extractive=True)
+    ask = [{"role": "user", "content": "Who founded Marlowe Station?"}]
+    r = client(url).chat.completions.create(model="rag:docs@a1", messages=ask, max_tokens=6)
+    text, rag = r.choices[0].message.content, r.model_extra["ragtune"]
+    assert text and not rag["refused"]
+    assert any(t in p["text"] for t in (text, text[:1].lower() + text[1:]) for p in rag["passages"])
+    chunks = list(client(url).chat.completions.create(model="rag:docs@a1", messages=ask,
+                                                      max_tokens=6, stream=True))  # fmt: skip
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed.strip() == text  # deltas as decoded; the final answer is stripped
+    free_url, _ = start_server(tiny_pool, indexes={"docs": docs_index})
+    free = client(free_url).chat.completions.create(model="rag:docs@a1", messages=ask, max_tokens=6)
+    assert free.choices[0].message.content != text  # the constraint did the work
+
+
 def test_api_key_is_required_when_set(start_server) -> None:  # type: ignore[no-untyped-def]
     url, _ = start_server(scripted_pool(lambda m: "ok"), api_key="s3cret")
     with pytest.raises(openai.AuthenticationError) as err:

@@ -8,8 +8,11 @@ answers ("The Normans"); "The context" is the refusal's own. The last of them co
 every spelling the model may write it in (`Start.ends`: " Context", " contexts"; "文" for
 "文中"): a tuned model kept from " context" wrote "The Context does not contain the
 answer." instead, so an exact-token block let through refusals no threshold had chosen
-(every refusal of the demo's run, once). The engine then decodes the answer with that start
-suppressed, so every prompt yields a score and a real answer. `decide`
+(every refusal of the demo's run, once). A model set on refusing can still word it
+otherwise ("The story does not contain the answer."); eval counts that as the refusal it
+is, so a threshold of 1 refuses nothing by the score, not nothing at all. The engine then
+decodes the answer with that start suppressed, so every prompt yields a score and a real
+answer. `decide`
 turns the pair into the reply at a threshold: the refusal sentence when the score is above
 it, the answer otherwise. One decoding pass thus serves every threshold, which is what
 calibration (`ragtune.eval.calibrate`) and the eval report's trade-off curve need.

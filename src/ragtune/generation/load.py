@@ -72,7 +72,8 @@ class GenerateConfig:
     extractive: bool = False
     """Constrain answers to whole words copied from one passage, or the refusal sentence
     when no threshold decides (`generation.extractive`; local engines only, an API model
-    answers freely). Read by eval; the RAG pipeline and the server answer freely."""
+    answers freely). Read by eval and the RAG pipeline (`ragtune ask`); the server has its
+    own `extractive` setting."""
 
     @property
     def is_local(self) -> bool:

@@ -71,6 +71,7 @@ def build_pipeline(cfg: AskConfig, index: Index) -> Pipeline:
         max_length=cfg.max_length,
         max_new_tokens=cfg.gen.max_new_tokens,
         router=router,
+        extractive=cfg.gen.extractive,
     )
 
 

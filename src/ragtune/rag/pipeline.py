@@ -60,10 +60,13 @@ class Pipeline:
         max_length: int = 1024,
         max_new_tokens: int = 48,
         router: Router | None = None,
+        extractive: bool = False,
     ):
         self.retriever, self.generator = retriever, generator
         self.prompt = prompt or PromptConfig()
         self.k, self.threshold = k, threshold
+        self.extractive = extractive
+        """Answers copied from whole words of the retrieved passages (`gen.extractive`)."""
         self.budget = max_length - max_new_tokens
         self.router = router
 
@@ -115,7 +118,9 @@ class Pipeline:
         rag = [i for i in rag if found[i]]
         items = [(questions[i], [p.text for p in found[i]]) for i in rag]
         gens = (
-            generate_grounded(self.generator, items, self.prompt, self.threshold) if items else []
+            generate_grounded(self.generator, items, self.prompt, self.threshold, self.extractive)
+            if items
+            else []
         )
         for i, g in zip(rag, gens, strict=True):
             answers[i] = self.answer_from(questions[i], g, found[i])

@@ -34,7 +34,8 @@ from sse_starlette import EventSourceResponse
 
 from ragtune.generation import abstain
 from ragtune.generation.base import Generation
-from ragtune.prompt.grounded import PromptConfig, build_messages, refusal_for
+from ragtune.generation.grounded import grounded_request
+from ragtune.prompt.grounded import PromptConfig, refusal_for
 from ragtune.rag.ask import answer_dict
 from ragtune.rag.index import Index
 from ragtune.rag.pipeline import Answer, Pipeline
@@ -67,6 +68,8 @@ class ServerState:
     default_max_tokens: int = 48
     prompt: PromptConfig = field(default_factory=PromptConfig)
     retrieval: RetrievalSection = field(default_factory=RetrievalSection)
+    extractive: bool = False
+    """RAG mode copies answers from whole words of the passages (`ServeConfig.extractive`)."""
     draining: bool = False
     inflight: int = 0
     stop: Any = None
@@ -217,9 +220,9 @@ async def _prepare(
     passages = await asyncio.to_thread(pipe.retrieve, question)
     if not passages:
         return None, pipe, []
-    messages = build_messages(question, [p.text for p in passages], state.prompt)
-    refusal = refusal_for(question, state.prompt) if entry.threshold is not None else None
-    return Job(req.model, messages, max_tokens, refusal), pipe, passages
+    r = grounded_request(question, [p.text for p in passages], state.prompt,
+                         entry.threshold is not None, state.extractive)  # fmt: skip
+    return Job(req.model, r.messages, max_tokens, r.refusal, r.spans), pipe, passages
 
 
 def _finish_reason(gen: Generation, answer: Answer | None, max_tokens: int) -> str:

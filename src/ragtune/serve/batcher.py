@@ -42,14 +42,16 @@ class Job:
     max_new_tokens: int
     refusal: str | None = None
     """The refusal sentence to score (RAG mode with a calibrated threshold); None: no scoring."""
+    spans: list[str] | None = None
+    """The texts to copy the answer from (RAG mode, extractive); None: free decoding."""
     events: asyncio.Queue[tuple[str, Any]] | None = None
     """Streaming: ("score", p) before decoding, ("text", delta) as the answer grows."""
     future: asyncio.Future[Generation] | None = None
     loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
     @property
-    def key(self) -> tuple[str, int, bool]:
-        return (self.model, self.max_new_tokens, self.refusal is not None)
+    def key(self) -> tuple[str, int, bool, bool]:
+        return (self.model, self.max_new_tokens, self.refusal is not None, self.spans is not None)
 
     def _emit(self, kind: str, value: Any) -> None:
         if self.events is not None and self.loop is not None:
@@ -150,10 +152,14 @@ class Batcher:
                 return
             t0 = time.perf_counter()
             try:
-                refusals = [j.refusal for j in batch] if batch[0].refusal is not None else None
+                # One key per batch: all rows or none are scored, and all or none copied.
+                refusals = (
+                    [j.refusal or "" for j in batch] if batch[0].refusal is not None else None
+                )
+                spans = [j.spans or [] for j in batch] if batch[0].spans is not None else None
                 hooks = _Hooks(batch) if any(j.events is not None for j in batch) else None
                 gens = self.pool.generate(batch[0].model, [j.messages for j in batch],
-                                          batch[0].max_new_tokens, refusals, hooks)  # fmt: skip
+                                          batch[0].max_new_tokens, refusals, hooks, spans)  # fmt: skip
                 for j, g in zip(batch, gens, strict=True):
                     self._resolve(j, g, None)
             except Exception as e:  # the requests fail with it; the server stays up

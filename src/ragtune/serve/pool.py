@@ -99,13 +99,14 @@ class ModelPool:
             yield
 
     def generate(self, name: str, batch: list[Messages], max_new_tokens: int,
-                 refusals: list[str] | None = None, stream: StreamHooks | None = None) -> list[Generation]:  # fmt: skip
+                 refusals: list[str] | None = None, stream: StreamHooks | None = None,
+                 spans: list[list[str]] | None = None) -> list[Generation]:  # fmt: skip
         if name not in self.entries:
             raise KeyError(name)
         with self.lock, self._selected(name):
             self.generator.max_new_tokens = max_new_tokens
             self.generator.probe = self.entries[name].probe
-            return self.generator.generate(batch, refusals, stream=stream)
+            return self.generator.generate(batch, refusals, spans, stream=stream)
 
     def count_prompt_tokens(self, messages: Messages) -> int:
         return self.generator.count_prompt_tokens(messages)

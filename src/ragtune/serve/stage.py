@@ -59,6 +59,10 @@ class ServeConfig:
     """How RAG mode retrieves (retrieval.mode, retrieval.k, retrieval.rerank, ...)."""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     """Grounded prompt for RAG mode (must match what the adapters were trained with)."""
+    extractive: bool = False
+    """RAG mode copies each answer from whole words of the retrieved passages (extractive
+    decoding, `generation.extractive`; chat mode always answers freely). Off by default:
+    it wins for Qwen2.5-0.5B and loses for SmolLM2 (benchmarks/RESULTS.md)."""
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
     """Device, dtype and CPU threads."""
 
@@ -92,7 +96,7 @@ def build_state(cfg: ServeConfig) -> Any:
     batcher = Batcher(pool, cfg.max_batch, cfg.max_waiting, cfg.batch_wait_ms / 1000)
     key = cfg.api_key or os.environ.get("RAGTUNE_API_KEY") or None
     state = ServerState(pool, batcher, indexes, key, cfg.limits, cfg.max_request_bytes, cfg.max_length,
-                        cfg.max_tokens, cfg.prompt, cfg.retrieval)  # fmt: skip
+                        cfg.max_tokens, cfg.prompt, cfg.retrieval, cfg.extractive)  # fmt: skip
     # Loaded now, not on the first request: a config error stops startup instead of failing
     # every request, and the event loop never waits on an embedder or reranker load.
     for name in indexes:
