@@ -137,12 +137,7 @@ def features(
             scores.append(p_no / max(p_no + p_yes, 1e-12))
         else:
             lp = torch.log_softmax(out.logits[0].float(), -1)
-            scores.append(
-                abstain.start_probability(
-                    [float(lp[j, t]) for j, t in enumerate(fed[:-1])],
-                    [float(lp[len(fed) - 1, t]) for t in start.ends],
-                )
-            )
+            scores.append(abstain.start_score(start, lambda j, t: float(lp[j, t])))  # noqa: B023
     print(f"{Path(path).name}: {len(qs)} prompts in {time.perf_counter() - t0:.0f} s", flush=True)
     return {
         "x": np.stack(states),

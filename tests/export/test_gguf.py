@@ -111,21 +111,25 @@ def test_gguf_scores_and_suppresses_the_refusal_like_transformers(
         [{"role": "system", "content": "Answer."}, {"role": "user", "content": q}]
         for q in ("Where is the Eiffel Tower?", "Who founded Marlowe Station?")
     ]
-    refusals = ["The context does not contain the answer."] * 2
-    hf = load_generator(
+    # the second sentence's start ends in two spellings in the tiny vocabulary (" answer",
+    # " Answer"): both engines must find them, score them and block them alike
+    refusals = ["The context does not contain the answer.", "The answer is not in the context."]
+    engine = load_generator(
         GenerateConfig(model=str(tiny_model_dir), adapter=str(tiny_adapter_dir), max_new_tokens=3),
         cpu_fp32,
-    ).generate(messages, refusals)
+    )
+    hf = engine.generate(messages, refusals)
     with LlamaCppGenerator(exported / "gguf" / "model-f16.gguf", 3, threads=1) as gen:
         out = gen.generate(messages, refusals)
-        start = gen.refusal_start(refusals[0])
+        starts = [gen.refusal_start(s) for s in refusals]
         plain = gen.generate(messages)
     for g, ref in zip(out, hf, strict=True):
         assert g.refusal_score is not None and ref.refusal_score is not None
         assert g.refusal_score == pytest.approx(ref.refusal_score, rel=0.02)  # f16 vs fp32
     assert [g.text for g in out] == [g.text for g in hf]  # same suppressed answers
     assert all(g.refusal_score is None for g in plain)
-    assert len(start.ids) == 2 and start.ends[0] == start.ids[-1]
+    assert starts == [engine.refusal_start(s) for s in refusals]  # type: ignore[attr-defined]
+    assert [len(s.ends) for s in starts] == [1, 2]
 
 
 def test_verification_rows(exported: Path) -> None:

@@ -3,6 +3,8 @@ refusal sentence, the threshold decides, and the answer never starts with the re
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,28 @@ def test_decide_and_threshold_settings(tmp_path: Path, tiny_adapter_dir: Path) -
         abstain.resolve_threshold(1.5, None)
 
 
+def test_a_threshold_chosen_on_the_earlier_score_is_refused(tiny_adapter_dir: Path) -> None:
+    """A calibration made before the score counted the start's spellings chose its number on
+    lower scores: loading it says to recalibrate instead of refusing more than it meant."""
+    from ragtune.errors import RagtuneError
+    from ragtune.generation.load import GenerateConfig, refusal_threshold
+
+    cfg = GenerateConfig(model="tiny", adapter=str(tiny_adapter_dir))
+    path = abstain.calibration_path(tiny_adapter_dir)
+    try:
+        path.write_text('{"threshold": 0.4, "score": "start", "answered": {"dtype": null}}')
+        with pytest.raises(RagtuneError, match="earlier P\\(refusal start\\).*recalibrate"):
+            refusal_threshold(cfg)
+        current = {"dtype": None, "refusal_block": abstain.BLOCK}
+        path.write_text(json.dumps({"threshold": 0.4, "score": "start", "answered": current}))
+        assert refusal_threshold(cfg) == abstain.Threshold(0.4)
+        # a record that names no answers (written by hand) is the number it holds
+        path.write_text('{"threshold": 0.4}')
+        assert refusal_threshold(cfg) == abstain.Threshold(0.4)
+    finally:
+        path.unlink()
+
+
 def test_blocked_next_follows_the_start() -> None:
     one, two = abstain.Start((7,), (7, 9)), abstain.Start((7, 8), (8, 5))
     assert abstain.blocked_next([], one) == (7, 9)
@@ -221,6 +245,10 @@ VOCAB = [
     "T",
     "h",
     "S",
+    " co",
+    " cos",
+    "C",
+    "O",
 ]
 
 
@@ -245,8 +273,23 @@ def test_the_start_counts_every_spelling_of_its_last_token() -> None:
     assert start.ids == (0, 1)
     assert start.ends[0] == 1  # the sentence's own token first
     assert {VOCAB[t] for t in start.ends} == {" context", " Context", " CONTEXT", " contexts"}
-    # " Con" ("The Con"+"text"+"s") is not the word: blocking it would block "The Congress"
-    assert VOCAB.index(" Con") not in start.ends
+    # Without " Context" in the vocabulary "The Context" is "The"+" Con"+"text": " Con" is
+    # not the word, and blocking it would block "The Congress"
+    VOCAB.remove(" Context")
+    try:
+        split = abstain.refusal_start(_encode(["The context does"])[0], _pieces, _encode)
+        assert _encode(["The Context"])[0][1] == VOCAB.index(" Con")
+        assert {VOCAB[t] for t in split.ends} == {" context", " CONTEXT", " contexts"}
+    finally:
+        VOCAB.insert(2, " Context")
+    # a short word takes no plural: " ins" is a piece of " insured" as much as of " in"
+    short = abstain.refusal_start(_encode(["The co"])[0], _pieces, _encode)
+    assert short.ends == (VOCAB.index(" co"),)
+    assert abstain.start_score(abstain.Start((3, 4), (4, 5)), lambda j, t: -float(t)) == (
+        pytest.approx(math.exp(-3) * (math.exp(-4) + math.exp(-5)))
+    )
+    with pytest.raises(Exception, match="own last token first"):
+        abstain.Start((1, 2), (3,))
     # Chinese: a shorter piece of the word is the same refusal ("上下文没有答案")
     zh = abstain.refusal_start(_encode(["上下文中"])[0], _pieces, _encode)
     assert zh.ids == (9, 10) and {VOCAB[t] for t in zh.ends} == {"文中", "文"}

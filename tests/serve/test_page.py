@@ -37,7 +37,7 @@ class TwoAdapters:
     def count_prompt_tokens(self, messages) -> int:  # type: ignore[no-untyped-def]
         return sum(len(m["content"].split()) for m in messages)
 
-    def generate(self, name, batch, max_new_tokens, refusals=None, stream=None):  # type: ignore[no-untyped-def]
+    def generate(self, name, batch, max_new_tokens, refusals=None, stream=None, spans=None):  # type: ignore[no-untyped-def]
         out = []
         for i, _ in enumerate(batch):
             words = self.replies[name].split(" ")

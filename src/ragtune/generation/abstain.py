@@ -65,6 +65,10 @@ class Start:
     ends: tuple[int, ...]
     """Every spelling of the last of them the model may write instead (its own first)."""
 
+    def __post_init__(self) -> None:
+        if not self.ids or not self.ends or self.ends[0] != self.ids[-1]:
+            raise RagtuneError(f"a refusal start needs its own last token first in ends: {self}")
+
 
 def refusal_start(
     ids: Sequence[int],
@@ -99,13 +103,16 @@ def spellings(
     if not core or "\ufffd" in core:
         return start[-1:]
     chinese = all(own_word(c) for c in core)
+    # The plural only for a word long enough that its "s" form is no other word's piece
+    # (" ins" of "Not in": "Not ins|ured").
+    plural = ("", "s") if core.isalpha() and len(core) >= 4 else ("",)
     forms = (
         [core[:i] for i in range(1, len(core))]
         if chinese
         else [
             f + s
             for f in dict.fromkeys([core.lower(), core.upper(), core[:1].upper() + core[1:]])
-            for s in ("", "s")
+            for s in plural
         ]
     )
     if not forms:
@@ -129,11 +136,13 @@ def blocked_next(generated: Sequence[int], start: Start) -> tuple[int, ...]:
     return ()
 
 
-def start_probability(logprobs: Sequence[float], ends: Sequence[float] = ()) -> float:
-    """P(start) from the log-probabilities of its tokens but the last, each given the ones
-    before it, and of each spelling of the last (`ends`; none: the last is in `logprobs`)."""
-    p = math.exp(sum(logprobs))
-    return p * sum(math.exp(e) for e in ends) if ends else p
+def start_score(start: Start, logprob: Callable[[int, int], float]) -> float:
+    """P(the reply begins with `start`): `logprob(j, token)` is the log-probability of
+    `token` at the start's j-th position, given the start's tokens before it. The last
+    position counts every spelling."""
+    k = len(start.ids) - 1
+    p = math.exp(sum(logprob(j, t) for j, t in enumerate(start.ids[:k])))
+    return p * sum(math.exp(logprob(k, t)) for t in start.ends)
 
 
 @dataclass(frozen=True)

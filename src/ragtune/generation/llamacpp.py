@@ -70,6 +70,7 @@ class LlamaCppGenerator:
         self.chat_template: str | None = meta.get("tokenizer.chat_template")
         self.add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self._starts: dict[tuple[str, int], abstain.Start] = {}
         self._formatter = (
             Jinja2ChatFormatter(
                 self.chat_template, self.token_text(self.llm.token_eos()), self.bos_text()
@@ -127,7 +128,12 @@ class LlamaCppGenerator:
             )
 
     def refusal_start(self, sentence: str) -> abstain.Start:
-        return abstain.refusal_start(self._encode([sentence])[0], self._pieces, self._encode)
+        key = (sentence, abstain.START_TOKENS)
+        if key not in self._starts:  # a few sentences, asked for on every row
+            self._starts[key] = abstain.refusal_start(
+                self._encode([sentence])[0], self._pieces, self._encode
+            )
+        return self._starts[key]
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return [
@@ -141,17 +147,14 @@ class LlamaCppGenerator:
     def refusal_score(self, ids: list[int], start: abstain.Start) -> float:
         """P(the reply after `ids` begins with `start`), from llama.cpp's logits."""
         logits = self.next_token_logits(ids)
-        logprobs: list[float] = []
-        for j, tid in enumerate(start.ids):
+        logprobs = []  # per position of the start: log-softmax over the vocabulary
+        for j in range(len(start.ids)):
             if j:
                 self.llm.eval([start.ids[j - 1]])
                 logits = self._last_logits()
             z = logits.astype(np.float64)
-            lp = z - z.max() - np.log(np.exp(z - z.max()).sum())
-            if j == len(start.ids) - 1:
-                return abstain.start_probability(logprobs, [float(lp[t]) for t in start.ends])
-            logprobs.append(float(lp[tid]))
-        raise AssertionError("a start has at least one token")  # refusal_start ensures it
+            logprobs.append(z - z.max() - np.log(np.exp(z - z.max()).sum()))
+        return abstain.start_score(start, lambda j, t: float(logprobs[j][t]))
 
     def _one(
         self,

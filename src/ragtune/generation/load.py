@@ -149,6 +149,19 @@ def refusal_threshold(cfg: GenerateConfig) -> abstain.Threshold | None:
     if record is None or threshold is None:
         return None
     calibrated_on_probe = record.get("score") == "probe"
+    answered = record.get("answered")
+    if (
+        not calibrated_on_probe
+        and isinstance(answered, dict)
+        and answered.get("refusal_block") != abstain.BLOCK
+    ):
+        # The score now counts every spelling of the start: it is higher than the one this
+        # threshold was chosen on, and would refuse more than the calibration meant.
+        raise RagtuneError(
+            f"{abstain.calibration_path(tuned)}: the threshold was chosen on an earlier "
+            "P(refusal start), before it counted the start's other spellings; recalibrate "
+            "(ragtune calibrate RUN) or give gen.refusal_threshold a number"
+        )
     if calibrated_on_probe and probe_path(cfg) is None:
         why = (
             "gen.refusal_score=start asks for P(refusal start)"

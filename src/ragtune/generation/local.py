@@ -13,6 +13,7 @@ the base model's speed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
@@ -89,6 +90,7 @@ class LocalGenerator:
         """When set, the refusal score is this probe's reading of the answer-start hidden
         state (`generation.probe`), not P(refusal start)."""
         self.stop_ids = stop_token_ids(tokenizer, model.config)
+        self._starts: dict[tuple[str, int], abstain.Start] = {}
         self.device = next(model.parameters()).device
         fresh_strides_into_head(model)
 
@@ -100,11 +102,14 @@ class LocalGenerator:
         """The refusal's scored start, tokenized as it begins a reply (training encodes the
         reply right after the prompt's generation marker, so the same ids), its last token
         in every spelling."""
-        return abstain.refusal_start(
-            self.tokenizer(sentence, add_special_tokens=False)["input_ids"],
-            lambda ids: token_pieces(self.tokenizer, ids),
-            self._encode,
-        )
+        key = (sentence, abstain.START_TOKENS)
+        if key not in self._starts:  # a few sentences, asked for on every row
+            self._starts[key] = abstain.refusal_start(
+                self.tokenizer(sentence, add_special_tokens=False)["input_ids"],
+                lambda ids: token_pieces(self.tokenizer, ids),
+                self._encode,
+            )
+        return self._starts[key]
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return [list(i) for i in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
@@ -248,13 +253,11 @@ class LocalGenerator:
         if self.probe is not None:  # the prompt's last token is k positions from the end
             return list(self.probe.score(out.hidden_states[self.probe.layer][:, -k]))
         logprobs = torch.log_softmax(out.logits.float(), dim=-1)
-        return [
-            abstain.start_probability(
-                [float(logprobs[b, j, t]) for j, t in enumerate(s.ids[:-1])],
-                [float(logprobs[b, len(s.ids) - 1, t]) for t in s.ends],
-            )
-            for b, s in enumerate(starts)
-        ]
+
+        def row(b: int) -> Callable[[int, int], float]:
+            return lambda j, t: float(logprobs[b, j, t])
+
+        return [abstain.start_score(s, row(b)) for b, s in enumerate(starts)]
 
     def _prefill(self, rows: list[list[int]]) -> tuple[Any, Any, Any]:
         """Left-padded ids and attention mask for a batch, and a KV cache that already holds

@@ -216,7 +216,8 @@ async def _prepare(
     entry = state.pool.entries[req.model]
     question = req.messages[-1]["content"]
     pipe = Pipeline(state.retriever(req.index), state.pool.generator, state.prompt, k=state.retrieval.k,
-                    threshold=entry.threshold, max_length=state.max_length, max_new_tokens=max_tokens)  # fmt: skip
+                    threshold=entry.threshold, max_length=state.max_length, max_new_tokens=max_tokens,
+                    extractive=state.extractive)  # fmt: skip
     passages = await asyncio.to_thread(pipe.retrieve, question)
     if not passages:
         return None, pipe, []

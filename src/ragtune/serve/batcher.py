@@ -159,7 +159,8 @@ class Batcher:
                 spans = [j.spans or [] for j in batch] if batch[0].spans is not None else None
                 hooks = _Hooks(batch) if any(j.events is not None for j in batch) else None
                 gens = self.pool.generate(batch[0].model, [j.messages for j in batch],
-                                          batch[0].max_new_tokens, refusals, hooks, spans)  # fmt: skip
+                                          batch[0].max_new_tokens, refusals=refusals,
+                                          stream=hooks, spans=spans)  # fmt: skip
                 for j, g in zip(batch, gens, strict=True):
                     self._resolve(j, g, None)
             except Exception as e:  # the requests fail with it; the server stays up

@@ -62,7 +62,8 @@ class ServeConfig:
     extractive: bool = False
     """RAG mode copies each answer from whole words of the retrieved passages (extractive
     decoding, `generation.extractive`; chat mode always answers freely). Off by default:
-    it wins for Qwen2.5-0.5B and loses for SmolLM2 (benchmarks/RESULTS.md)."""
+    on Qwen2.5-0.5B it kept F1 and put every answer in its passages, on SmolLM2 it lost
+    F1 and refusals (benchmarks/RESULTS.md)."""
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
     """Device, dtype and CPU threads."""
 
