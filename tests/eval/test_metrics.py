@@ -228,6 +228,26 @@ def test_aggregate_without_timings_or_unanswerables() -> None:
     assert m["exact_match"] == 100.0
 
 
+def test_refusals_the_threshold_did_not_make_are_counted() -> None:
+    """Three refusals under a threshold: one by the score (the reply is the sentence, the
+    blocked answer kept), two in the model's words past the block; one answer."""
+    words = "The story does not contain the answer."
+    gens = [
+        Generation(REFUSAL, 3, 0.1, 1, refusal_score=0.9, unrefused="1903"),  # the score's
+        Generation(words, 3, 0.1, 1, refusal_score=0.1, unrefused=words),  # in words
+        Generation("Thecontext does not contain the answer.", 3, 0.1, 1, refusal_score=0.2),
+        Generation("1903", 1, 0.1, 1, refusal_score=0.05, unrefused="1903"),  # answered
+    ]
+    examples = [ex([], id="a"), ex([], id="b"), ex(["1903"], id="c"), ex(["1903"], id="d")]
+    m, rows = evaluate(examples, [g.text for g in gens], gens, semantic=False)
+    assert [r["refused"] for r in rows] == [True, True, True, False]
+    assert m["refusals_in_words"] == pytest.approx(100 * 2 / 3)
+    assert "refusals_in_words" in metrics.NEUTRAL  # neither better nor worse by itself
+    # no threshold (greedy, or an API model): nothing to say
+    plain, _ = evaluate(examples, [g.text for g in gens], semantic=False)
+    assert plain["refusals_in_words"] is None
+
+
 def test_evaluate_rejects_mismatched_lengths() -> None:
     with pytest.raises(ValueError, match="1 predictions for 2 examples"):
         evaluate([ex(["a"]), ex(["b"])], ["a"], semantic=False)

@@ -39,6 +39,7 @@ TOP_KEYS = [
     "answer_in_context_rate",
     "refusal_accuracy",
     "false_refusal_rate",
+    "refusals_in_words",
     "hallucination_rate",
     *SPEED_KEYS,
     "retrieval_miss_rate",

@@ -24,6 +24,10 @@ Per-example scores are fractions 0-1; `aggregate` reports rates and scores as pe
 - support: share of the prediction's tokens (counted with repeats) that occur anywhere in the
   contexts' tokens, the larger under the two tokenizations; None for a prediction with no
   tokens.
+- refusals_in_words (aggregate only, when a refusal threshold decided): the share of
+  refusals that the threshold did not make: the answer decoded with the refusal start
+  blocked was itself a refusal, in other words ("The story does not contain the answer.").
+  High, the threshold is not what decides (a threshold of 1 refuses nothing by the score).
 - hallucinated: the prediction is not a refusal, has at least one token, AND either the
   question is unanswerable or support < 0.5 (fewer than half of its tokens occur in the
   context). An empty answer asserts nothing, so it is wrong but not a hallucination.
@@ -63,6 +67,7 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "refusal_accuracy": ("Refusal accuracy (unanswerable)", "%"),
     "false_refusal_rate": ("False refusals (answerable)", "%"),
     "refusal_rate": ("Refusals (all)", "%"),
+    "refusals_in_words": ("Refusals the threshold did not make (model's own words)", "%"),
     "hallucination_rate": ("Hallucination rate", "%"),
     "answer_s_mean": ("Time per answer, mean (batch wall / batch size)", "s"),
     "answer_s_p50": ("Time per answer, p50", "s"),
@@ -116,7 +121,7 @@ LOWER_IS_BETTER = frozenset(
 )
 # Shown, never judged better or worse: a model that answers in fewer tokens decodes fewer
 # tokens per batch, which says nothing about its speed per answer.
-NEUTRAL = frozenset({"generated_tokens_per_s"})
+NEUTRAL = frozenset({"generated_tokens_per_s", "refusals_in_words"})
 
 
 def example_language(ex: Example) -> str:
@@ -347,6 +352,14 @@ def _group(rows: Sequence[dict[str, Any]], key: str, empty: str) -> dict[str, di
     return {k: _summary(v) for k, v in sorted(groups.items())}
 
 
+def _in_words(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Of the refusals a threshold decided over, the share it did not make: the reply is the
+    answer decoded past the blocked refusal start, and that answer refused (None: no
+    threshold applied, or nothing refused)."""
+    refused = [r for r in rows if r.get("refusal_score") is not None and r["refused"]]
+    return _pct(sum(r["prediction"] == r["unrefused"] for r in refused), len(refused))
+
+
 def aggregate(
     rows: Sequence[dict[str, Any]], *, embedder: Embedder | None = None, semantic: bool = True
 ) -> dict[str, Any]:
@@ -371,6 +384,7 @@ def aggregate(
         "answer_in_context_rate": _pct(sum(r["in_context"] for r in answered), len(answered)),
         "refusal_accuracy": _pct(sum(r["refused"] for r in unans), len(unans)),
         "false_refusal_rate": _pct(sum(r["refused"] for r in ans), len(ans)),
+        "refusals_in_words": _in_words(rows),
         **timing(rows),
         # Single-request latency (batch 1) is measured by the eval stage, not derived here.
         "latency_s_mean": None,

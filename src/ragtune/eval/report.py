@@ -104,7 +104,7 @@ def _sections(metrics: dict[str, Any]) -> dict[str, list[list[Any]]]:
             [g, *(format_metric(k, s.get(k)) for k in GROUP_KEYS)]
             for g, s in (metrics.get(name) or {}).items()
         ]
-    optional = [*END_TO_END_KEYS, *JUDGE_KEYS]
+    optional = ["refusals_in_words", *END_TO_END_KEYS, *JUDGE_KEYS]
     keys = [*HEADLINE, *(k for k in optional if metrics.get(k) is not None)]
     groups["headline"] = [[label(k), format_metric(k, metrics.get(k))] for k in keys]
     groups["latency"] = [[label(k), format_metric(k, metrics.get(k))] for k in LATENCY_KEYS]
