@@ -304,9 +304,9 @@ def answered_key(
 ) -> dict[str, Any]:
     """What the held-out answers depend on besides the adapter's weights and the score: the
     questions (a digest of them as written), the caps, the model spec (`model`: a LoRA
-    run's base, or the full fine-tune) and the compute dtype (bf16 and fp32 answers differ
-    on a few questions) and how the refusal start is blocked. A calibration with the same key can choose another threshold from
-    the answers saved in the record."""
+    run's base, or the full fine-tune), the compute dtype (bf16 and fp32 answers differ on
+    a few questions) and how the refusal start is blocked. A calibration with the same key
+    can choose another threshold from the answers saved in the record."""
     import hashlib
     import json
 

@@ -12,10 +12,10 @@ answer." instead, so an exact-token block let through refusals no threshold had 
 otherwise ("The story does not contain the answer."); eval counts that as the refusal it
 is, so a threshold of 1 refuses nothing by the score, not nothing at all. The engine then
 decodes the answer with that start suppressed, so every prompt yields a score and a real
-answer. `decide`
-turns the pair into the reply at a threshold: the refusal sentence when the score is above
-it, the answer otherwise. One decoding pass thus serves every threshold, which is what
-calibration (`ragtune.eval.calibrate`) and the eval report's trade-off curve need.
+answer. `decide` turns the pair into the reply at a threshold: the refusal sentence when
+the score is above it, the answer otherwise. One decoding pass thus serves every
+threshold, which is what calibration (`ragtune.eval.calibrate`) and the eval report's
+trade-off curve need.
 
 The threshold comes from `gen.refusal_threshold`: a number, `none` (plain greedy decoding,
 no scoring), or `auto`: the one calibrated for the adapter (`CALIBRATION_FILE` in its
