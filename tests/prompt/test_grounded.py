@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ragtune.example import Example
 from ragtune.models import load_tokenizer
 from ragtune.prompt.encode import IGNORE_INDEX, encode_example
@@ -111,3 +113,11 @@ def test_closed_book_prompts_carry_no_passages(tiny_model_dir) -> None:  # type:
     assert closed is not None and open_ is not None
     assert len(open_["input_ids"]) - len(closed["input_ids"]) > 100  # the passage is gone
     assert tok.decode(closed["input_ids"]).count("Paris") == 1  # only the answer
+
+
+def test_an_empty_refusal_sentence_is_refused_by_its_key() -> None:
+    from ragtune.config import ConfigError
+
+    for key in ("refusal_en", "refusal_zh"):
+        with pytest.raises(ConfigError, match=f"^{key}: the refusal sentence is empty"):
+            PromptConfig(**{key: "  "})

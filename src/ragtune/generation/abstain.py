@@ -39,7 +39,7 @@ from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.generation.base import Generation
-from ragtune.generation.extractive import own_word
+from ragtune.generation.extractive import capitalized, own_word
 from ragtune.runs import tuned_dir
 from ragtune.text import language
 
@@ -111,7 +111,7 @@ def spellings(
         if chinese
         else [
             f + s
-            for f in dict.fromkeys([core.lower(), core.upper(), core[:1].upper() + core[1:]])
+            for f in dict.fromkeys([core.lower(), core.upper(), capitalized(core)])
             for s in plural
         ]
     )

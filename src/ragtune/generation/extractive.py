@@ -192,7 +192,7 @@ def word_starts(
         (p, spelling)
         for p, piece in enumerate(pieces)
         if piece[:1] == " " and piece[1:].strip() and "\ufffd" not in piece
-        for spelling in dict.fromkeys((piece[1:], _capitalized(piece[1:])))
+        for spelling in dict.fromkeys((piece[1:], capitalized(piece[1:])))
     ]
     twins = encode([spelling for _, spelling in candidates]) if candidates else []
     out: dict[int, list[tuple[int, ...]]] = {}
@@ -202,7 +202,7 @@ def word_starts(
     return out
 
 
-def _capitalized(word: str) -> str:
+def capitalized(word: str) -> str:
     """The word with its first letter upper-cased, where that is one letter ("the" -> "The";
     "iPhone" and "ßtraße" are left as they are)."""
     first = word[:1]

@@ -61,12 +61,16 @@ class PromptConfig:
     """System instruction in closed-book mode; "{refusal}" as in system."""
 
     def __post_init__(self) -> None:
-        if self.cite and self.closed_book:
-            from ragtune.config import ConfigError
+        from ragtune.config import ConfigError
 
+        if self.cite and self.closed_book:
             raise ConfigError(
                 "cite: a closed-book prompt has no passages to cite; set one of cite, closed_book"
             )
+        for key in ("refusal_en", "refusal_zh"):
+            # The refusal's first tokens are what the threshold scores and blocks.
+            if not getattr(self, key).strip():
+                raise ConfigError(f"{key}: the refusal sentence is empty; give the sentence")
 
 
 def refusal_for(question: str, cfg: PromptConfig) -> str:
