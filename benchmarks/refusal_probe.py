@@ -26,6 +26,11 @@ better than the model's output does. This script measures that on our models:
    (yes or no, P(True)-style as in Kadavath et al. 2022), and the states are read where its
    reply starts; its own P(no) takes the refusal start's place. Does asking make the states
    (or the output) separate better than answering does?
+7. With `--after-answer end|mean`: each question is answered first, as a threshold answers
+   it (the refusal start blocked), and the states are read where the answer ends (or
+   averaged over its tokens): does the model know more once it has written the span it
+   would give? "refusal_start" is then the generator's own score (the run's probe, when its
+   adapter has one).
 
 Several `--fit` files are pooled (each file's features cached on its own), so a probe fitted
 on the training examples can be set beside one fitted on more labelled questions the adapter
@@ -146,6 +151,49 @@ def features(
     }
 
 
+@torch.inference_mode()
+def answer_features(
+    gen: Any, path: str, lang: str | None, limit: int | None, max_length: int
+) -> dict:
+    """`--after-answer`: each question answered as a threshold answers it (greedy, the refusal
+    start blocked, through the generator's own path), then prompt and answer fed once more to
+    read every layer's states where the answer ends (the position that predicts its end:
+    "x") and averaged over the answer's tokens ("x_mean"). "start" is the generator's own
+    refusal score (its probe's when the adapter has one)."""
+    cfg = PromptConfig()
+    exs = examples_in(path, lang)
+    if limit:
+        exs = exs[:limit]
+    qs, _ = fit_questions(gen, exs, cfg, max_length, 32)
+    t0 = time.perf_counter()
+    batch = [build_messages(q.question, q.passages, cfg) for q in qs]
+    gens = gen.generate(batch, [refusal_for(q.question, cfg) for q in qs])
+    print(f"{Path(path).name}: {len(qs)} answers in {time.perf_counter() - t0:.0f} s", flush=True)
+    ends, means = [], []
+    for m, g in zip(batch, gens, strict=True):
+        prompt = gen.tokenizer(render_prompt(gen.tokenizer, m), add_special_tokens=False)
+        ids = prompt["input_ids"]
+        answer = gen.tokenizer(g.text, add_special_tokens=False)["input_ids"] if g.text else []
+        out = gen.model(
+            input_ids=torch.tensor([ids + answer], device=gen.device),
+            output_hidden_states=True,
+            logits_to_keep=1,
+        )
+        span = slice(len(ids) - 1, len(ids) + len(answer))  # the answer start, then its tokens
+        ends.append(torch.stack([s[0, -1].float() for s in out.hidden_states]).cpu().numpy())
+        means.append(
+            torch.stack([s[0, span].float().mean(0) for s in out.hidden_states]).cpu().numpy()
+        )
+    print(f"{Path(path).name}: {len(qs)} prompts in {time.perf_counter() - t0:.0f} s", flush=True)
+    return {
+        "x": np.stack(ends),
+        "x_mean": np.stack(means),
+        "y": np.array([0 if e.answerable else 1 for e in exs]),
+        "start": np.array([g.refusal_score for g in gens], dtype=float),
+        "answers": np.array([g.text for g in gens]),
+    }
+
+
 def examples_in(path: str, lang: str | None) -> list:
     """The examples of `path` this script reads: those in `lang` (all when None)."""
     return [e for e in load_examples(path) if lang is None or language(e.question) == lang]
@@ -188,6 +236,14 @@ def main() -> None:
         help="ask the model whether the passages hold the answer (yes/no) and read the states "
         "where its reply starts; P(no) replaces the refusal start (English only)",
     )
+    ap.add_argument(
+        "--after-answer",
+        choices=["end", "mean"],
+        default=None,
+        help="answer each question as a threshold does (refusal start blocked) and read the "
+        "states where the answer ends, or their mean over the answer: does the model know more "
+        "once it has written its answer?",
+    )
     ap.add_argument("--cache", default=None, help="save/load the features here (.npz prefix)")
     ap.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1], dest="cs")
     ap.add_argument(
@@ -213,12 +269,17 @@ def main() -> None:
         raise SystemExit("--ask: the yes/no question is English; add --lang en")
     # In cache and report names: features read another way are never mixed up.
     pooled = (f"-pool{args.pool}" if args.pool > 1 else "") + ("-ask" if args.ask else "")
+    if args.after_answer and (args.ask or args.pool > 1):
+        raise SystemExit("--after-answer reads the answer's states: no --ask or --pool with it")
+    # One cache holds both readings of the answer; the report names the one probed.
+    cache_suffix = pooled + ("-answer" if args.after_answer else "")
+    pooled += f"-answer-{args.after_answer}" if args.after_answer else ""
 
     def load(path: str, limit: int | None) -> dict:
         nonlocal gen
         # Named by file and first-N limit; the language filter is stored and checked, since
         # the fitting groups are rebuilt from the file with the same filter.
-        name = Path(path).stem + (f"-first{limit}" if limit else "") + pooled
+        name = Path(path).stem + (f"-first{limit}" if limit else "") + cache_suffix
         cached = Path(f"{args.cache}-{name}.npz") if args.cache else None
         if cached is not None and cached.exists():
             feats = dict(np.load(cached))
@@ -227,13 +288,22 @@ def main() -> None:
                 raise SystemExit(
                     f"{cached}: features of --lang {was or 'all'}; use another --cache"
                 )
-            return feats
+            return picked(feats)
         if gen is None:
             rt = runtime.for_stage(runtime.RuntimeSection(), args.model)
             gen = load_generator(GenerateConfig(model=args.model, adapter=args.adapter), rt)
-        feats = features(gen, path, args.lang, limit, args.max_length, args.pool, args.ask)
+        if args.after_answer:
+            feats = answer_features(gen, path, args.lang, limit, args.max_length)
+        else:
+            feats = features(gen, path, args.lang, limit, args.max_length, args.pool, args.ask)
         if cached is not None:
             np.savez(cached, **feats, lang=np.array(args.lang or ""))
+        return picked(feats)
+
+    def picked(feats: dict) -> dict:
+        """The states `--after-answer` asks for under "x" (the answer's end is stored there)."""
+        if args.after_answer == "mean":
+            feats["x"] = feats["x_mean"]
         return feats
 
     fits = [load(p, args.fit_limit) for p in args.fit]
