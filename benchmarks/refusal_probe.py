@@ -28,8 +28,9 @@ better than the model's output does. This script measures that on our models:
    (or the output) separate better than answering does?
 7. With `--after-answer end|mean`: each question is answered first, as a threshold answers
    it (the refusal start blocked), and the states are read where the answer ends (or
-   averaged over its tokens): does the model know more once it has written the span it
-   would give? "refusal_start" is then the generator's own score (the run's probe, when its
+   averaged over the answer start and the answer's tokens): does the model know more once
+   it has written the span it would give? Answers run to the generator's default cap (48
+   tokens; eval caps English at 32), and the count that reached it is printed. "refusal_start" is then the generator's own score (the run's probe, when its
    adapter has one).
 
 Several `--fit` files are pooled (each file's features cached on its own), so a probe fitted
@@ -158,8 +159,10 @@ def answer_features(
     """`--after-answer`: each question answered as a threshold answers it (greedy, the refusal
     start blocked, through the generator's own path), then prompt and answer fed once more to
     read every layer's states where the answer ends (the position that predicts its end:
-    "x") and averaged over the answer's tokens ("x_mean"). "start" is the generator's own
-    refusal score (its probe's when the adapter has one)."""
+    "x") and averaged over the answer start and the answer's tokens ("x_mean"). "start" is
+    the generator's own refusal score (its probe's when the adapter has one). The answer is
+    encoded again from its text (special tokens dropped, stripped), as a client would send it
+    back; its ids may differ from the generated ones at a piece or two."""
     cfg = PromptConfig()
     exs = examples_in(path, lang)
     if limit:
@@ -168,7 +171,12 @@ def answer_features(
     t0 = time.perf_counter()
     batch = [build_messages(q.question, q.passages, cfg) for q in qs]
     gens = gen.generate(batch, [refusal_for(q.question, cfg) for q in qs])
-    print(f"{Path(path).name}: {len(qs)} answers in {time.perf_counter() - t0:.0f} s", flush=True)
+    capped = sum(g.new_tokens >= gen.max_new_tokens for g in gens)
+    print(
+        f"{Path(path).name}: {len(qs)} answers in {time.perf_counter() - t0:.0f} s "
+        f"({capped} cut at {gen.max_new_tokens} tokens: their states are read where the cap cut)",
+        flush=True,
+    )
     ends, means = [], []
     for m, g in zip(batch, gens, strict=True):
         prompt = gen.tokenizer(render_prompt(gen.tokenizer, m), add_special_tokens=False)
@@ -184,7 +192,7 @@ def answer_features(
         means.append(
             torch.stack([s[0, span].float().mean(0) for s in out.hidden_states]).cpu().numpy()
         )
-    print(f"{Path(path).name}: {len(qs)} prompts in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"{Path(path).name}: answers and states in {time.perf_counter() - t0:.0f} s", flush=True)
     return {
         "x": np.stack(ends),
         "x_mean": np.stack(means),
