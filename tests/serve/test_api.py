@@ -135,6 +135,14 @@ def test_rag_mode_copies_from_the_passages_when_extractive(
     free_url, _ = start_server(tiny_pool, indexes={"docs": docs_index})
     free = client(free_url).chat.completions.create(model="rag:docs@a1", messages=ask, max_tokens=6)
     assert free.choices[0].message.content != text  # the constraint did the work
+    # A request overrides the server's setting either way ("ragtune": {"extractive": ...}).
+    for server, asked, expected in ((url, False, free.choices[0].message.content),
+                                    (free_url, True, text)):  # fmt: skip
+        r = client(server).chat.completions.create(
+            model="rag:docs@a1", messages=ask, max_tokens=6,
+            extra_body={"ragtune": {"extractive": asked}},
+        )  # fmt: skip
+        assert r.choices[0].message.content == expected
 
 
 def test_api_key_is_required_when_set(start_server) -> None:  # type: ignore[no-untyped-def]
@@ -163,6 +171,11 @@ def test_api_key_is_required_when_set(start_server) -> None:  # type: ignore[no-
         ({"model": "base", "messages": [{"role": "user", "content": "x" * 40000}]}, "messages"),
         ({"messages": Q}, "model"),
         ({"model": "rag:nope", "messages": Q}, "ragtune.index"),
+        (
+            {"model": "rag:docs", "messages": Q, "ragtune": {"extractive": "yes"}},
+            "ragtune.extractive",
+        ),
+        ({"model": "base", "messages": Q, "ragtune": {"extractive": True}}, "ragtune.extractive"),
         (b"{not json", "body"),
         (b"[" * 50_000, "body"),  # deeper than json can parse
         (

@@ -33,12 +33,14 @@ class TwoAdapters:
         }
         self.generator = self
         self.replies = {"base": "I am not sure.", "a1": "Ada Quill", "a2": "in 1871"}
+        self.copied: list[bool] = []  # per call: was the answer to be copied from passages?
 
     def count_prompt_tokens(self, messages) -> int:  # type: ignore[no-untyped-def]
         return sum(len(m["content"].split()) for m in messages)
 
     def generate(self, name, batch, max_new_tokens, refusals=None, stream=None, spans=None):  # type: ignore[no-untyped-def]
         out = []
+        self.copied.append(spans is not None)
         for i, _ in enumerate(batch):
             words = self.replies[name].split(" ")
             for j, w in enumerate(words):
@@ -57,7 +59,8 @@ def test_page_streams_an_answer_with_citation_and_switches_adapter(
     from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, _ = start_server(TwoAdapters(), indexes={"docs": docs_index})
+    pool = TwoAdapters()
+    url, _ = start_server(pool, indexes={"docs": docs_index})
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM  # type: ignore[assignment]
     for arg in (
@@ -88,8 +91,17 @@ def test_page_streams_an_answer_with_citation_and_switches_adapter(
         shot = Path(os.environ.get("RAGTUNE_SCREENSHOT") or tmp_path / "page.png")
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
+        # The box starts at the server's setting (off) and asks for copied answers when ticked.
+        box = driver.find_element("id", "extractive")
+        assert not box.is_selected() and pool.copied == [False]
+        box.click()
         Select(driver.find_element("id", "model")).select_by_visible_text("a2")
         driver.find_element("id", "ask").click()
         wait.until(lambda d: d.find_element("id", "answer").text.startswith("in 1871"))
+        assert pool.copied == [False, True]
+        # Chat mode answers freely: the box is hidden there.
+        assert driver.find_element("id", "copyfield").is_displayed()
+        Select(driver.find_element("id", "index")).select_by_visible_text("none (chat)")
+        assert not driver.find_element("id", "copyfield").is_displayed()
     finally:
         driver.quit()

@@ -8,7 +8,9 @@
   `"ragtune": {"index": "INDEX"}`), answers the last user message from that index. The
   adapter's (or a full fine-tune base's) calibrated refusal threshold applies, per language
   where it has them, and the reply carries `ragtune`:
-  {refused, citations, passages} (in the last chunk when streaming).
+  {refused, citations, passages} (in the last chunk when streaming). `"ragtune":
+  {"extractive": true|false}` copies the answer from the passages or not, whatever the
+  server's `extractive` setting.
 - `GET /`: the web page (`page.html`).
 
 Errors use OpenAI's shape. 400 names the field, 401 means a missing or wrong key, 429 comes
@@ -69,7 +71,8 @@ class ServerState:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     retrieval: RetrievalSection = field(default_factory=RetrievalSection)
     extractive: bool = False
-    """RAG mode copies answers from whole words of the passages (`ServeConfig.extractive`)."""
+    """RAG mode copies answers from whole words of the passages (`ServeConfig.extractive`),
+    unless a request says otherwise ("ragtune": {"extractive": false})."""
     draining: bool = False
     inflight: int = 0
     stop: Any = None
@@ -139,6 +142,7 @@ def create_app(state: ServerState) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
         html = resources.files("ragtune.serve").joinpath("page.html").read_text(encoding="utf-8")
+        html = html.replace("{{EXTRACTIVE}}", "true" if state.extractive else "false")
         return HTMLResponse(html.replace("{{AUTH}}", "true" if state.api_key else "false"))
 
     @app.post("/v1/chat/completions")
@@ -215,14 +219,15 @@ async def _prepare(
         return Job(req.model, req.messages, max_tokens), None, []
     entry = state.pool.entries[req.model]
     question = req.messages[-1]["content"]
+    extractive = state.extractive if req.extractive is None else req.extractive
     pipe = Pipeline(state.retriever(req.index), state.pool.generator, state.prompt, k=state.retrieval.k,
                     threshold=entry.threshold, max_length=state.max_length, max_new_tokens=max_tokens,
-                    extractive=state.extractive)  # fmt: skip
+                    extractive=extractive)  # fmt: skip
     passages = await asyncio.to_thread(pipe.retrieve, question)
     if not passages:
         return None, pipe, []
     r = grounded_request(question, [p.text for p in passages], state.prompt,
-                         entry.threshold is not None, state.extractive)  # fmt: skip
+                         entry.threshold is not None, extractive)  # fmt: skip
     return Job(req.model, r.messages, max_tokens, r.refusal, r.spans), pipe, passages
 
 

@@ -50,6 +50,9 @@ class ChatRequest:
     include_usage: bool
     index: str | None = None
     """RAG mode: the named index to retrieve from (model "rag:NAME", or "ragtune": {"index"})."""
+    extractive: bool | None = None
+    """RAG mode: copy the answer from the passages ("ragtune": {"extractive": true}) or not;
+    None: the server's setting."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,9 +119,17 @@ def parse_chat(body: Any, limits: Limits) -> ChatRequest:
         model = adapter or ""
     if index is not None and not isinstance(index, str):
         raise _bad("ragtune.index", "must be an index name")
-    return ChatRequest(
-        model, clean, max_tokens, stream, bool(opts.get("include_usage")), index, extra
-    )
+    extractive = extra.get("extractive")
+    if extractive is not None and not isinstance(extractive, bool):
+        raise _bad("ragtune.extractive", "must be true or false")
+    if extractive is not None and index is None:
+        raise _bad(
+            "ragtune.extractive",
+            'copies answers from retrieved passages: RAG mode only (model "rag:NAME", or '
+            '"ragtune": {"index": NAME})',
+        )
+    return ChatRequest(model, clean, max_tokens, stream, bool(opts.get("include_usage")),
+                       index=index, extractive=extractive, extra=extra)  # fmt: skip
 
 
 def completion_id() -> str:

@@ -63,7 +63,8 @@ class ServeConfig:
     """RAG mode copies each answer from whole words of the retrieved passages (extractive
     decoding, `generation.extractive`; chat mode always answers freely). Off by default:
     on Qwen2.5-0.5B it kept F1 and put every answer in its passages, on SmolLM2 it lost
-    F1 and refusals (benchmarks/RESULTS.md)."""
+    F1 and refusals (benchmarks/RESULTS.md). A request overrides it ("ragtune":
+    {"extractive": true|false}), and so does the web page's box."""
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
     """Device, dtype and CPU threads."""
 
