@@ -30,8 +30,9 @@ better than the model's output does. This script measures that on our models:
    it (the refusal start blocked), and the states are read where the answer ends (or
    averaged over the answer start and the answer's tokens): does the model know more once
    it has written the span it would give? Answers run to the generator's default cap (48
-   tokens; eval caps English at 32), and the count that reached it is printed. "refusal_start" is then the generator's own score (the run's probe, when its
-   adapter has one).
+   tokens; eval caps English at 32), and the count that reached it is printed.
+   "refusal_start" is then the generator's own score (the run's probe, when its adapter has
+   one).
 
 Several `--fit` files are pooled (each file's features cached on its own), so a probe fitted
 on the training examples can be set beside one fitted on more labelled questions the adapter
