@@ -61,10 +61,13 @@ class Scripted:
 
     def __init__(self, reply: Callable[[Any], str], delay_s: float = 0.0):
         self.reply, self.delay_s, self.batches = reply, delay_s, []
+        self.copied: list[list[bool]] = []
+        """Per batch, per row: was the answer to be copied from texts (extractive)?"""
         self.max_new_tokens = 8
 
     def generate(self, batch, refusals=None, spans=None, stream=None):  # type: ignore[no-untyped-def]
         self.batches.append(len(batch))
+        self.copied.append([bool(s) for s in spans] if spans is not None else [False] * len(batch))
         time.sleep(self.delay_s)
         out = []
         for i, m in enumerate(batch):

@@ -143,6 +143,46 @@ def test_rag_mode_copies_from_the_passages_when_extractive(
             extra_body={"ragtune": {"extractive": asked}},
         )  # fmt: skip
         assert r.choices[0].message.content == expected
+        chunks = list(client(server).chat.completions.create(
+            model="rag:docs@a1", messages=ask, max_tokens=6, stream=True,
+            extra_body={"ragtune": {"extractive": asked}},
+        ))  # fmt: skip
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed.strip() == expected
+
+
+def test_copied_and_free_answers_never_share_a_batch(start_server, docs_index: Path) -> None:  # type: ignore[no-untyped-def]
+    """Requests choosing extractive decoding and requests not choosing it arrive together;
+    each batch the engine runs is all one or all the other."""
+    pool = scripted_pool(lambda m: "Ada Quill", delay_s=0.3)
+    url, _ = start_server(pool, indexes={"docs": docs_index}, max_batch=8)
+    ask = [{"role": "user", "content": "Who founded Marlowe Station?"}]
+    codes: list[int] = []
+
+    def send(copy: bool) -> None:
+        body = {"model": "rag:docs", "messages": ask, "ragtune": {"extractive": copy}}
+        codes.append(post(url, body)[0])
+
+    threads = [threading.Thread(target=send, args=(i % 2 == 0,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200] * 8
+    copied = pool.generator.copied
+    assert all(len(set(rows)) == 1 for rows in copied)  # never mixed
+    assert {rows[0] for rows in copied} == {True, False} and max(map(len, copied)) > 1
+
+
+def test_the_page_starts_at_the_servers_extractive_setting(start_server, docs_index: Path) -> None:  # type: ignore[no-untyped-def]
+    for setting in (True, False):
+        url, _ = start_server(scripted_pool(lambda m: "ok"), extractive=setting)
+        with urllib.request.urlopen(url + "/", timeout=10) as r:
+            page = r.read().decode()
+        assert f"const EXTRACTIVE = {str(setting).lower()};" in page and "{{" not in page
+    # A chat request may say "not copied" (what chat does); only "copied" is refused there.
+    status, body, _ = post(url, {"model": "base", "messages": Q, "ragtune": {"extractive": False}})
+    assert status == 200 and body["choices"][0]["message"]["content"] == "ok"
 
 
 def test_api_key_is_required_when_set(start_server) -> None:  # type: ignore[no-untyped-def]

@@ -103,5 +103,10 @@ def test_page_streams_an_answer_with_citation_and_switches_adapter(
         assert driver.find_element("id", "copyfield").is_displayed()
         Select(driver.find_element("id", "index")).select_by_visible_text("none (chat)")
         assert not driver.find_element("id", "copyfield").is_displayed()
+        driver.find_element("id", "ask").click()  # the ticked box is not sent in chat mode
+        wait.until(
+            lambda d: len(pool.copied) == 3 and "1871" in d.find_element("id", "answer").text
+        )
+        assert pool.copied[-1] is False
     finally:
         driver.quit()

@@ -8,9 +8,9 @@
   `"ragtune": {"index": "INDEX"}`), answers the last user message from that index. The
   adapter's (or a full fine-tune base's) calibrated refusal threshold applies, per language
   where it has them, and the reply carries `ragtune`:
-  {refused, citations, passages} (in the last chunk when streaming). `"ragtune":
-  {"extractive": true|false}` copies the answer from the passages or not, whatever the
-  server's `extractive` setting.
+  {refused, citations, passages} (in the last chunk when streaming). In RAG mode
+  `"ragtune": {"extractive": true|false}` copies the answer from the passages or not,
+  whatever the server's `extractive` setting (a chat request asked to copy gets 400).
 - `GET /`: the web page (`page.html`).
 
 Errors use OpenAI's shape. 400 names the field, 401 means a missing or wrong key, 429 comes

@@ -122,7 +122,7 @@ def parse_chat(body: Any, limits: Limits) -> ChatRequest:
     extractive = extra.get("extractive")
     if extractive is not None and not isinstance(extractive, bool):
         raise _bad("ragtune.extractive", "must be true or false")
-    if extractive is not None and index is None:
+    if extractive and index is None:  # false is what chat mode does anyway
         raise _bad(
             "ragtune.extractive",
             'copies answers from retrieved passages: RAG mode only (model "rag:NAME", or '
